@@ -1,0 +1,51 @@
+# socketioguard — `make test` is the README's test command and what CI runs.
+# It installs what it needs (yaegi v0.16.1) and caches it under ~/.cache.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+MODULE   := github.com/sysmayal/socketioguard
+CACHE    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/socketioguard
+YAEGI_VERSION := v0.16.1
+YAEGI    := $(CACHE)/bin/yaegi-$(YAEGI_VERSION)
+GOPATH_LAYOUT := $(CACHE)/yaegi-gopath
+
+.PHONY: test vet unit yaegi_test fuzz bench-go tools clean
+
+test: vet unit yaegi_test
+
+vet:
+	go vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+
+unit:
+	go test -race -count=1 ./...
+
+# Yaegi, as Traefik runs the plugin: the source in a GOPATH layout, go.mod ignored.
+yaegi_test: $(YAEGI)
+	rm -rf "$(GOPATH_LAYOUT)" && mkdir -p "$(GOPATH_LAYOUT)/src/$(MODULE)"
+	cp *.go go.mod .traefik.yml "$(GOPATH_LAYOUT)/src/$(MODULE)/"
+	cd "$(GOPATH_LAYOUT)/src/$(MODULE)" && GOPATH="$(GOPATH_LAYOUT)" GO111MODULE=off "$(YAEGI)" test -v . 2>&1 \
+		| tee "$(CACHE)/yaegi-test.log" | grep -E '^(--- FAIL|FAIL|PASS|ok|panic)|value.go' || true
+	@grep -q '^PASS' "$(CACHE)/yaegi-test.log" && ! grep -q '^--- FAIL' "$(CACHE)/yaegi-test.log" \
+		|| { echo "yaegi test failed:"; cat "$(CACHE)/yaegi-test.log"; exit 1; }
+	@echo "yaegi $(YAEGI_VERSION): $$(grep -c '^--- PASS' "$(CACHE)/yaegi-test.log") top-level tests passed, $$(grep -c '^--- SKIP' "$(CACHE)/yaegi-test.log" || true) skipped"
+
+$(YAEGI):
+	mkdir -p "$(CACHE)/bin"
+	GOBIN="$(CACHE)/bin/tmp" go install github.com/traefik/yaegi/cmd/yaegi@$(YAEGI_VERSION)
+	mv "$(CACHE)/bin/tmp/yaegi" "$(YAEGI)" && rmdir "$(CACHE)/bin/tmp"
+
+tools: $(YAEGI)
+
+# Longer fuzzing than the seed corpus run in `unit` (not part of `test`).
+FUZZTIME ?= 60s
+fuzz:
+	go test -run XXX -fuzz FuzzServeHTTP -fuzztime $(FUZZTIME) .
+	go test -run XXX -fuzz FuzzReadEngineIOQuery -fuzztime $(FUZZTIME) .
+
+bench-go:
+	go test -run XXX -bench . -benchmem -count 5 .
+
+clean:
+	rm -rf "$(GOPATH_LAYOUT)"

@@ -1,0 +1,57 @@
+package socketioguard
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+)
+
+// discardWriter is a ResponseWriter that costs nothing, so benchmarks and
+// allocation counts measure the guard alone.
+type discardWriter struct{ header http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.header }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+var okBackend = http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+	rw.WriteHeader(http.StatusOK)
+})
+
+func benchmarkGuard(b *testing.B, target string) {
+	guard := newTestGuard(&testing.T{}, CreateConfig(), okBackend, nil)
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	rw := &discardWriter{header: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		guard.ServeHTTP(rw, req)
+	}
+}
+
+// BenchmarkServeHTTPNonEngineIO is the cost on every web-app request of a
+// router the guard is attached to (fallback mode sees mostly these).
+func BenchmarkServeHTTPNonEngineIO(b *testing.B) {
+	benchmarkGuard(b, "/api/method/frappe.realtime.get_user_info")
+}
+
+// BenchmarkServeHTTPPolling is a valid polling request (validate + watch the answer).
+func BenchmarkServeHTTPPolling(b *testing.B) {
+	benchmarkGuard(b, "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC")
+}
+
+// interpretedByYaegi: Yaegi's reflect types carry no package path.
+func interpretedByYaegi() bool { return reflect.TypeOf(Guard{}).PkgPath() == "" }
+
+func TestNonEngineIORequestAllocatesNothing(t *testing.T) {
+	if interpretedByYaegi() {
+		t.Skip("allocation counts are a property of the compiled code; Yaegi allocates per call")
+	}
+	guard := newTestGuard(t, CreateConfig(), okBackend, nil)
+	req := httptest.NewRequest(http.MethodGet, "/assets/raven/app.js", nil)
+	rw := &discardWriter{header: http.Header{}}
+	if allocs := testing.AllocsPerRun(100, func() { guard.ServeHTTP(rw, req) }); allocs != 0 {
+		t.Errorf("a non-Engine.IO request costs %v allocations, want 0", allocs)
+	}
+}

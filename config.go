@@ -1,0 +1,195 @@
+package socketioguard
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Config is the middleware's dynamic configuration. Traefik decodes it with
+// mapstructure: keys match the field names case-insensitively, and label
+// strings ("true", "421", "/socket.io/,/ws/") are converted to these types.
+type Config struct {
+	// Paths are the Engine.IO endpoint prefixes, each starting and ending with "/".
+	Paths []string `json:"paths,omitempty"`
+	// Mode is "guard" (on the Socket.IO router) or "fallback" (on routers that
+	// must not receive Socket.IO traffic).
+	Mode string `json:"mode,omitempty"`
+	// EIOVersions are the accepted values of the EIO query parameter.
+	EIOVersions []string `json:"eioVersions,omitempty"`
+	// Transports are the accepted values of the transport query parameter.
+	Transports []string `json:"transports,omitempty"`
+	// RepairUpgrade restores Upgrade/Connection on websocket handshakes whose
+	// Sec-WebSocket-* headers prove what they are.
+	RepairUpgrade bool `json:"repairUpgrade,omitempty"`
+	// NormalizePath turns "/socket.io?…" into "/socket.io/?…".
+	NormalizePath bool `json:"normalizePath,omitempty"`
+	// SetMissingOrigin sets Origin to <scheme>://<host> when a request has none.
+	SetMissingOrigin bool `json:"setMissingOrigin,omitempty"`
+	// DiagnoseResponses inspects the backend's answers to Engine.IO requests.
+	DiagnoseResponses bool `json:"diagnoseResponses,omitempty"`
+	// FallbackStatus is the status fallback mode answers Engine.IO requests with.
+	FallbackStatus int `json:"fallbackStatus,omitempty"`
+	// LogLevel is one of off, error, warn, info, debug.
+	LogLevel string `json:"logLevel,omitempty"`
+	// InspectPath, when set, is answered with a JSON description of the request.
+	InspectPath string `json:"inspectPath,omitempty"`
+}
+
+// CreateConfig returns the defaults; Traefik decodes the user's keys over them.
+func CreateConfig() *Config {
+	return &Config{
+		Paths:             []string{"/socket.io/"},
+		Mode:              modeGuard,
+		EIOVersions:       []string{"3", "4"},
+		Transports:        []string{transportPolling, transportWebsocket},
+		RepairUpgrade:     true,
+		NormalizePath:     true,
+		SetMissingOrigin:  false,
+		DiagnoseResponses: true,
+		FallbackStatus:    421,
+		LogLevel:          "error",
+		InspectPath:       "",
+	}
+}
+
+const (
+	modeGuard    = "guard"
+	modeFallback = "fallback"
+
+	transportPolling   = "polling"
+	transportWebsocket = "websocket"
+)
+
+var (
+	allowedModes       = []string{modeGuard, modeFallback}
+	allowedEIOVersions = []string{"3", "4"}
+	allowedTransports  = []string{transportPolling, transportWebsocket}
+	allowedLogLevels   = []string{"off", "error", "warn", "info", "debug"}
+)
+
+// settings is a validated Config, in the form ServeHTTP uses.
+type settings struct {
+	paths             []string
+	fallback          bool
+	eioVersions       []string
+	transports        []string
+	repairUpgrade     bool
+	normalizePath     bool
+	setMissingOrigin  bool
+	diagnoseResponses bool
+	fallbackStatus    int
+	logLevel          logLevel
+	inspectPath       string
+}
+
+// validate turns a Config into settings, or explains the first bad key:
+// which key, which value, what is allowed and what to do.
+func validate(cfg *Config) (settings, error) {
+	if cfg == nil {
+		cfg = CreateConfig()
+	}
+	s := settings{
+		repairUpgrade:     cfg.RepairUpgrade,
+		normalizePath:     cfg.NormalizePath,
+		setMissingOrigin:  cfg.SetMissingOrigin,
+		diagnoseResponses: cfg.DiagnoseResponses,
+		fallbackStatus:    cfg.FallbackStatus,
+	}
+
+	var err error
+	if s.paths, err = validatePaths(cfg.Paths); err != nil {
+		return s, err
+	}
+
+	switch mode := strings.TrimSpace(cfg.Mode); mode {
+	case modeGuard:
+	case modeFallback:
+		s.fallback = true
+	default:
+		return s, fmt.Errorf("mode %q is not one of %s: use guard on the router that serves Socket.IO, fallback on routers that must not receive it", cfg.Mode, strings.Join(allowedModes, ", "))
+	}
+
+	if s.eioVersions, err = validateChoices("eioVersions", cfg.EIOVersions, allowedEIOVersions,
+		"4 is Socket.IO v3/v4, 3 is Socket.IO v2 (a v4 server with allowEIO3)"); err != nil {
+		return s, err
+	}
+	if s.transports, err = validateChoices("transports", cfg.Transports, allowedTransports,
+		"webtransport never travels over HTTP/1.1 and cannot be guarded"); err != nil {
+		return s, err
+	}
+
+	if s.fallbackStatus < 400 || s.fallbackStatus > 599 {
+		return s, fmt.Errorf("fallbackStatus %d is not an HTTP error status: use a number from 400 to 599 (default 421 Misdirected Request)", cfg.FallbackStatus)
+	}
+
+	level, ok := parseLogLevel(strings.TrimSpace(cfg.LogLevel))
+	if !ok {
+		return s, fmt.Errorf("logLevel %q is not one of %s", cfg.LogLevel, strings.Join(allowedLogLevels, ", "))
+	}
+	s.logLevel = level
+
+	if s.inspectPath, err = validateInspectPath(cfg.InspectPath); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func validatePaths(paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("paths is empty: give at least one Engine.IO endpoint prefix, e.g. /socket.io/")
+	}
+	clean := make([]string, 0, len(paths))
+	for i, raw := range paths {
+		p := strings.TrimSpace(raw)
+		switch {
+		case p == "":
+			return nil, fmt.Errorf("paths[%d] is empty: each path is an Engine.IO endpoint prefix such as /socket.io/", i)
+		case !strings.HasPrefix(p, "/"):
+			return nil, fmt.Errorf("paths[%d] %q must start with /: write /%s", i, raw, strings.TrimSuffix(p, "/")+"/")
+		case !strings.HasSuffix(p, "/"):
+			return nil, fmt.Errorf("paths[%d] %q must end with /: write %s/ (requests to %s are still recognised)", i, raw, p, p)
+		case p == "/":
+			return nil, fmt.Errorf("paths[%d] %q would treat every request as Engine.IO: use the Socket.IO server's path, e.g. /socket.io/", i, raw)
+		case strings.ContainsAny(p, "?#* \t"):
+			return nil, fmt.Errorf("paths[%d] %q is not a plain path prefix: no query, fragment, wildcard or space", i, raw)
+		}
+		clean = append(clean, p)
+	}
+	return clean, nil
+}
+
+// validateChoices checks a list option against its allowed values.
+func validateChoices(key string, values, allowed []string, why string) ([]string, error) {
+	if len(values) == 0 {
+		return nil, fmt.Errorf("%s is empty: allowed values are %s", key, strings.Join(allowed, ", "))
+	}
+	clean := make([]string, 0, len(values))
+	for i, raw := range values {
+		v := strings.TrimSpace(raw)
+		if !contains(allowed, v) {
+			return nil, fmt.Errorf("%s[%d] %q is not one of %s (%s)", key, i, raw, strings.Join(allowed, ", "), why)
+		}
+		clean = append(clean, v)
+	}
+	return clean, nil
+}
+
+func validateInspectPath(raw string) (string, error) {
+	p := strings.TrimSpace(raw)
+	if p == "" {
+		return "", nil
+	}
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#* \t") {
+		return "", fmt.Errorf("inspectPath %q must be a plain absolute path such as /socket.io/.guard (or empty to turn inspection off)", raw)
+	}
+	return p, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, item := range list {
+		if item == v {
+			return true
+		}
+	}
+	return false
+}

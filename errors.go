@@ -1,0 +1,134 @@
+package socketioguard
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Engine.IO's own error codes and messages (engine.io server.ts), reused in
+// the guard's answers so that Engine.IO clients still parse them.
+const (
+	codeTransportUnknown    = 0
+	codeBadHandshakeMethod  = 2
+	codeBadRequest          = 3
+	codeUnsupportedProtocol = 5
+)
+
+var engineIOMessages = map[int]string{
+	0: "Transport unknown",
+	1: "Session ID unknown",
+	2: "Bad handshake method",
+	3: "Bad request",
+	4: "Forbidden",
+	5: "Unsupported protocol version",
+}
+
+// problem is one documented thing the guard can find. The id is public: it
+// is the value of X-Socketio-Guard-Error / -Diagnosis, the log's event and
+// the readme's error reference, and users write it in alerting rules.
+type problem struct {
+	id     string
+	status int // the guard's answer; 0 for diagnoses, which keep the backend's
+	code   int // Engine.IO error code of the guard's answer
+	level  logLevel
+	hint   string
+}
+
+// Rejections: the guard answers before the backend sees the request.
+var (
+	problemQueryMissing = problem{
+		id: "query-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelError,
+		hint: "a hop between the client and Traefik dropped the query string (e.g. an nginx rewrite or proxy_pass without $is_args$args); forward the request URI unchanged",
+	}
+	problemEIOUnsupported = problem{
+		id: "eio-unsupported", status: http.StatusBadRequest, code: codeUnsupportedProtocol, level: levelWarn,
+		hint: "the client speaks another Engine.IO protocol version than the server: EIO=4 is socket.io-client v3/v4, EIO=3 is v2 (needs allowEIO3 on the server); align the versions or extend eioVersions",
+	}
+	problemTransportUnknown = problem{
+		id: "transport-unknown", status: http.StatusBadRequest, code: codeTransportUnknown, level: levelWarn,
+		hint: "transport must be one of the configured transports (polling, websocket); check the client's transports option",
+	}
+	problemBadHandshakeMethod = problem{
+		id: "bad-handshake-method", status: http.StatusBadRequest, code: codeBadHandshakeMethod, level: levelWarn,
+		hint: "a request without sid must be the GET handshake; if the client sent a sid, a hop dropped part of the query string",
+	}
+	problemUpgradeMissing = problem{
+		id: "upgrade-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelError,
+		hint: "transport=websocket arrived without Upgrade: websocket and Connection: upgrade; a proxy in front of Traefik strips hop-by-hop headers (nginx needs proxy_http_version 1.1 and proxy_set_header Upgrade/Connection)",
+	}
+	problemUpgradeImpossible = problem{
+		id: "upgrade-impossible", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
+		hint: "websockets need HTTP/1.1 and Traefik does not accept them over HTTP/2 or HTTP/3; let the client open its websocket over HTTP/1.1",
+	}
+	problemNoSocketIORoute = problem{
+		id: "no-socketio-route", status: 0, code: codeBadRequest, level: levelError,
+		hint: "", // built per request: it names the host
+	}
+	problemBackendNotSocketIO = problem{
+		id: "backend-not-socketio", status: http.StatusBadGateway, code: codeBadRequest, level: levelError,
+		hint: "the service behind this router is not the Socket.IO server (the web app answered); point the router for PathPrefix(`/socket.io`) at the Socket.IO service and make sure no other router claims /socket.io for this host",
+	}
+)
+
+// Diagnoses: the backend's answer is kept and marked.
+var (
+	problemSessionUnknown = problem{
+		id: "session-unknown", level: levelWarn,
+		hint: "the Socket.IO server does not know this sid: several replicas without sticky sessions (use loadBalancer.sticky.cookie or one replica), or the server restarted",
+	}
+	problemUpgradeLostDownstream = problem{
+		id: "upgrade-lost-downstream", level: levelError,
+		hint: "Traefik forwarded a websocket handshake with Upgrade/Connection but the backend answered 400: a hop between Traefik and the Socket.IO server (e.g. an nginx sidecar) drops them; add proxy_http_version 1.1 and proxy_set_header Upgrade $http_upgrade / Connection \"upgrade\" there",
+	}
+)
+
+// Repairs, named as in X-Socketio-Guard-Repaired.
+const (
+	repairUpgrade = "upgrade"
+	repairPath    = "path"
+	repairOrigin  = "origin"
+)
+
+var repairHints = map[string]string{
+	repairUpgrade: "a hop in front of Traefik strips the hop-by-hop headers Upgrade/Connection; the guard restored them from Sec-WebSocket-Key/-Version, but fix that hop (nginx: proxy_http_version 1.1, proxy_set_header Upgrade $http_upgrade, proxy_set_header Connection \"upgrade\")",
+	repairPath:    "the request came without the trailing slash Engine.IO servers require; the guard added it",
+	repairOrigin:  "the request had no Origin; the guard set it to the request's own scheme and host",
+}
+
+const (
+	headerError     = "X-Socketio-Guard-Error"
+	headerDiagnosis = "X-Socketio-Guard-Diagnosis"
+	headerRepaired  = "X-Socketio-Guard-Repaired"
+)
+
+// guardAnswer is the body of every answer the guard writes itself: Engine.IO's
+// error shape, so clients still parse it, plus what a human needs to fix it.
+type guardAnswer struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Guard   guardAnswerInfo `json:"guard"`
+}
+
+type guardAnswerInfo struct {
+	Error  string `json:"error"`
+	Detail string `json:"detail"`
+	Hint   string `json:"hint"`
+}
+
+func writeGuardAnswer(rw http.ResponseWriter, status int, p problem, detail, hint string) {
+	body, err := json.Marshal(guardAnswer{
+		Code:    p.code,
+		Message: engineIOMessages[p.code],
+		Guard:   guardAnswerInfo{Error: p.id, Detail: detail, Hint: hint},
+	})
+	if err != nil { // cannot happen with string fields; keep the answer valid anyway
+		body = []byte(`{"code":3,"message":"Bad request"}`)
+	}
+	h := rw.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set(headerError, p.id)
+	rw.WriteHeader(status)
+	_, _ = rw.Write(body)
+}

@@ -1,0 +1,3 @@
+module github.com/sysmayal/socketioguard
+
+go 1.22

@@ -1,0 +1,195 @@
+package socketioguard
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sync"
+)
+
+// counters are per middleware instance (Traefik builds one per router).
+type counters struct {
+	mu         sync.Mutex
+	requests   int64
+	repairs    map[string]int64
+	rejections map[string]int64
+	diagnoses  map[string]int64
+}
+
+func newCounters() *counters {
+	return &counters{
+		repairs:    map[string]int64{},
+		rejections: map[string]int64{},
+		diagnoses:  map[string]int64{},
+	}
+}
+
+func (c *counters) countRequest() {
+	c.mu.Lock()
+	c.requests++
+	c.mu.Unlock()
+}
+
+func (c *counters) countRepair(kind string)  { c.add(c.repairs, kind) }
+func (c *counters) countRejection(id string) { c.add(c.rejections, id) }
+func (c *counters) countDiagnosis(id string) { c.add(c.diagnoses, id) }
+
+func (c *counters) add(m map[string]int64, key string) {
+	c.mu.Lock()
+	m[key]++
+	c.mu.Unlock()
+}
+
+type counterSnapshot struct {
+	EngineIORequests int64            `json:"engineIORequests"`
+	Repairs          map[string]int64 `json:"repairs"`
+	Rejections       map[string]int64 `json:"rejections"`
+	Diagnoses        map[string]int64 `json:"diagnoses"`
+}
+
+func (c *counters) snapshot() counterSnapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return counterSnapshot{
+		EngineIORequests: c.requests,
+		Repairs:          copyCounts(c.repairs),
+		Rejections:       copyCounts(c.rejections),
+		Diagnoses:        copyCounts(c.diagnoses),
+	}
+}
+
+func copyCounts(m map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// inspection is the answer to a GET on inspectPath: what arrived at the guard
+// (after every hop in front of it, Traefik's entrypoint included) and what
+// the guard would do with an Engine.IO request like it. It never contains
+// Cookie, Authorization or the sid value.
+type inspection struct {
+	Middleware string              `json:"middleware"`
+	Mode       string              `json:"mode"`
+	Request    inspectedRequest    `json:"request"`
+	Headers    inspectedHeaders    `json:"headers"`
+	Verdict    inspectionVerdict   `json:"verdict"`
+	Counters   counterSnapshot     `json:"counters"`
+	Query      map[string][]string `json:"query"`
+}
+
+type inspectedRequest struct {
+	Method     string `json:"method"`
+	Proto      string `json:"proto"`
+	Host       string `json:"host"`
+	Path       string `json:"path"`
+	RemoteAddr string `json:"remoteAddr"`
+	TLS        bool   `json:"tls"`
+}
+
+type inspectedHeaders struct {
+	Upgrade                string `json:"upgrade"`
+	Connection             string `json:"connection"`
+	SecWebSocketKey        bool   `json:"secWebSocketKeyPresent"`
+	SecWebSocketVersion    string `json:"secWebSocketVersion"`
+	SecWebSocketExtensions string `json:"secWebSocketExtensions"`
+	SecWebSocketProtocol   string `json:"secWebSocketProtocol"`
+	Origin                 string `json:"origin"`
+	XForwardedFor          string `json:"xForwardedFor"`
+	XForwardedProto        string `json:"xForwardedProto"`
+	XForwardedHost         string `json:"xForwardedHost"`
+	XForwardedPort         string `json:"xForwardedPort"`
+	XRealIP                string `json:"xRealIp"`
+	XFrappeSiteName        string `json:"xFrappeSiteName"`
+	CookiePresent          bool   `json:"cookiePresent"`
+}
+
+type inspectionVerdict struct {
+	Action  string   `json:"action"` // forward or reject
+	Repairs []string `json:"repairs"`
+	Status  int      `json:"status,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Detail  string   `json:"detail,omitempty"`
+	Hint    string   `json:"hint,omitempty"`
+}
+
+func (g *Guard) serveInspect(rw http.ResponseWriter, req *http.Request) {
+	h := req.Header
+	answer := inspection{
+		Middleware: g.name,
+		Mode:       modeGuard,
+		Request: inspectedRequest{
+			Method:     req.Method,
+			Proto:      req.Proto,
+			Host:       req.Host,
+			Path:       req.URL.Path,
+			RemoteAddr: req.RemoteAddr,
+			TLS:        req.TLS != nil,
+		},
+		Headers: inspectedHeaders{
+			Upgrade:                h.Get("Upgrade"),
+			Connection:             h.Get("Connection"),
+			SecWebSocketKey:        h.Get("Sec-WebSocket-Key") != "",
+			SecWebSocketVersion:    h.Get("Sec-WebSocket-Version"),
+			SecWebSocketExtensions: h.Get("Sec-WebSocket-Extensions"),
+			SecWebSocketProtocol:   h.Get("Sec-WebSocket-Protocol"),
+			Origin:                 h.Get("Origin"),
+			XForwardedFor:          h.Get("X-Forwarded-For"),
+			XForwardedProto:        h.Get("X-Forwarded-Proto"),
+			XForwardedHost:         h.Get("X-Forwarded-Host"),
+			XForwardedPort:         h.Get("X-Forwarded-Port"),
+			XRealIP:                h.Get("X-Real-Ip"),
+			XFrappeSiteName:        h.Get("X-Frappe-Site-Name"),
+			CookiePresent:          h.Get("Cookie") != "",
+		},
+		Query:    redactedQueryValues(req.URL.RawQuery),
+		Counters: g.counters.snapshot(),
+		Verdict:  g.verdictFor(req),
+	}
+	if g.settings.fallback {
+		answer.Mode = modeFallback
+	}
+
+	body, err := json.MarshalIndent(answer, "", "  ")
+	if err != nil {
+		http.Error(rw, "socketioguard: cannot encode the inspection", http.StatusInternalServerError)
+		return
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	rw.Header().Set("Cache-Control", "no-store")
+	rw.WriteHeader(http.StatusOK)
+	_, _ = rw.Write(append(body, '\n'))
+}
+
+// verdictFor runs the guard's decisions (without their effects) on the
+// inspection request as if its path were the first Engine.IO path.
+func (g *Guard) verdictFor(req *http.Request) inspectionVerdict {
+	if g.settings.fallback {
+		return inspectionVerdict{
+			Action: "reject", Repairs: []string{}, Status: g.settings.fallbackStatus,
+			Error: problemNoSocketIORoute.id, Detail: "fallback mode answers every Engine.IO request",
+		}
+	}
+	eio := readEngineIORequest(req, g.settings.paths[0], false)
+	if p, detail := g.validateRequest(req, eio); p != nil {
+		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: detail, Hint: p.hint}
+	}
+	repairs := g.plannedRepairs(req, eio)
+	if repairs == nil {
+		repairs = []string{}
+	}
+	return inspectionVerdict{Action: "forward", Repairs: repairs}
+}
+
+func redactedQueryValues(rawQuery string) map[string][]string {
+	values, _ := url.ParseQuery(rawQuery)
+	if values == nil {
+		values = url.Values{}
+	}
+	for i := range values["sid"] {
+		values["sid"][i] = "REDACTED"
+	}
+	return values
+}

@@ -1,0 +1,135 @@
+package socketioguard
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+type logLevel int
+
+const (
+	levelOff logLevel = iota
+	levelError
+	levelWarn
+	levelInfo
+	levelDebug
+)
+
+var logLevelNames = []string{"off", "error", "warn", "info", "debug"}
+
+func parseLogLevel(s string) (logLevel, bool) {
+	for i, name := range logLevelNames {
+		if s == name {
+			return logLevel(i), true
+		}
+	}
+	return levelOff, false
+}
+
+func (l logLevel) String() string { return logLevelNames[l] }
+
+// logLinesPerSecond bounds what one middleware instance writes: Traefik shows
+// stderr at its default level, and a broken hop can fail thousands of
+// requests a second. What is held back is counted on the next line written.
+const logLinesPerSecond = 5
+
+// logger writes one logfmt line per event. Errors go to stderr (Traefik shows
+// them at its default level); everything else to stdout (Traefik's DEBUG).
+// It never writes cookies, Authorization, the query or the sid value.
+type logger struct {
+	middleware string
+	level      logLevel
+	stdout     io.Writer
+	stderr     io.Writer
+	now        func() time.Time
+
+	mu          sync.Mutex
+	windowStart time.Time
+	inWindow    int
+	suppressed  int
+}
+
+// enabled is checked before building a line, so that a disabled level costs nothing.
+func (l *logger) enabled(level logLevel) bool { return level != levelOff && level <= l.level }
+
+func (l *logger) event(level logLevel, event string, req *http.Request, hint string) {
+	if !l.enabled(level) {
+		return
+	}
+	suppressed, ok := l.admit()
+	if !ok {
+		return
+	}
+
+	var b strings.Builder
+	b.WriteString("socketioguard: level=")
+	b.WriteString(level.String())
+	writeField(&b, "middleware", l.middleware)
+	writeField(&b, "event", event)
+	if req != nil {
+		writeField(&b, "method", req.Method)
+		writeField(&b, "host", req.Host)
+		writeField(&b, "path", req.URL.Path)
+		writeField(&b, "remote", req.RemoteAddr)
+	}
+	if hint != "" {
+		writeField(&b, "hint", hint)
+	}
+	if suppressed > 0 {
+		writeField(&b, "suppressed", strconv.Itoa(suppressed))
+	}
+	b.WriteByte('\n')
+
+	out := l.stdout
+	if level == levelError {
+		out = l.stderr
+	}
+	_, _ = io.WriteString(out, b.String())
+}
+
+// admit applies the per-second budget and returns how many lines were held
+// back since the last one written.
+func (l *logger) admit() (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.windowStart) >= time.Second || now.Before(l.windowStart) {
+		l.windowStart = now
+		l.inWindow = 0
+	}
+	if l.inWindow >= logLinesPerSecond {
+		l.suppressed++
+		return 0, false
+	}
+	l.inWindow++
+	suppressed := l.suppressed
+	l.suppressed = 0
+	return suppressed, true
+}
+
+// writeField appends key=value, quoting values that could break the line
+// (request data is attacker-controlled: no raw newlines reach the log).
+func writeField(b *strings.Builder, key, value string) {
+	b.WriteByte(' ')
+	b.WriteString(key)
+	b.WriteByte('=')
+	if value != "" && isPlainLogValue(value) {
+		b.WriteString(value)
+		return
+	}
+	b.WriteString(strconv.Quote(value))
+}
+
+func isPlainLogValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '=' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,242 @@
+// Package socketioguard is a Traefik middleware plugin that keeps Socket.IO
+// (Engine.IO) traffic intact on its way through proxies, repairs what a hop
+// stripped when the request proves what it was, and answers with a clear,
+// documented error when a request reached the wrong place.
+//
+// A request's path through the guard: classify → validate → repair →
+// forward → diagnose the answer.
+package socketioguard
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Guard is the middleware handler built by New.
+type Guard struct {
+	next     http.Handler
+	name     string
+	settings settings
+	log      *logger
+	counters *counters
+}
+
+// New validates the configuration and builds the handler. Traefik calls it
+// once per router and again on every configuration reload: it stays cheap
+// and starts no goroutines.
+func New(_ context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
+	s, err := validate(config)
+	if err != nil {
+		return nil, fmt.Errorf("socketioguard %s: %w", name, err)
+	}
+	return &Guard{
+		next:     next,
+		name:     name,
+		settings: s,
+		log: &logger{
+			middleware: name,
+			level:      s.logLevel,
+			stdout:     os.Stdout,
+			stderr:     os.Stderr,
+			now:        time.Now,
+		},
+		counters: newCounters(),
+	}, nil
+}
+
+func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	if g.settings.inspectPath != "" && req.URL.Path == g.settings.inspectPath && req.Method == http.MethodGet {
+		g.serveInspect(rw, req)
+		return
+	}
+
+	// Classify. Everything outside the Engine.IO paths passes untouched.
+	prefix, missingSlash, isEngineIO := matchEngineIOPath(g.settings.paths, req.URL.Path)
+	if !isEngineIO || isClientBundle(prefix, req.URL.Path) {
+		g.next.ServeHTTP(rw, req)
+		return
+	}
+	g.counters.countRequest()
+
+	if g.settings.fallback {
+		g.rejectMisrouted(rw, req)
+		return
+	}
+
+	eio := readEngineIORequest(req, prefix, missingSlash)
+
+	// Validate: refuse what the Socket.IO server would refuse anyway, but
+	// with an answer that says which hop broke the request.
+	if p, detail := g.validateRequest(req, eio); p != nil {
+		g.reject(rw, req, *p, p.status, detail, p.hint)
+		return
+	}
+
+	// Repair what a hop stripped, where the request proves what it was.
+	g.applyRepairs(rw, req, g.plannedRepairs(req, eio))
+
+	// Forward, watching the answer when it can explain a failure.
+	if !g.settings.diagnoseResponses || req.Method == http.MethodOptions {
+		g.next.ServeHTTP(rw, req)
+		return
+	}
+	watcher := newAnswerWatcher(g, rw, req, eio.transport == transportWebsocket)
+	g.next.ServeHTTP(watcher, req)
+	watcher.finish()
+}
+
+// validateRequest returns the first problem that makes the request unusable
+// for the Socket.IO server, with a detail naming the offending value.
+// CORS preflights (OPTIONS) are the server's CORS layer's business and pass.
+func (g *Guard) validateRequest(req *http.Request, eio engineIORequest) (*problem, string) {
+	if req.Method == http.MethodOptions {
+		return nil, ""
+	}
+	switch {
+	case !eio.hasEIO && !eio.hasTransport:
+		return &problemQueryMissing, fmt.Sprintf("%s %s arrived without EIO and transport in the query (query: %q)", req.Method, req.URL.Path, redactedQuery(req.URL.RawQuery))
+	case !eio.hasEIO:
+		return &problemEIOUnsupported, fmt.Sprintf("EIO is missing; accepted: %s", strings.Join(g.settings.eioVersions, ", "))
+	case !contains(g.settings.eioVersions, eio.eio):
+		return &problemEIOUnsupported, fmt.Sprintf("EIO %q is not one of %s", eio.eio, strings.Join(g.settings.eioVersions, ", "))
+	case !eio.hasTransport:
+		return &problemTransportUnknown, fmt.Sprintf("transport is missing; accepted: %s", strings.Join(g.settings.transports, ", "))
+	case !contains(g.settings.transports, eio.transport):
+		return &problemTransportUnknown, fmt.Sprintf("transport %q is not one of %s", eio.transport, strings.Join(g.settings.transports, ", "))
+	case !eio.hasSID && req.Method != http.MethodGet:
+		return &problemBadHandshakeMethod, fmt.Sprintf("%s without sid; only GET may open a session", req.Method)
+	}
+	if eio.transport != transportWebsocket || eio.hasUsableUpgrade() {
+		return nil, ""
+	}
+	if eio.overHTTP2OrLater {
+		return &problemUpgradeImpossible, fmt.Sprintf("transport=websocket over %s", req.Proto)
+	}
+	if g.settings.repairUpgrade && eio.upgradeProvable(req.Method) {
+		return nil, "" // repaired below
+	}
+	detail := fmt.Sprintf("transport=websocket with Upgrade %q and Connection %q", req.Header.Get("Upgrade"), req.Header.Get("Connection"))
+	switch {
+	case !eio.upgradeProvable(req.Method):
+		detail += ", and no Sec-WebSocket-Key/-Version that would prove a websocket handshake"
+	case !g.settings.repairUpgrade:
+		detail += "; repairUpgrade is off, so the guard did not restore them"
+	}
+	return &problemUpgradeMissing, detail
+}
+
+// plannedRepairs lists what applyRepairs will change, in the order of
+// X-Socketio-Guard-Repaired. It changes nothing, so inspection can show it.
+func (g *Guard) plannedRepairs(req *http.Request, eio engineIORequest) []string {
+	var repairs []string
+	if g.settings.normalizePath && eio.missingSlash {
+		repairs = append(repairs, repairPath)
+	}
+	if g.settings.repairUpgrade && eio.transport == transportWebsocket &&
+		!eio.hasUsableUpgrade() && eio.upgradeProvable(req.Method) {
+		repairs = append(repairs, repairUpgrade)
+	}
+	if g.settings.setMissingOrigin && strings.TrimSpace(req.Header.Get("Origin")) == "" && originFor(req) != "" {
+		repairs = append(repairs, repairOrigin)
+	}
+	return repairs
+}
+
+func (g *Guard) applyRepairs(rw http.ResponseWriter, req *http.Request, repairs []string) {
+	if len(repairs) == 0 {
+		return
+	}
+	for _, repair := range repairs {
+		switch repair {
+		case repairPath:
+			// Traefik's proxy re-reads RequestURI, so both must change
+			// (as Traefik's own stripPrefix does). The query stays as sent.
+			req.URL.Path += "/"
+			if req.URL.RawPath != "" {
+				req.URL.RawPath += "/"
+			}
+			req.RequestURI = req.URL.RequestURI()
+		case repairUpgrade:
+			req.Header.Set("Upgrade", "websocket")
+			if !headerHasToken(req.Header, "Connection", "upgrade") {
+				req.Header.Add("Connection", "Upgrade")
+			}
+		case repairOrigin:
+			req.Header.Set("Origin", originFor(req))
+		}
+		g.counters.countRepair(repair)
+		level := levelInfo
+		if repair == repairUpgrade {
+			level = levelWarn
+		}
+		g.log.event(level, "repaired-"+repair, req, repairHints[repair])
+	}
+	rw.Header().Set(headerRepaired, strings.Join(repairs, ","))
+}
+
+// originFor is <scheme>://<host> of the request as the client addressed it.
+// Traefik sets X-Forwarded-Proto (http, https, or ws/wss for upgrades).
+func originFor(req *http.Request) string {
+	host := req.Host
+	if host == "" || strings.ContainsAny(host, " /\\@") {
+		return ""
+	}
+	scheme := "http"
+	if req.TLS != nil {
+		scheme = "https"
+	}
+	proto, _, _ := strings.Cut(req.Header.Get("X-Forwarded-Proto"), ",")
+	switch strings.ToLower(strings.TrimSpace(proto)) {
+	case "https", "wss":
+		scheme = "https"
+	case "http", "ws":
+		scheme = "http"
+	}
+	return scheme + "://" + host
+}
+
+// rejectMisrouted answers an Engine.IO request that reached a router in
+// fallback mode: the Socket.IO route is missing or has a lower priority.
+func (g *Guard) rejectMisrouted(rw http.ResponseWriter, req *http.Request) {
+	host := req.Host
+	if h, _, ok := strings.Cut(host, ":"); ok && !strings.HasPrefix(host, "[") {
+		host = h
+	}
+	detail := fmt.Sprintf("%s %s for host %q reached a router that does not serve Socket.IO", req.Method, req.URL.Path, host)
+	hint := fmt.Sprintf("add a router with rule Host(`%s`) && PathPrefix(`%s`) to the Socket.IO service, with a higher priority than this router (%s)",
+		host, strings.TrimSuffix(g.settings.paths[0], "/"), g.name)
+	g.reject(rw, req, problemNoSocketIORoute, g.settings.fallbackStatus, detail, hint)
+}
+
+func (g *Guard) reject(rw http.ResponseWriter, req *http.Request, p problem, status int, detail, hint string) {
+	g.counters.countRejection(p.id)
+	g.log.event(p.level, p.id, req, hint)
+	writeGuardAnswer(rw, status, p, detail, hint)
+}
+
+// redactedQuery shortens a query for an error detail and hides the sid value.
+func redactedQuery(rawQuery string) string {
+	const max = 200
+	q := redactSID(rawQuery)
+	if len(q) > max {
+		q = q[:max] + "…"
+	}
+	return q
+}
+
+func redactSID(rawQuery string) string {
+	if !strings.Contains(rawQuery, "sid=") {
+		return rawQuery
+	}
+	parts := strings.Split(rawQuery, "&")
+	for i, part := range parts {
+		if strings.HasPrefix(part, "sid=") {
+			parts[i] = "sid=REDACTED"
+		}
+	}
+	return strings.Join(parts, "&")
+}

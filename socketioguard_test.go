@@ -1,0 +1,843 @@
+package socketioguard
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// handshakeBody is what a Socket.IO 4 server answers to a polling handshake.
+const handshakeBody = `0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`
+
+// backendAnswer is what the service behind the router answers.
+type backendAnswer struct {
+	status      int
+	contentType string
+	body        string
+	setCookie   string
+}
+
+var (
+	socketIOHandshake = backendAnswer{200, "text/plain; charset=UTF-8", handshakeBody, ""}
+	socketIOPostOK    = backendAnswer{200, "text/html", "ok", ""}
+	webApp404         = backendAnswer{404, "text/html; charset=utf-8", "<html><body>Page not found</body></html>", "sid=Guest; Path=/"}
+	webAppSPA         = backendAnswer{200, "text/html; charset=utf-8", "<!doctype html><div id=app></div>", ""}
+	nginxBadGateway   = backendAnswer{502, "text/html", "<html><center>502 Bad Gateway</center></html>", ""}
+	sessionUnknown    = backendAnswer{400, "application/json", `{"code":1,"message":"Session ID unknown"}`, ""}
+	sessionUnknownWS  = backendAnswer{400, "text/html", "Session ID unknown", ""}
+	badRequest        = backendAnswer{400, "application/json", `{"code":3,"message":"Bad request"}`, ""}
+)
+
+// scenario is one request as a user's deployment would send it, and what the
+// client and the Socket.IO server must see.
+type scenario struct {
+	name    string
+	config  func(*Config)
+	method  string
+	target  string
+	headers map[string]string
+	http2   bool
+	answer  backendAnswer
+
+	wantStatus    int
+	wantError     string // X-Socketio-Guard-Error
+	wantDiagnosis string // X-Socketio-Guard-Diagnosis
+	wantRepaired  string // X-Socketio-Guard-Repaired
+	wantForwarded bool
+	wantBody      string            // exact body, when set
+	wantSeen      map[string]string // headers the backend must see ("" = absent)
+	wantSeenURI   string            // request URI the backend must see
+}
+
+// browser websocket handshake headers, as a browser sends them.
+func websocketHeaders(extra map[string]string) map[string]string {
+	h := map[string]string{
+		"Upgrade":               "websocket",
+		"Connection":            "Upgrade",
+		"Sec-WebSocket-Key":     "dGhlIHNhbXBsZSBub25jZQ==",
+		"Sec-WebSocket-Version": "13",
+	}
+	for k, v := range extra {
+		if v == "" {
+			delete(h, k)
+		} else {
+			h[k] = v
+		}
+	}
+	return h
+}
+
+// strippedWebsocketHeaders is a handshake after a proxy that drops the
+// hop-by-hop headers: only the end-to-end Sec-WebSocket-* remain.
+func strippedWebsocketHeaders() map[string]string {
+	return websocketHeaders(map[string]string{"Upgrade": "", "Connection": ""})
+}
+
+func guardScenarios() []scenario {
+	return []scenario{
+		// Healthy traffic (the report's section 3.3 checks) passes untouched.
+		{
+			name: "polling handshake through a healthy route", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling&t=PaB3x1c", answer: socketIOHandshake,
+			wantStatus: 200, wantForwarded: true, wantBody: handshakeBody,
+			wantSeenURI: "/socket.io/?EIO=4&transport=polling&t=PaB3x1c",
+		},
+		{
+			name: "polling POST with sid answered ok", method: "POST",
+			target: "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC", answer: socketIOPostOK,
+			wantStatus: 200, wantForwarded: true, wantBody: "ok",
+		},
+		{
+			name: "websocket upgrade with headers intact (report's prod path)", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", headers: websocketHeaders(nil),
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true,
+			wantSeen: map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"},
+		},
+		{
+			name: "Socket.IO v2 client (EIO=3) is accepted by default", method: "GET",
+			target: "/socket.io/?EIO=3&transport=polling&b64=1", answer: socketIOHandshake,
+			wantStatus: 200, wantForwarded: true,
+		},
+		{
+			name: "application query parameters are the app's own and pass", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling&token=abc%20def&room=doc%3ARaven", answer: socketIOHandshake,
+			wantStatus: 200, wantForwarded: true, wantSeenURI: "/socket.io/?EIO=4&transport=polling&token=abc%20def&room=doc%3ARaven",
+		},
+		{
+			name: "CORS preflight passes to the server's CORS layer", method: "OPTIONS",
+			target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+			answer: backendAnswer{204, "", "", ""}, wantStatus: 204, wantForwarded: true,
+		},
+		{
+			name: "the server's client bundle is a plain download", method: "GET",
+			target: "/socket.io/socket.io.min.js", answer: backendAnswer{200, "application/javascript", "/*! Socket.IO */", ""},
+			wantStatus: 200, wantForwarded: true,
+		},
+
+		// A hop stripped hop-by-hop headers: repaired when the request proves it.
+		{
+			name: "front proxy stripped Upgrade and Connection: repaired from Sec-WebSocket-*", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", headers: strippedWebsocketHeaders(),
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "upgrade",
+			wantSeen: map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"},
+		},
+		{
+			name: "direct websocket (transports: [websocket]) with stripped headers: repaired", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: strippedWebsocketHeaders(),
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "upgrade",
+			wantSeen: map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"},
+		},
+		{
+			name: "Connection kept but Upgrade stripped: repaired", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=x", headers: websocketHeaders(map[string]string{"Upgrade": "", "Connection": "keep-alive"}),
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "upgrade",
+			wantSeen: map[string]string{"Upgrade": "websocket"},
+		},
+		{
+			name: "stripped upgrade with repairUpgrade off", config: func(c *Config) { c.RepairUpgrade = false }, method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=x", headers: strippedWebsocketHeaders(),
+			wantStatus: 400, wantError: "upgrade-missing",
+		},
+		{
+			name: "transport=websocket without any websocket header (not a browser handshake)", method: "GET",
+			target:     "/socket.io/?EIO=4&transport=websocket&sid=x",
+			wantStatus: 400, wantError: "upgrade-missing",
+		},
+		{
+			name: "Upgrade set to another protocol is not rewritten", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(map[string]string{"Upgrade": "h2c", "Connection": ""}),
+			wantStatus: 400, wantError: "upgrade-missing",
+		},
+		{
+			name: "websocket over HTTP/2", method: "GET", http2: true,
+			target: "/socket.io/?EIO=4&transport=websocket&sid=x", headers: strippedWebsocketHeaders(),
+			wantStatus: 400, wantError: "upgrade-impossible",
+		},
+
+		// A hop damaged the request: rejected with the reason.
+		{
+			name: "a hop dropped the query string", method: "GET", target: "/socket.io/",
+			wantStatus: 400, wantError: "query-missing",
+		},
+		{
+			name: "EIO missing", method: "GET", target: "/socket.io/?transport=polling",
+			wantStatus: 400, wantError: "eio-unsupported",
+		},
+		{
+			name: "Socket.IO v1 client (EIO=2)", method: "GET", target: "/socket.io/?EIO=2&transport=polling",
+			wantStatus: 400, wantError: "eio-unsupported",
+		},
+		{
+			name: "EIO=3 refused when only 4 is configured", config: func(c *Config) { c.EIOVersions = []string{"4"} },
+			method: "GET", target: "/socket.io/?EIO=3&transport=polling",
+			wantStatus: 400, wantError: "eio-unsupported",
+		},
+		{
+			name: "transport missing", method: "GET", target: "/socket.io/?EIO=4&t=x",
+			wantStatus: 400, wantError: "transport-unknown",
+		},
+		{
+			name: "transport webtransport over HTTP", method: "GET", target: "/socket.io/?EIO=4&transport=webtransport",
+			wantStatus: 400, wantError: "transport-unknown",
+		},
+		{
+			name: "websocket refused when only polling is configured", config: func(c *Config) { c.Transports = []string{"polling"} },
+			method: "GET", target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(nil),
+			wantStatus: 400, wantError: "transport-unknown",
+		},
+		{
+			name: "POST whose sid a hop dropped", method: "POST", target: "/socket.io/?EIO=4&transport=polling",
+			wantStatus: 400, wantError: "bad-handshake-method",
+		},
+
+		// Path and Origin repairs.
+		{
+			name: "path without trailing slash is normalized, query intact", method: "GET",
+			target: "/socket.io?EIO=4&transport=polling&t=abc", answer: socketIOHandshake,
+			wantStatus: 200, wantForwarded: true, wantRepaired: "path",
+			wantSeenURI: "/socket.io/?EIO=4&transport=polling&t=abc",
+		},
+		{
+			name: "path without trailing slash with normalizePath off", config: func(c *Config) { c.NormalizePath = false },
+			method: "GET", target: "/socket.io?EIO=4&transport=polling", answer: socketIOHandshake,
+			wantStatus: 200, wantForwarded: true, wantSeenURI: "/socket.io?EIO=4&transport=polling",
+		},
+		{
+			name: "Frappe: missing Origin set from X-Forwarded-Proto and Host", config: func(c *Config) { c.SetMissingOrigin = true },
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"X-Forwarded-Proto": "https"},
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "origin",
+			wantSeen: map[string]string{"Origin": "https://v2.sysmayal.cloud"},
+		},
+		{
+			name: "Frappe: wss upgrade gets an https Origin", config: func(c *Config) { c.SetMissingOrigin = true },
+			method: "GET", target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(map[string]string{"X-Forwarded-Proto": "wss"}),
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "origin",
+			wantSeen: map[string]string{"Origin": "https://v2.sysmayal.cloud"},
+		},
+		{
+			name: "a present Origin is never overwritten (cross-site stays refused)", config: func(c *Config) { c.SetMissingOrigin = true },
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Origin": "https://evil.example"},
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true,
+			wantSeen: map[string]string{"Origin": "https://evil.example"},
+		},
+		{
+			name: "Origin left absent when setMissingOrigin is off (default)", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling", answer: socketIOHandshake,
+			wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": ""},
+		},
+		{
+			name: "all three repairs at once", config: func(c *Config) { c.SetMissingOrigin = true },
+			method: "GET", target: "/socket.io?EIO=4&transport=websocket&sid=x", headers: strippedWebsocketHeaders(),
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "path,upgrade,origin",
+			wantSeenURI: "/socket.io/?EIO=4&transport=websocket&sid=x",
+			wantSeen:    map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Origin": "http://v2.sysmayal.cloud"},
+		},
+
+		// The answer tells what is behind the router.
+		{
+			name: "web app behind the Socket.IO router answers 404", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling", answer: webApp404,
+			wantStatus: 502, wantError: "backend-not-socketio", wantForwarded: true,
+			wantSeen: nil,
+		},
+		{
+			name: "web app answers the polling handshake with its HTML page", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling", answer: webAppSPA,
+			wantStatus: 502, wantError: "backend-not-socketio", wantForwarded: true,
+		},
+		{
+			name: "websocket request answered 404", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(nil), answer: webApp404,
+			wantStatus: 502, wantError: "backend-not-socketio", wantForwarded: true,
+		},
+		{
+			name: "sidecar's own 502 (Socket.IO down) is passed on unchanged", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling", answer: nginxBadGateway,
+			wantStatus: 502, wantForwarded: true, wantBody: nginxBadGateway.body,
+		},
+		{
+			name: "replicas without sticky sessions: session unknown", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC", answer: sessionUnknown,
+			wantStatus: 400, wantDiagnosis: "session-unknown", wantForwarded: true, wantBody: sessionUnknown.body,
+		},
+		{
+			name: "websocket upgrade to the wrong replica: session unknown", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", headers: websocketHeaders(nil), answer: sessionUnknownWS,
+			wantStatus: 400, wantDiagnosis: "session-unknown", wantForwarded: true, wantBody: "Session ID unknown",
+		},
+		{
+			name: "nginx sidecar without upgrade lines behind Traefik", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", headers: websocketHeaders(nil), answer: badRequest,
+			wantStatus: 400, wantDiagnosis: "upgrade-lost-downstream", wantForwarded: true, wantBody: badRequest.body,
+		},
+		{
+			name: "a repaired upgrade lost again downstream", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", headers: strippedWebsocketHeaders(), answer: badRequest,
+			wantStatus: 400, wantDiagnosis: "upgrade-lost-downstream", wantRepaired: "upgrade", wantForwarded: true,
+		},
+		{
+			name: "polling 400 other than session unknown gets no diagnosis", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling&sid=x", answer: badRequest,
+			wantStatus: 400, wantForwarded: true, wantBody: badRequest.body,
+		},
+		{
+			name: "diagnoseResponses off passes the web app's 404", config: func(c *Config) { c.DiagnoseResponses = false },
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", answer: webApp404,
+			wantStatus: 404, wantForwarded: true, wantBody: webApp404.body,
+		},
+		{
+			name: "a large 400 is streamed whole", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling&sid=x", answer: backendAnswer{400, "text/plain", strings.Repeat("x", 3*sniffLimit), ""},
+			wantStatus: 400, wantForwarded: true, wantBody: strings.Repeat("x", 3*sniffLimit),
+		},
+
+		// Other paths are none of the guard's business.
+		{
+			name: "web app request passes untouched", method: "POST",
+			target: "/api/method/raven.api.send_message", headers: map[string]string{"Connection": "keep-alive"},
+			answer: backendAnswer{200, "application/json", `{"message":"ok"}`, ""}, wantStatus: 200, wantForwarded: true,
+			wantSeenURI: "/api/method/raven.api.send_message",
+		},
+		{
+			name: "a web app 404 elsewhere is not replaced", method: "GET", target: "/assets/missing.js", answer: webApp404,
+			wantStatus: 404, wantForwarded: true, wantBody: webApp404.body,
+		},
+		{
+			name: "a path that only starts like /socket.io is not Engine.IO", method: "GET", target: "/socket.iox/?x=1", answer: webApp404,
+			wantStatus: 404, wantForwarded: true,
+		},
+	}
+}
+
+func TestGuardScenarios(t *testing.T) {
+	for _, sc := range guardScenarios() {
+		sc := sc
+		t.Run(sc.name, func(t *testing.T) {
+			runScenario(t, sc, nil)
+		})
+	}
+}
+
+// fallbackScenarios: the fallback router (the web app's router, or a
+// catch-all) must not silently swallow Socket.IO traffic.
+func TestFallbackScenarios(t *testing.T) {
+	fallback := func(c *Config) { c.Mode = "fallback" }
+	scenarios := []scenario{
+		{
+			name: "sandbox tunnel: /socket.io reaches the web app router", config: fallback,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling&t=x", answer: webApp404,
+			wantStatus: 421, wantError: "no-socketio-route",
+		},
+		{
+			name: "websocket reaching the catch-all router", config: fallback,
+			method: "GET", target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(nil),
+			wantStatus: 421, wantError: "no-socketio-route",
+		},
+		{
+			name: "even a request with a damaged query is explained as misrouted", config: fallback,
+			method: "GET", target: "/socket.io", wantStatus: 421, wantError: "no-socketio-route",
+		},
+		{
+			name: "custom fallbackStatus", config: func(c *Config) { c.Mode = "fallback"; c.FallbackStatus = 404 },
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", wantStatus: 404, wantError: "no-socketio-route",
+		},
+		{
+			name: "the web app's own pages pass untouched", config: fallback,
+			method: "GET", target: "/app/raven", answer: webAppSPA,
+			wantStatus: 200, wantForwarded: true, wantBody: webAppSPA.body,
+		},
+	}
+	for _, sc := range scenarios {
+		sc := sc
+		t.Run(sc.name, func(t *testing.T) {
+			rec := runScenario(t, sc, nil)
+			var answer guardAnswer
+			if sc.wantError == "" {
+				return
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+				t.Fatalf("body is not JSON: %v: %s", err, rec.Body.String())
+			}
+			if !strings.Contains(answer.Guard.Detail, "v2.sysmayal.cloud") || !strings.Contains(answer.Guard.Detail, "GET") {
+				t.Errorf("detail should name method and host: %q", answer.Guard.Detail)
+			}
+			if !strings.Contains(answer.Guard.Hint, "Host(`v2.sysmayal.cloud`) && PathPrefix(`/socket.io`)") ||
+				!strings.Contains(answer.Guard.Hint, "higher priority") {
+				t.Errorf("hint should give the router rule: %q", answer.Guard.Hint)
+			}
+		})
+	}
+}
+
+// runScenario sends sc through a guard in front of a backend answering
+// sc.answer and checks what client and backend saw.
+func runScenario(t *testing.T, sc scenario, logs *bytes.Buffer) *httptest.ResponseRecorder {
+	t.Helper()
+	cfg := CreateConfig()
+	if sc.config != nil {
+		sc.config(cfg)
+	}
+	var seen *http.Request
+	backend := http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		seen = req.Clone(context.Background())
+		writeBackendAnswer(rw, sc.answer)
+	})
+	guard := newTestGuard(t, cfg, backend, logs)
+
+	req := newScenarioRequest(sc)
+	rec := httptest.NewRecorder()
+	guard.ServeHTTP(rec, req)
+
+	if rec.Code != sc.wantStatus {
+		t.Errorf("status = %d, want %d (body %q)", rec.Code, sc.wantStatus, rec.Body.String())
+	}
+	if got := rec.Header().Get(headerError); got != sc.wantError {
+		t.Errorf("%s = %q, want %q", headerError, got, sc.wantError)
+	}
+	if got := rec.Header().Get(headerDiagnosis); got != sc.wantDiagnosis {
+		t.Errorf("%s = %q, want %q", headerDiagnosis, got, sc.wantDiagnosis)
+	}
+	if got := rec.Header().Get(headerRepaired); got != sc.wantRepaired {
+		t.Errorf("%s = %q, want %q", headerRepaired, got, sc.wantRepaired)
+	}
+	if (seen != nil) != sc.wantForwarded {
+		t.Errorf("forwarded to the backend = %v, want %v", seen != nil, sc.wantForwarded)
+	}
+	if sc.wantBody != "" && rec.Body.String() != sc.wantBody {
+		t.Errorf("body = %q, want %q", rec.Body.String(), sc.wantBody)
+	}
+	if sc.wantError != "" {
+		checkGuardAnswer(t, rec, sc.wantError)
+	}
+	if seen != nil {
+		if sc.wantSeenURI != "" && seen.URL.RequestURI() != sc.wantSeenURI {
+			t.Errorf("backend saw URL %q, want %q", seen.URL.RequestURI(), sc.wantSeenURI)
+		}
+		if sc.wantSeenURI != "" && seen.RequestURI != sc.wantSeenURI {
+			t.Errorf("backend saw RequestURI %q, want %q (Traefik's proxy re-reads it)", seen.RequestURI, sc.wantSeenURI)
+		}
+		for name, want := range sc.wantSeen {
+			if name == "Connection" {
+				if !headerHasToken(seen.Header, "Connection", "upgrade") {
+					t.Errorf("backend saw Connection %q, want the upgrade token", seen.Header.Values("Connection"))
+				}
+				continue
+			}
+			if got := seen.Header.Get(name); got != want {
+				t.Errorf("backend saw %s %q, want %q", name, got, want)
+			}
+		}
+	}
+	return rec
+}
+
+func newScenarioRequest(sc scenario) *http.Request {
+	req := httptest.NewRequest(sc.method, sc.target, nil) // RequestURI as a server reads it
+	req.Host = "v2.sysmayal.cloud"
+	req.RemoteAddr = "203.0.113.7:51234"
+	for k, v := range sc.headers {
+		req.Header.Set(k, v)
+	}
+	if sc.http2 {
+		req.Proto = "HTTP/2.0"
+		req.ProtoMajor = 2
+		req.ProtoMinor = 0
+	}
+	return req
+}
+
+func writeBackendAnswer(rw http.ResponseWriter, a backendAnswer) {
+	if a.status == 0 {
+		a = socketIOHandshake
+	}
+	if a.contentType != "" {
+		rw.Header().Set("Content-Type", a.contentType)
+	}
+	if a.setCookie != "" {
+		rw.Header().Set("Set-Cookie", a.setCookie)
+	}
+	rw.WriteHeader(a.status)
+	// Written in two parts, as a proxy copying a body may do.
+	half := len(a.body) / 2
+	_, _ = io.WriteString(rw, a.body[:half])
+	_, _ = io.WriteString(rw, a.body[half:])
+}
+
+func newTestGuard(t *testing.T, cfg *Config, next http.Handler, logs *bytes.Buffer) *Guard {
+	t.Helper()
+	handler, err := New(context.Background(), next, cfg, "sio-guard@file")
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	guard := handler.(*Guard)
+	if logs != nil {
+		guard.log.stdout = logs
+		guard.log.stderr = logs
+	} else {
+		guard.log.stdout = io.Discard
+		guard.log.stderr = io.Discard
+	}
+	return guard
+}
+
+// checkGuardAnswer: every answer the guard writes is Engine.IO's error shape
+// plus the guard's explanation, so clients parse it and humans can act on it.
+func checkGuardAnswer(t *testing.T, rec *httptest.ResponseRecorder, id string) {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	if rec.Header().Get("Set-Cookie") != "" {
+		t.Errorf("the replaced answer kept the backend's Set-Cookie")
+	}
+	var answer guardAnswer
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+		t.Fatalf("answer is not JSON: %v: %q", err, rec.Body.String())
+	}
+	if answer.Guard.Error != id || answer.Message != engineIOMessages[answer.Code] || answer.Message == "" {
+		t.Errorf("answer = %+v, want error %q with an Engine.IO code and message", answer, id)
+	}
+	if answer.Guard.Detail == "" || answer.Guard.Hint == "" {
+		t.Errorf("answer needs a detail and a hint: %+v", answer)
+	}
+}
+
+// TestEngineIOClientParsesGuardAnswers checks the codes against Engine.IO's table.
+func TestGuardAnswersUseEngineIOCodes(t *testing.T) {
+	cases := []struct {
+		target, method, id string
+		code               int
+	}{
+		{"/socket.io/", "GET", "query-missing", 3},
+		{"/socket.io/?EIO=2&transport=polling", "GET", "eio-unsupported", 5},
+		{"/socket.io/?EIO=4&transport=carrier-pigeon", "GET", "transport-unknown", 0},
+		{"/socket.io/?EIO=4&transport=polling", "PUT", "bad-handshake-method", 2},
+		{"/socket.io/?EIO=4&transport=websocket", "GET", "upgrade-missing", 3},
+	}
+	for _, c := range cases {
+		rec := runScenario(t, scenario{name: c.id, method: c.method, target: c.target, wantStatus: 400, wantError: c.id}, nil)
+		var answer guardAnswer
+		_ = json.Unmarshal(rec.Body.Bytes(), &answer)
+		if answer.Code != c.code {
+			t.Errorf("%s: code %d, want %d", c.id, answer.Code, c.code)
+		}
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	cases := []struct {
+		name    string
+		change  func(*Config)
+		wantErr string // substring; "" = accepted
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"nil config uses defaults", nil, ""},
+		{"several paths, label spacing", func(c *Config) { c.Paths = []string{"/socket.io/", " /ws/"} }, ""},
+		{"fallback mode", func(c *Config) { c.Mode = "fallback" }, ""},
+		{"EIO 4 only", func(c *Config) { c.EIOVersions = []string{"4"} }, ""},
+		{"inspect path", func(c *Config) { c.InspectPath = "/socket.io/.guard" }, ""},
+		{"bad mode", func(c *Config) { c.Mode = "bogus" }, `mode "bogus" is not one of guard, fallback`},
+		{"empty mode", func(c *Config) { c.Mode = "" }, `mode "" is not one of guard, fallback`},
+		{"no paths", func(c *Config) { c.Paths = nil }, "paths is empty"},
+		{"empty path", func(c *Config) { c.Paths = []string{""} }, "paths[0] is empty"},
+		{"path without leading slash", func(c *Config) { c.Paths = []string{"socket.io/"} }, `paths[0] "socket.io/" must start with /`},
+		{"path without trailing slash", func(c *Config) { c.Paths = []string{"/socket.io"} }, `paths[0] "/socket.io" must end with /: write /socket.io/`},
+		{"root path", func(c *Config) { c.Paths = []string{"/"} }, "would treat every request as Engine.IO"},
+		{"path with a query", func(c *Config) { c.Paths = []string{"/socket.io/?EIO=4/"} }, "not a plain path prefix"},
+		{"EIO 5", func(c *Config) { c.EIOVersions = []string{"4", "5"} }, `eioVersions[1] "5" is not one of 3, 4`},
+		{"no EIO versions", func(c *Config) { c.EIOVersions = []string{} }, "eioVersions is empty"},
+		{"webtransport", func(c *Config) { c.Transports = []string{"webtransport"} }, `transports[0] "webtransport" is not one of polling, websocket`},
+		{"fallbackStatus 200", func(c *Config) { c.FallbackStatus = 200 }, "fallbackStatus 200 is not an HTTP error status: use a number from 400 to 599"},
+		{"fallbackStatus 0", func(c *Config) { c.FallbackStatus = 0 }, "fallbackStatus 0"},
+		{"logLevel verbose", func(c *Config) { c.LogLevel = "verbose" }, `logLevel "verbose" is not one of off, error, warn, info, debug`},
+		{"inspectPath relative", func(c *Config) { c.InspectPath = "guard" }, `inspectPath "guard" must be a plain absolute path`},
+	}
+	for _, c := range cases {
+		var cfg *Config
+		if c.change != nil {
+			cfg = CreateConfig()
+			c.change(cfg)
+		}
+		_, err := New(context.Background(), http.NotFoundHandler(), cfg, "sio-guard@file")
+		switch {
+		case c.wantErr == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.wantErr != "" && err == nil:
+			t.Errorf("%s: accepted, want an error containing %q", c.name, c.wantErr)
+		case c.wantErr != "" && !strings.Contains(err.Error(), c.wantErr):
+			t.Errorf("%s: error %q does not contain %q", c.name, err, c.wantErr)
+		case c.wantErr != "" && !strings.Contains(err.Error(), "sio-guard@file"):
+			t.Errorf("%s: error %q does not name the middleware", c.name, err)
+		}
+	}
+}
+
+func TestLogsAreRateLimitedAndCarryNoSecrets(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	cfg := CreateConfig()
+	cfg.LogLevel = "warn"
+	guard := newTestGuard(t, cfg, http.NotFoundHandler(), nil)
+	guard.log.stdout = &stdout
+	guard.log.stderr = &stderr
+	clock := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	guard.log.now = func() time.Time { return clock }
+
+	send := func(target string, headers map[string]string) {
+		req := newScenarioRequest(scenario{method: "GET", target: target, headers: headers})
+		req.Header.Set("Cookie", "sid=SECRET-COOKIE")
+		req.Header.Set("Authorization", "token SECRET-TOKEN")
+		guard.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	for i := 0; i < 20; i++ {
+		send("/socket.io/?sid=SECRET-SID", nil) // query-missing: error level
+	}
+	if n := strings.Count(stderr.String(), "\n"); n != logLinesPerSecond {
+		t.Fatalf("wrote %d lines in one second, want %d:\n%s", n, logLinesPerSecond, stderr.String())
+	}
+	clock = clock.Add(1100 * time.Millisecond)
+	send("/socket.io/?EIO=4&transport=websocket&sid=SECRET-SID", strippedWebsocketHeaders()) // repair: warn level
+	if !strings.Contains(stdout.String(), "suppressed=15") || !strings.Contains(stdout.String(), "event=repaired-upgrade") {
+		t.Errorf("warn line should report the 15 suppressed lines: %q", stdout.String())
+	}
+	all := stdout.String() + stderr.String()
+	for _, secret := range []string{"SECRET-COOKIE", "SECRET-TOKEN", "SECRET-SID"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("log contains %s:\n%s", secret, all)
+		}
+	}
+	for _, field := range []string{"level=error", "middleware=sio-guard@file", "event=query-missing", "method=GET", "host=v2.sysmayal.cloud", "path=/socket.io/", "remote=203.0.113.7:51234", "hint="} {
+		if !strings.Contains(stderr.String(), field) {
+			t.Errorf("error line lacks %s: %q", field, stderr.String())
+		}
+	}
+}
+
+func TestLogLevels(t *testing.T) {
+	cases := []struct {
+		level      string
+		wantStderr bool
+		wantStdout bool
+	}{
+		{"off", false, false},
+		{"error", true, false},
+		{"warn", true, true},
+		{"debug", true, true},
+	}
+	for _, c := range cases {
+		var stdout, stderr bytes.Buffer
+		cfg := CreateConfig()
+		cfg.LogLevel = c.level
+		guard := newTestGuard(t, cfg, http.NotFoundHandler(), nil)
+		guard.log.stdout = &stdout
+		guard.log.stderr = &stderr
+		guard.ServeHTTP(httptest.NewRecorder(), newScenarioRequest(scenario{method: "GET", target: "/socket.io/"}))
+		guard.ServeHTTP(httptest.NewRecorder(), newScenarioRequest(scenario{method: "GET", target: "/socket.io/?EIO=4&transport=websocket", headers: strippedWebsocketHeaders()}))
+		if (stderr.Len() > 0) != c.wantStderr || (stdout.Len() > 0) != c.wantStdout {
+			t.Errorf("logLevel %s: stderr %q, stdout %q", c.level, stderr.String(), stdout.String())
+		}
+	}
+}
+
+func TestLogLinesCannotBeForged(t *testing.T) {
+	var logs bytes.Buffer
+	sc := scenario{method: "GET", target: "/socket.io/", wantStatus: 400, wantError: "query-missing"}
+	cfg := CreateConfig()
+	guard := newTestGuard(t, cfg, http.NotFoundHandler(), &logs)
+	req := newScenarioRequest(sc)
+	req.Host = "evil\nlevel=error event=fake"
+	guard.ServeHTTP(httptest.NewRecorder(), req)
+	if strings.Count(logs.String(), "\n") != 1 || !strings.Contains(logs.String(), `host="evil\nlevel=error event=fake"`) {
+		t.Errorf("request data must be quoted in the log: %q", logs.String())
+	}
+}
+
+func TestInspect(t *testing.T) {
+	cfg := CreateConfig()
+	cfg.InspectPath = "/socket.io/.guard"
+	cfg.SetMissingOrigin = true
+	guard := newTestGuard(t, cfg, http.NotFoundHandler(), nil)
+
+	// Some traffic first, so the counters have something to show.
+	guard.ServeHTTP(httptest.NewRecorder(), newScenarioRequest(scenario{method: "GET", target: "/socket.io/"}))
+
+	req := newScenarioRequest(scenario{method: "GET", target: "/socket.io/.guard?EIO=4&transport=websocket&sid=SECRET-SID&room=x",
+		headers: strippedWebsocketHeaders()})
+	req.Header.Set("Cookie", "sid=SECRET-COOKIE")
+	req.Header.Set("Authorization", "Bearer SECRET-TOKEN")
+	req.Header.Set("X-Forwarded-Proto", "wss")
+	rec := httptest.NewRecorder()
+	guard.ServeHTTP(rec, req)
+
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("inspect answered %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	body := rec.Body.String()
+	for _, secret := range []string{"SECRET-SID", "SECRET-COOKIE", "SECRET-TOKEN"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("inspection echoes %s:\n%s", secret, body)
+		}
+	}
+	var got inspection
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("inspection is not JSON: %v", err)
+	}
+	if got.Verdict.Action != "forward" || strings.Join(got.Verdict.Repairs, ",") != "upgrade,origin" {
+		t.Errorf("verdict = %+v, want forward after repairing upgrade,origin", got.Verdict)
+	}
+	if !got.Headers.SecWebSocketKey || got.Headers.Upgrade != "" || !got.Headers.CookiePresent || got.Headers.XForwardedProto != "wss" {
+		t.Errorf("headers = %+v", got.Headers)
+	}
+	if got.Query["room"][0] != "x" || got.Query["sid"][0] != "REDACTED" {
+		t.Errorf("query = %v", got.Query)
+	}
+	if got.Counters.EngineIORequests != 1 || got.Counters.Rejections["query-missing"] != 1 {
+		t.Errorf("counters = %+v", got.Counters)
+	}
+
+	// An inspection of a request the guard would refuse says so.
+	rec = httptest.NewRecorder()
+	guard.ServeHTTP(rec, newScenarioRequest(scenario{method: "GET", target: "/socket.io/.guard"}))
+	_ = json.Unmarshal(rec.Body.Bytes(), &got)
+	if got.Verdict.Action != "reject" || got.Verdict.Error != "query-missing" || got.Verdict.Status != 400 {
+		t.Errorf("verdict = %+v, want reject query-missing", got.Verdict)
+	}
+}
+
+func TestInspectOffByDefault(t *testing.T) {
+	rec := runScenario(t, scenario{method: "GET", target: "/socket.io/.guard", wantStatus: 400, wantError: "query-missing"}, nil)
+	if strings.Contains(rec.Body.String(), "verdict") {
+		t.Errorf("inspection answered although inspectPath is empty")
+	}
+}
+
+// TestUpgradeCompletesThroughTheGuard runs a real 101 handshake through the
+// guard and Go's reverse proxy (what Traefik uses): the proxy must be able to
+// hijack the client connection through the guard's answer watcher, also
+// after the guard restored stripped upgrade headers.
+func TestUpgradeCompletesThroughTheGuard(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		if !headerHasToken(req.Header, "Upgrade", "websocket") || !headerHasToken(req.Header, "Connection", "upgrade") {
+			http.Error(rw, `{"code":3,"message":"Bad request"}`, http.StatusBadRequest)
+			return
+		}
+		conn, brw, err := http.NewResponseController(rw).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		line, _ := brw.ReadString('\n') // echo one line
+		_, _ = brw.WriteString("echo " + line)
+		_ = brw.Flush()
+	}))
+	defer backend.Close()
+
+	target, _ := url.Parse(backend.URL)
+	guard := newTestGuard(t, CreateConfig(), httputil.NewSingleHostReverseProxy(target), nil)
+	front := httptest.NewServer(guard)
+	defer front.Close()
+
+	cases := []struct {
+		name        string
+		headers     string
+		wantRepair  bool
+		wantUpgrade bool
+	}{
+		{"headers intact", "Upgrade: websocket\r\nConnection: Upgrade\r\n", false, true},
+		{"headers stripped by a front proxy", "", true, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", front.Listener.Addr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(conn, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: v2.sysmayal.cloud\r\n"+
+				c.headers+"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("status %d, want 101", resp.StatusCode)
+			}
+			if got := resp.Header.Get(headerRepaired) == "upgrade"; got != c.wantRepair {
+				t.Errorf("%s = %q", headerRepaired, resp.Header.Get(headerRepaired))
+			}
+			_, _ = io.WriteString(conn, "2probe\n")
+			line, err := br.ReadString('\n')
+			if err != nil || line != "echo 2probe\n" {
+				t.Errorf("after 101 the tunnel carried %q, %v", line, err)
+			}
+		})
+	}
+}
+
+func TestReadEngineIOQuery(t *testing.T) {
+	cases := []struct {
+		query                  string
+		eio, transport         string
+		hasEIO, hasTransp, sid bool
+	}{
+		{"EIO=4&transport=polling&t=N8hyd6w", "4", "polling", true, true, false},
+		{"EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", "4", "websocket", true, true, true},
+		{"transport=polling&EIO=3&b64=1", "3", "polling", true, true, false},
+		{"EIO=4;transport=polling", "4", "polling", true, true, false}, // Traefik forwards ";" as "&"
+		{"EIO=4&transport=web%73ocket", "4", "websocket", true, true, false},
+		{"EIO=4&EIO=3&transport=polling", "4", "polling", true, true, false}, // first value wins
+		{"EIO=&transport=", "", "", true, true, false},
+		{"sid=&EIO=4&transport=polling", "4", "polling", true, true, false}, // empty sid is a handshake
+		{"eio=4&Transport=polling", "", "", false, false, false},            // keys are case-sensitive
+		{"", "", "", false, false, false},
+		{"&&&", "", "", false, false, false},
+		{"EIO=%zz&transport=polling", "%zz", "polling", true, true, false},
+	}
+	for _, c := range cases {
+		var r engineIORequest
+		readEngineIOQuery(c.query, &r)
+		if r.eio != c.eio || r.transport != c.transport || r.hasEIO != c.hasEIO || r.hasTransport != c.hasTransp || r.hasSID != c.sid {
+			t.Errorf("%q: got %+v", c.query, r)
+		}
+	}
+}
+
+func TestMatchEngineIOPath(t *testing.T) {
+	prefixes := []string{"/socket.io/", "/ws/"}
+	cases := []struct {
+		path         string
+		prefix       string
+		missingSlash bool
+		ok           bool
+	}{
+		{"/socket.io/", "/socket.io/", false, true},
+		{"/socket.io", "/socket.io/", true, true},
+		{"/socket.io/anything", "/socket.io/", false, true},
+		{"/ws", "/ws/", true, true},
+		{"/ws/", "/ws/", false, true},
+		{"/socket.iox", "", false, false},
+		{"/socket.i", "", false, false},
+		{"/", "", false, false},
+		{"", "", false, false},
+		{"/api/socket.io/", "", false, false},
+	}
+	for _, c := range cases {
+		prefix, missing, ok := matchEngineIOPath(prefixes, c.path)
+		if prefix != c.prefix || missing != c.missingSlash || ok != c.ok {
+			t.Errorf("%q: got (%q, %v, %v)", c.path, prefix, missing, ok)
+		}
+	}
+}
