@@ -1,6 +1,7 @@
 package socketioguard
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -40,6 +41,12 @@ const logLinesPerSecond = 5
 // logger writes one logfmt line per event. Errors go to stderr (Traefik shows
 // them at its default level); everything else to stdout (Traefik's DEBUG).
 // It never writes cookies, Authorization, the query or the sid value.
+//
+// Under Traefik, Yaegi routes the plugin's fmt.Print output into Traefik's
+// logger at DEBUG and the log package's writer into it at ERROR, while
+// os.Stdout/os.Stderr would bypass Traefik's log (its level, format and
+// file) altogether: hence printWriter and log.Writer(), which compiled Go
+// resolves to plain stdout and stderr.
 type logger struct {
 	middleware string
 	level      logLevel
@@ -110,6 +117,11 @@ func (l *logger) admit() (int, bool) {
 	l.suppressed = 0
 	return suppressed, true
 }
+
+// printWriter writes through fmt.Print (see logger).
+type printWriter struct{}
+
+func (printWriter) Write(p []byte) (int, error) { return fmt.Print(string(p)) }
 
 // writeField appends key=value, quoting values that could break the line
 // (request data is attacker-controlled: no raw newlines reach the log).

@@ -10,8 +10,8 @@ package socketioguard
 import (
 	"context"
 	"fmt"
+	"log"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 )
@@ -40,8 +40,8 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 		log: &logger{
 			middleware: name,
 			level:      s.logLevel,
-			stdout:     os.Stdout,
-			stderr:     os.Stderr,
+			stdout:     printWriter{},
+			stderr:     log.Writer(),
 			now:        time.Now,
 		},
 		counters: newCounters(),
