@@ -1,5 +1,7 @@
 # socketioguard — `make test` is the README's test command and what CI runs.
-# It installs what it needs (yaegi v0.16.1) and caches it under ~/.cache.
+# It installs what it needs (yaegi v0.16.1; nginx from Debian, the Node peers
+# from e2e/node's lockfile, Traefik v3.6.12 built from the Go module proxy)
+# and caches it under ~/.cache, so a second run is fast.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -10,9 +12,9 @@ YAEGI_VERSION := v0.16.1
 YAEGI    := $(CACHE)/bin/yaegi-$(YAEGI_VERSION)
 GOPATH_LAYOUT := $(CACHE)/yaegi-gopath
 
-.PHONY: test vet unit yaegi_test fuzz bench-go tools clean
+.PHONY: test vet unit yaegi_test e2e setup fuzz bench-go tools clean
 
-test: vet unit yaegi_test
+test: vet unit yaegi_test e2e
 
 vet:
 	go vet ./...
@@ -37,6 +39,15 @@ $(YAEGI):
 	mv "$(CACHE)/bin/tmp/yaegi" "$(YAEGI)" && rmdir "$(CACHE)/bin/tmp"
 
 tools: $(YAEGI)
+
+# The real stack: Yaegi conformance and the report's scenarios on a real
+# Traefik, nginx, Socket.IO server and client (see e2e/readme.md).
+setup:
+	bash scripts/setup-e2e.sh >/dev/null
+
+e2e:
+	set -a; eval "$$(bash scripts/setup-e2e.sh)"; set +a; \
+	cd e2e && go vet ./... && go test -race -count=1 -timeout 15m ./...
 
 # Longer fuzzing than the seed corpus run in `unit` (not part of `test`).
 FUZZTIME ?= 60s

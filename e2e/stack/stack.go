@@ -1,0 +1,537 @@
+// Package stack starts the real pieces of a Socket.IO deployment on
+// loopback — Traefik with socketioguard as a local plugin, nginx, the
+// Frappe-like realtime server and web app (Node), socket.io-client runs — and
+// stops every process it started, by PID (process group), also on failure.
+// The end-to-end suite, the demo and the benchmarks share it.
+package stack
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Tools are the binaries and directories the stack runs. scripts/setup-e2e.sh
+// installs or builds them and prints the SOCKETIOGUARD_* variables.
+type Tools struct {
+	Traefik string // Traefik v3.6.12 built from the Go module proxy
+	Nginx   string // Debian's nginx
+	Node    string
+	NodeDir string // e2e/node: realtime.js, webapp.js, client.js, node_modules
+	Repo    string // the working tree whose plugin source is mounted
+}
+
+// FindTools locates the tools from the environment (set by setup-e2e.sh) and
+// the repository layout, and says what to run when something is missing.
+func FindTools() (Tools, error) {
+	repo, err := repoRoot()
+	if err != nil {
+		return Tools{}, err
+	}
+	t := Tools{
+		Traefik: os.Getenv("SOCKETIOGUARD_TRAEFIK"),
+		Nginx:   os.Getenv("SOCKETIOGUARD_NGINX"),
+		Node:    os.Getenv("SOCKETIOGUARD_NODE"),
+		NodeDir: filepath.Join(repo, "e2e", "node"),
+		Repo:    repo,
+	}
+	if t.Traefik == "" {
+		home, _ := os.UserHomeDir()
+		t.Traefik = filepath.Join(home, ".cache", "socketioguard", "traefik-v3.6.12", "traefik")
+	}
+	if t.Nginx == "" {
+		t.Nginx, _ = exec.LookPath("nginx")
+		if t.Nginx == "" {
+			t.Nginx = "/usr/sbin/nginx"
+		}
+	}
+	if t.Node == "" {
+		t.Node, _ = exec.LookPath("node")
+	}
+	var missing []string
+	for name, path := range map[string]string{"traefik": t.Traefik, "nginx": t.Nginx, "node": t.Node,
+		"node_modules": filepath.Join(t.NodeDir, "node_modules", "socket.io")} {
+		if _, err := os.Stat(path); path == "" || err != nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return t, fmt.Errorf("missing %s: run scripts/setup-e2e.sh (or make e2e), which installs and builds them", strings.Join(missing, ", "))
+	}
+	return t, nil
+}
+
+func repoRoot() (string, error) {
+	if root := os.Getenv("SOCKETIOGUARD_REPO"); root != "" {
+		return root, nil
+	}
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate the repository")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..")), nil
+}
+
+// Stack owns a set of processes and a scratch directory.
+type Stack struct {
+	Dir   string
+	Tools Tools
+
+	mu    sync.Mutex
+	procs []*Process
+}
+
+// New makes a stack whose files live in dir.
+func New(tools Tools, dir string) *Stack {
+	return &Stack{Tools: tools, Dir: dir}
+}
+
+// Process is one started program with its combined output.
+type Process struct {
+	Name string
+	Cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// Logs returns everything the process wrote so far.
+func (p *Process) Logs() string { return p.out.String() }
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Start runs a command in its own process group, recording its output (and
+// echoing it to tee when not nil).
+func (s *Stack) Start(name string, tee io.Writer, program string, args ...string) (*Process, error) {
+	return s.StartIn(s.Dir, name, tee, program, args...)
+}
+
+// StartIn is Start with another working directory.
+func (s *Stack) StartIn(dir, name string, tee io.Writer, program string, args ...string) (*Process, error) {
+	cmd := exec.Command(program, args...)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out := &syncBuffer{tee: tee, prefix: "[" + name + "] "}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Process{Name: name, Cmd: cmd, out: out, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
+	return p, nil
+}
+
+// Stop ends one process (its group): SIGTERM, then SIGKILL after 5 s.
+func (p *Process) Stop() {
+	if p.Exited() {
+		return
+	}
+	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// StopAll stops every process of the stack, newest first.
+func (s *Stack) StopAll() {
+	s.mu.Lock()
+	procs := s.procs
+	s.procs = nil
+	s.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].Stop()
+	}
+}
+
+// Logs returns every process's output, for a failure report.
+func (s *Stack) Logs() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, p := range s.procs {
+		fmt.Fprintf(&b, "----- %s (pid %d) -----\n%s\n", p.Name, p.Cmd.Process.Pid, p.Logs())
+	}
+	return b.String()
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreePorts returns n distinct free ports.
+func FreePorts(n int) ([]int, error) {
+	seen := map[int]bool{}
+	var ports []int
+	for attempts := 0; len(ports) < n && attempts < 100*n; attempts++ {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+	}
+	if len(ports) < n {
+		return nil, errors.New("not enough free ports")
+	}
+	return ports, nil
+}
+
+// WaitTCP waits until addr accepts connections or the process exits.
+func WaitTCP(p *Process, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if p != nil && p.Exited() {
+			return fmt.Errorf("%s exited before listening on %s: %v\n%s", p.Name, addr, p.err, p.Logs())
+		}
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not listen on %s within %s", nameOf(p), addr, timeout)
+}
+
+func nameOf(p *Process) string {
+	if p == nil {
+		return "server"
+	}
+	return p.Name
+}
+
+// WriteFile writes a file into the stack's directory and returns its path.
+func (s *Stack) WriteFile(name, content string) (string, error) {
+	path := filepath.Join(s.Dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, []byte(content), 0o644)
+}
+
+// Addr is 127.0.0.1:port.
+func Addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// ---- Node peers ----
+
+// Realtime is a running Frappe-like Socket.IO server.
+type Realtime struct {
+	*Process
+	Port, ControlPort int
+}
+
+// StartRealtime starts e2e/node/realtime.js on a free port.
+func (s *Stack) StartRealtime(name, webappURL string) (*Realtime, error) {
+	ports, err := FreePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	return s.StartRealtimeOn(name, ports[0], ports[1], webappURL)
+}
+
+// StartRealtimeOn starts the realtime server on given ports (a restart keeps them).
+func (s *Stack) StartRealtimeOn(name string, port, controlPort int, webappURL string) (*Realtime, error) {
+	args := []string{filepath.Join(s.Tools.NodeDir, "realtime.js"), "--port", fmt.Sprint(port),
+		"--control-port", fmt.Sprint(controlPort), "--name", name}
+	if webappURL != "" {
+		args = append(args, "--webapp", webappURL)
+	}
+	p, err := s.Start(name, nil, s.Tools.Node, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := WaitTCP(p, Addr(controlPort), 10*time.Second); err != nil {
+		return nil, err
+	}
+	if err := WaitTCP(p, Addr(port), 10*time.Second); err != nil {
+		return nil, err
+	}
+	return &Realtime{Process: p, Port: port, ControlPort: controlPort}, nil
+}
+
+// Publish stands in for frappe.publish_realtime: the event goes to a room of a namespace.
+func (r *Realtime) Publish(namespace, room, event string, message any) error {
+	body, _ := json.Marshal(map[string]any{"namespace": namespace, "room": room, "event": event, "message": message})
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:%d/publish", r.ControlPort), "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("publish answered %d: %s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+// Webapp is a running web app stand-in.
+type Webapp struct {
+	*Process
+	Port int
+}
+
+// StartWebapp starts e2e/node/webapp.js (serving staticDir at / when set).
+func (s *Stack) StartWebapp(name, staticDir string) (*Webapp, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{filepath.Join(s.Tools.NodeDir, "webapp.js"), "--port", fmt.Sprint(port)}
+	if staticDir != "" {
+		args = append(args, "--static", staticDir)
+	}
+	p, err := s.Start(name, nil, s.Tools.Node, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := WaitTCP(p, Addr(port), 10*time.Second); err != nil {
+		return nil, err
+	}
+	return &Webapp{Process: p, Port: port}, nil
+}
+
+// URL is the web app's base URL.
+func (w *Webapp) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", w.Port) }
+
+// ClientEvent is one JSON line of client.js.
+type ClientEvent struct {
+	Type        string            `json:"type"`
+	Transport   string            `json:"transport"`
+	Name        string            `json:"name"`
+	Data        json.RawMessage   `json:"data"`
+	Message     string            `json:"message"`
+	Description json.RawMessage   `json:"description"`
+	Reason      string            `json:"reason"`
+	Connected   bool              `json:"connected"`
+	Ever        bool              `json:"everConnected"`
+	Upgraded    bool              `json:"upgraded"`
+	Events      []json.RawMessage `json:"events"`
+	Errors      []ClientError     `json:"errors"`
+	Disconnects []string          `json:"disconnects"`
+	Reconnects  int               `json:"reconnects"`
+}
+
+// ClientError is a connect_error as socket.io-client reports it.
+type ClientError struct {
+	Message     string          `json:"message"`
+	Description json.RawMessage `json:"description"`
+}
+
+// ClientOptions are client.js's flags.
+type ClientOptions struct {
+	URL          string
+	Path         string
+	Namespace    string
+	Transports   string
+	Headers      []string
+	Subscribe    string // "Raven Channel/general"
+	WaitEvent    string
+	Events       int
+	Timeout      time.Duration
+	Settle       time.Duration
+	Reconnection int
+}
+
+// ClientRun is a running client.js.
+type ClientRun struct {
+	*Process
+	lines chan ClientEvent
+	Seen  []ClientEvent
+}
+
+// StartClient runs a socket.io-client session; read its lines with Next/Result.
+func (s *Stack) StartClient(name string, o ClientOptions) (*ClientRun, error) {
+	args := []string{filepath.Join(s.Tools.NodeDir, "client.js"), "--url", o.URL}
+	add := func(k, v string) {
+		if v != "" {
+			args = append(args, "--"+k, v)
+		}
+	}
+	add("path", o.Path)
+	add("namespace", o.Namespace)
+	add("transports", o.Transports)
+	for _, h := range o.Headers {
+		add("header", h)
+	}
+	add("subscribe", o.Subscribe)
+	add("wait-event", o.WaitEvent)
+	if o.Events > 0 {
+		add("events", fmt.Sprint(o.Events))
+	}
+	if o.Timeout > 0 {
+		add("timeout", fmt.Sprint(o.Timeout.Milliseconds()))
+	}
+	if o.Settle > 0 {
+		add("settle", fmt.Sprint(o.Settle.Milliseconds()))
+	}
+	if o.Reconnection > 0 {
+		add("reconnection-attempts", fmt.Sprint(o.Reconnection))
+	}
+
+	cmd := exec.Command(s.Tools.Node, args...)
+	cmd.Dir = s.Dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	out := &syncBuffer{prefix: "[" + name + "] "}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &Process{Name: name, Cmd: cmd, out: out, done: make(chan struct{})}
+	run := &ClientRun{Process: p, lines: make(chan ClientEvent, 64)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			out.Write(append(sc.Bytes(), '\n'))
+			var ev ClientEvent
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				run.lines <- ev
+			}
+		}
+		close(run.lines)
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
+	return run, nil
+}
+
+// Next returns the next line of the given types (or the result), waiting up to timeout.
+func (c *ClientRun) Next(timeout time.Duration, types ...string) (ClientEvent, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case ev, ok := <-c.lines:
+			if !ok {
+				return ClientEvent{}, fmt.Errorf("%s ended without a %v line:\n%s", c.Name, types, c.Logs())
+			}
+			c.Seen = append(c.Seen, ev)
+			if ev.Type == "result" {
+				return ev, nil
+			}
+			for _, t := range types {
+				if ev.Type == t {
+					return ev, nil
+				}
+			}
+		case <-deadline.C:
+			return ClientEvent{}, fmt.Errorf("%s: no %v line within %s:\n%s", c.Name, types, timeout, c.Logs())
+		}
+	}
+}
+
+// Result waits for the summary line.
+func (c *ClientRun) Result(timeout time.Duration) (ClientEvent, error) {
+	return c.Next(timeout, "result")
+}
+
+// RunClient runs a client to its end and returns its summary.
+func (s *Stack) RunClient(name string, o ClientOptions) (ClientEvent, error) {
+	run, err := s.StartClient(name, o)
+	if err != nil {
+		return ClientEvent{}, err
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = 15 * time.Second
+	}
+	return run.Result(timeout + 5*time.Second)
+}
+
+// ---- HTTP helpers ----
+
+// Get sends a request with the given headers and returns status, headers and body.
+func Get(ctx context.Context, url string, headers map[string]string) (*http.Response, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	for k, v := range headers {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	client := http.Client{Timeout: 40 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, string(body), nil
+}
+
+type syncBuffer struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	tee    io.Writer
+	prefix string
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tee != nil {
+		for _, line := range strings.SplitAfter(string(p), "\n") {
+			if line != "" {
+				io.WriteString(b.tee, b.prefix+line)
+			}
+		}
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,202 @@
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// PluginModule is the module name Traefik loads the plugin under.
+const PluginModule = "github.com/sysmayal/socketioguard"
+
+// Traefik is a running Traefik with socketioguard as a local plugin.
+type Traefik struct {
+	*Process
+	// Ports of the entrypoints, by name; "traefik" serves /ping and the API.
+	Ports map[string]int
+}
+
+// TraefikOptions configure one Traefik instance.
+type TraefikOptions struct {
+	Name        string
+	EntryPoints []string // names; each gets a free loopback port
+	// Dynamic is the file provider's YAML; {{port:<entrypoint>}} is replaced
+	// by that entrypoint's port.
+	Dynamic string
+	// Routers that must be enabled before Start returns (e.g. "sio@file").
+	Routers  []string
+	LogLevel string // default DEBUG: plugin stdout (warn/info lines) shows at DEBUG only
+	// ExtraStatic is appended to the static configuration (YAML).
+	ExtraStatic string
+	Tee         io.Writer
+}
+
+// StartTraefik mounts the working tree's plugin source as a local plugin
+// (plugins-local/src/github.com/sysmayal/socketioguard, as Traefik requires),
+// writes the static and dynamic configuration and waits until the listed
+// routers are enabled.
+func (s *Stack) StartTraefik(o TraefikOptions) (*Traefik, error) {
+	if o.Name == "" {
+		o.Name = "traefik"
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "DEBUG"
+	}
+	dir := filepath.Join(s.Dir, o.Name)
+	if err := MountPlugin(s.Tools.Repo, dir); err != nil {
+		return nil, err
+	}
+
+	names := append([]string{"traefik"}, o.EntryPoints...)
+	ports, err := FreePorts(len(names))
+	if err != nil {
+		return nil, err
+	}
+	t := &Traefik{Ports: map[string]int{}}
+	var static strings.Builder
+	static.WriteString("entryPoints:\n")
+	for i, name := range names {
+		t.Ports[name] = ports[i]
+		fmt.Fprintf(&static, "  %s:\n    address: 127.0.0.1:%d\n", name, ports[i])
+	}
+	dynamic := o.Dynamic
+	for name, port := range t.Ports {
+		dynamic = strings.ReplaceAll(dynamic, "{{port:"+name+"}}", fmt.Sprint(port))
+	}
+	dynamicPath := filepath.Join(dir, "dynamic.yml")
+	if err := os.WriteFile(dynamicPath, []byte(dynamic), 0o644); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(&static, `ping:
+  entryPoint: traefik
+api:
+  insecure: true
+  dashboard: false
+providers:
+  file:
+    filename: %s
+experimental:
+  localPlugins:
+    socketioguard:
+      moduleName: %s
+log:
+  level: %s
+  noColor: true
+global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+%s`, dynamicPath, PluginModule, o.LogLevel, o.ExtraStatic)
+	staticPath := filepath.Join(dir, "traefik.yml")
+	if err := os.WriteFile(staticPath, []byte(static.String()), 0o644); err != nil {
+		return nil, err
+	}
+
+	p, err := s.StartIn(dir, o.Name, o.Tee, s.Tools.Traefik, "--configFile="+staticPath)
+	if err != nil {
+		return nil, err
+	}
+	t.Process = p
+	if err := t.waitRouters(o.Routers, 30*time.Second); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// URL is http://127.0.0.1:<port of entrypoint>.
+func (t *Traefik) URL(entryPoint string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d", t.Ports[entryPoint])
+}
+
+// waitRouters polls Traefik's API until every router is enabled, and fails
+// with Traefik's own error when one is disabled (e.g. a plugin config error).
+func (t *Traefik) waitRouters(routers []string, timeout time.Duration) error {
+	api := t.URL("traefik") + "/api/http/routers"
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		if t.Exited() {
+			return fmt.Errorf("traefik exited: %v\n%s", t.err, t.Logs())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		resp, body, err := Get(ctx, api, nil)
+		cancel()
+		if err == nil && resp.StatusCode == http.StatusOK {
+			var list []struct {
+				Name   string   `json:"name"`
+				Status string   `json:"status"`
+				Err    []string `json:"error"`
+			}
+			_ = json.Unmarshal([]byte(body), &list)
+			status := map[string]string{}
+			for _, r := range list {
+				status[r.Name] = r.Status
+				if r.Status == "disabled" && contains(routers, r.Name) {
+					return fmt.Errorf("router %s is disabled: %s\n%s", r.Name, strings.Join(r.Err, "; "), t.Logs())
+				}
+			}
+			ready := true
+			for _, name := range routers {
+				if status[name] != "enabled" {
+					ready = false
+				}
+			}
+			if ready {
+				return nil
+			}
+			keys := make([]string, 0, len(status))
+			for k, v := range status {
+				keys = append(keys, k+"="+v)
+			}
+			sort.Strings(keys)
+			last = strings.Join(keys, ",")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("routers %v not enabled within %s (seen: %s)\n%s", routers, timeout, last, t.Logs())
+}
+
+// MountPlugin copies the plugin's source (root package, manifest, go.mod;
+// no tests) from the working tree to <dir>/plugins-local/src/<module>.
+func MountPlugin(repo, dir string) error {
+	dst := filepath.Join(dir, "plugins-local", "src", PluginModule)
+	if err := os.RemoveAll(dst); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(repo)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !(strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") || name == ".traefik.yml" || name == "go.mod") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(repo, name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs everything the end-to-end suite, the demo and the benchmarks need,
+# on a fresh Debian machine with Go and Node (as CI has): nginx and Chromium
+# from Debian, the Node peers from the committed lockfile, and Traefik built
+# from the Go module proxy. Everything is cached: a second run takes seconds.
+#
+# usage: scripts/setup-e2e.sh [--browser]     (--browser also installs Chromium)
+# prints shell assignments for the tools found, e.g. eval "$(scripts/setup-e2e.sh)"
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+want_browser=false
+[ "${1:-}" = "--browser" ] && want_browser=true
+
+say() { echo "setup: $*" >&2; }
+
+apt_install() {
+	local missing=()
+	for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" = 0 ] || { say "need root to install ${missing[*]} (apt-get)"; exit 1; }
+	say "installing ${missing[*]} from Debian"
+	# Packages must not start their services here (nginx would take port 80).
+	local policy=/usr/sbin/policy-rc.d created=false
+	if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=true; fi
+	local apt_lists_fresh
+	apt_lists_fresh=$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)
+	[ -n "$apt_lists_fresh" ] || DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	$created && rm -f "$policy"
+	return 0
+}
+
+command -v go >/dev/null || { say "Go is required (https://go.dev/dl)"; exit 1; }
+command -v node >/dev/null && command -v npm >/dev/null || { say "Node.js 18+ with npm is required"; exit 1; }
+
+apt_install nginx
+$want_browser && apt_install chromium
+
+# Node peers (socket.io, socket.io-client, playwright-core) from the lockfile.
+node_dir="$root/e2e/node"
+stamp="$node_dir/node_modules/.socketioguard-lock"
+if [ ! -f "$stamp" ] || ! cmp -s "$node_dir/package-lock.json" "$stamp"; then
+	say "npm ci in e2e/node"
+	(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+	cp "$node_dir/package-lock.json" "$stamp"
+fi
+
+traefik="$("$root/scripts/build-traefik.sh")"
+
+echo "SOCKETIOGUARD_TRAEFIK=$traefik"
+echo "SOCKETIOGUARD_NGINX=$(command -v nginx || echo /usr/sbin/nginx)"
+echo "SOCKETIOGUARD_NODE=$(command -v node)"
+$want_browser && echo "SOCKETIOGUARD_CHROMIUM=$(command -v chromium)"
+exit 0
