@@ -12,7 +12,7 @@ YAEGI_VERSION := v0.16.1
 YAEGI    := $(CACHE)/bin/yaegi-$(YAEGI_VERSION)
 GOPATH_LAYOUT := $(CACHE)/yaegi-gopath
 
-.PHONY: test vet unit yaegi_test e2e setup fuzz bench-go tools clean
+.PHONY: test vet unit yaegi_test e2e setup demo demo-broken fuzz bench-go tools clean
 
 test: vet unit yaegi_test e2e
 
@@ -43,11 +43,20 @@ tools: $(YAEGI)
 # The real stack: Yaegi conformance and the report's scenarios on a real
 # Traefik, nginx, Socket.IO server and client (see e2e/readme.md).
 setup:
-	bash scripts/setup-e2e.sh >/dev/null
+	bash scripts/setup-e2e.sh --browser >/dev/null
 
 e2e:
-	set -a; eval "$$(bash scripts/setup-e2e.sh)"; set +a; \
+	set -a; eval "$$(bash scripts/setup-e2e.sh --browser)"; set +a; \
 	cd e2e && go vet ./... && go test -race -count=1 -timeout 15m ./...
+
+# The report's deployment, locally (README's first command); Ctrl-C stops it.
+demo:
+	set -a; eval "$$(bash scripts/setup-e2e.sh)"; set +a; \
+	cd e2e && go run ./cmd/demo
+
+demo-broken:
+	set -a; eval "$$(bash scripts/setup-e2e.sh)"; set +a; \
+	cd e2e && go run ./cmd/demo --broken
 
 # Longer fuzzing than the seed corpus run in `unit` (not part of `test`).
 FUZZTIME ?= 60s

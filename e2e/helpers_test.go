@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/traefik/paerser/file"
 
 	"github.com/sysmayal/socketioguard/e2e/stack"
 )
@@ -84,7 +85,7 @@ func (e *env) realtime(name string) *stack.Realtime {
 
 func (e *env) webapp() *stack.Webapp {
 	e.t.Helper()
-	w, err := e.st.StartWebapp("webapp", "")
+	w, err := e.st.StartWebapp("webapp", stack.WebappOptions{})
 	e.must(err)
 	return w
 }
@@ -361,3 +362,12 @@ const frappeSiteMiddleware = `
           X-Frappe-Site-Name: ` + site
 
 func realtimeURL(rt *stack.Realtime) string { return fmt.Sprintf("http://127.0.0.1:%d", rt.Port) }
+
+func itoa(n int) string { return fmt.Sprint(n) }
+
+// decodeFile decodes a dynamic configuration file as Traefik's file provider does.
+func decodeFile(path string, conf *dynamicConfiguration) error { return file.Decode(path, conf) }
+
+type nopHandler struct{}
+
+func (nopHandler) ServeHTTP(http.ResponseWriter, *http.Request) {}

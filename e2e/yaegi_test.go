@@ -109,18 +109,41 @@ func (p *interpretedPlugin) handler(t *testing.T, next http.Handler, config map[
 	return h
 }
 
-// The shape of Traefik's dynamic.Configuration down to a middleware's plugin
-// configuration (pkg/config/dynamic: Middleware.Plugin map[string]PluginConf,
-// PluginConf map[string]any), with the same tags, for paerser to decode into.
+// The shape of Traefik's dynamic.Configuration (pkg/config/dynamic) for what
+// this project configures — routers, services, the headers middleware and a
+// middleware's plugin map (Middleware.Plugin map[string]PluginConf,
+// PluginConf map[string]any) — with Traefik's tags, for paerser to decode into.
 type dynamicConfiguration struct {
 	HTTP *httpConfiguration `json:"http,omitempty" toml:"http,omitempty" yaml:"http,omitempty" export:"true"`
 }
 
 type httpConfiguration struct {
+	Routers     map[string]*router     `json:"routers,omitempty" toml:"routers,omitempty" yaml:"routers,omitempty" export:"true"`
+	Services    map[string]*service    `json:"services,omitempty" toml:"services,omitempty" yaml:"services,omitempty" export:"true"`
 	Middlewares map[string]*middleware `json:"middlewares,omitempty" toml:"middlewares,omitempty" yaml:"middlewares,omitempty" export:"true"`
 }
 
+type router struct {
+	EntryPoints []string `json:"entryPoints,omitempty" toml:"entryPoints,omitempty" yaml:"entryPoints,omitempty" export:"true"`
+	Middlewares []string `json:"middlewares,omitempty" toml:"middlewares,omitempty" yaml:"middlewares,omitempty" export:"true"`
+	Service     string   `json:"service,omitempty" toml:"service,omitempty" yaml:"service,omitempty" export:"true"`
+	Rule        string   `json:"rule,omitempty" toml:"rule,omitempty" yaml:"rule,omitempty"`
+	Priority    int      `json:"priority,omitempty" toml:"priority,omitempty,omitzero" yaml:"priority,omitempty" export:"true"`
+}
+
+type service struct {
+	LoadBalancer *struct {
+		Servers []struct {
+			URL  string `json:"url,omitempty" toml:"url,omitempty" yaml:"url,omitempty" label:"-"`
+			Port string `json:"-" toml:"-" yaml:"-"`
+		} `json:"servers,omitempty" toml:"servers,omitempty" yaml:"servers,omitempty" label-slice-as-struct:"server" export:"true"`
+	} `json:"loadBalancer,omitempty" toml:"loadBalancer,omitempty" yaml:"loadBalancer,omitempty" export:"true"`
+}
+
 type middleware struct {
+	Headers *struct {
+		CustomRequestHeaders map[string]string `json:"customRequestHeaders,omitempty" toml:"customRequestHeaders,omitempty" yaml:"customRequestHeaders,omitempty" export:"true"`
+	} `json:"headers,omitempty" toml:"headers,omitempty" yaml:"headers,omitempty" export:"true"`
 	Plugin map[string]pluginConf `json:"plugin,omitempty" toml:"plugin,omitempty" yaml:"plugin,omitempty" export:"true"`
 }
 

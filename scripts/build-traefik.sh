@@ -13,7 +13,7 @@ cache="${SOCKETIOGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/socketioguard}"
 dir="$cache/traefik-$version"
 bin="$dir/traefik"
 
-if [ -x "$bin" ] && "$bin" version >/dev/null 2>&1; then
+if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "Version: *$version\$"; then
 	echo "$bin"
 	exit 0
 fi
@@ -47,7 +47,8 @@ import _ "github.com/traefik/traefik/v3/cmd/traefik"
 GO
 
 (cd "$dir/src" && GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 \
-	go build -trimpath -o "$bin.tmp" github.com/traefik/traefik/v3/cmd/traefik)
+	go build -trimpath -ldflags "-X github.com/traefik/traefik/v3/pkg/version.Version=$version" \
+		-o "$bin.tmp" github.com/traefik/traefik/v3/cmd/traefik)
 mv "$bin.tmp" "$bin"
 "$bin" version >&2
 echo "$bin"

@@ -2,7 +2,12 @@
 // own pages and API, and 404 with an HTML page on any path it does not know —
 // /socket.io/ included, which is exactly what a misrouted Socket.IO request gets.
 //
-// usage: node webapp.js --port 8000 [--static dir]   (dir/index.html is served at /)
+// For the demo it also plays Raven's backend: POST /api/method/raven.api.send_message
+// publishes message_created with Raven's payload to the realtime server
+// (frappe.publish_realtime → Redis → realtime; here its control port).
+//
+// usage: node webapp.js --port 8000 [--static dir] [--site raven.localhost]
+//                       [--publish http://127.0.0.1:9100]   (the realtime control port)
 "use strict";
 
 const fs = require("node:fs");
@@ -24,9 +29,34 @@ const server = http.createServer((req, res) => {
     res.end(JSON.stringify({ message: { user: "Administrator", user_type: "System User" } }));
     return;
   }
+  if (url.pathname === "/api/method/raven.get_site") {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ message: args.site || "raven.localhost" }));
+    return;
+  }
+  if (url.pathname === "/api/method/raven.api.send_message" && req.method === "POST" && args.publish) {
+    readJSON(req)
+      .then((body) => publishMessageCreated(body.channel_id || "general", String(body.text || "")))
+      .then((message) => {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ message }));
+      })
+      .catch((err) => {
+        res.writeHead(502, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ exc: err.message }));
+      });
+    return;
+  }
   if (url.pathname === "/api/method/ping") {
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify({ message: "pong" }));
+    return;
+  }
+  // The socket.io client, bundled with the web app's assets as Frappe does
+  // (so the page still loads when /socket.io itself is misrouted).
+  if (url.pathname === "/assets/socket.io.min.js") {
+    res.writeHead(200, { "Content-Type": types[".js"] });
+    fs.createReadStream(path.join(__dirname, "node_modules", "socket.io-client", "dist", "socket.io.min.js")).pipe(res);
     return;
   }
   const file = staticFile(url.pathname);
@@ -43,6 +73,46 @@ const server = http.createServer((req, res) => {
   res.writeHead(404, { "Content-Type": "text/html; charset=utf-8", "Set-Cookie": "sid=Guest; Path=/" });
   res.end("<!doctype html><title>Not Found</title><h1>Page not found</h1>\n");
 });
+
+let messageCount = 0;
+
+// Raven's publish_message_created_event: event message_created to the room
+// doc:Raven Channel/<channel> of the site's namespace, after commit.
+function publishMessageCreated(channelID, text) {
+  const message = {
+    channel_id: channelID,
+    sender: "Administrator",
+    message_id: `MSG-${Date.now()}-${++messageCount}`,
+    message_details: { text, message_type: "Text" },
+  };
+  const body = JSON.stringify({ namespace: `/${args.site || "raven.localhost"}`, room: `doc:Raven Channel/${channelID}`, event: "message_created", message });
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL("/publish", args.publish), { method: "POST", headers: { "Content-Type": "application/json" }, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on("end", () => (res.statusCode === 200 ? resolve(message) : reject(new Error(`publish answered ${res.statusCode}`))));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function readJSON(req) {
+  return new Promise((resolve, reject) => {
+    let body = "";
+    req.on("data", (c) => {
+      body += c;
+      if (body.length > 1e5) req.destroy(new Error("body too large"));
+    });
+    req.on("end", () => {
+      try {
+        resolve(JSON.parse(body || "{}"));
+      } catch (err) {
+        reject(err);
+      }
+    });
+    req.on("error", reject);
+  });
+}
 
 function staticFile(pathname) {
   if (!staticDir) return "";

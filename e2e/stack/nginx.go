@@ -18,9 +18,16 @@ type Nginx struct {
 // (inside http { }); {{port}} is replaced by the port it listens on.
 // Temp paths, pid and logs stay in the stack's directory.
 func (s *Stack) StartNginx(name, servers string) (*Nginx, error) {
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
+	return s.StartNginxOn(name, 0, servers)
+}
+
+// StartNginxOn is StartNginx on a given port (0, or a busy port: a free one).
+func (s *Stack) StartNginxOn(name string, port int, servers string) (*Nginx, error) {
+	if port == 0 || !PortFree(port) {
+		var err error
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
 	}
 	dir := filepath.Join(s.Dir, name)
 	for _, sub := range []string{"tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "logs"} {

@@ -125,13 +125,35 @@ func (p *Process) Exited() bool {
 // Start runs a command in its own process group, recording its output (and
 // echoing it to tee when not nil).
 func (s *Stack) Start(name string, tee io.Writer, program string, args ...string) (*Process, error) {
-	return s.StartIn(s.Dir, name, tee, program, args...)
+	return s.Run(Command{Name: name, Tee: tee, Program: program, Args: args})
 }
 
 // StartIn is Start with another working directory.
 func (s *Stack) StartIn(dir, name string, tee io.Writer, program string, args ...string) (*Process, error) {
-	cmd := exec.Command(program, args...)
-	cmd.Dir = dir
+	return s.Run(Command{Dir: dir, Name: name, Tee: tee, Program: program, Args: args})
+}
+
+// Command is a program to run as part of the stack.
+type Command struct {
+	Name    string
+	Dir     string    // default: the stack's directory
+	Env     []string  // added to this process's environment
+	Tee     io.Writer // also receives the output, line by line, prefixed with the name
+	Program string
+	Args    []string
+}
+
+// Run starts a command in its own process group and records its output.
+func (s *Stack) Run(c Command) (*Process, error) {
+	name, tee := c.Name, c.Tee
+	cmd := exec.Command(c.Program, c.Args...)
+	cmd.Dir = c.Dir
+	if cmd.Dir == "" {
+		cmd.Dir = s.Dir
+	}
+	if len(c.Env) > 0 {
+		cmd.Env = append(os.Environ(), c.Env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out := &syncBuffer{tee: tee, prefix: "[" + name + "] "}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -174,15 +196,23 @@ func (s *Stack) StopAll() {
 	}
 }
 
-// Logs returns every process's output, for a failure report.
+// Logs returns the last 150 lines of every process's output, for a failure report.
 func (s *Stack) Logs() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b strings.Builder
 	for _, p := range s.procs {
-		fmt.Fprintf(&b, "----- %s (pid %d) -----\n%s\n", p.Name, p.Cmd.Process.Pid, p.Logs())
+		fmt.Fprintf(&b, "----- %s (pid %d) -----\n%s\n", p.Name, p.Cmd.Process.Pid, lastLines(p.Logs(), 150))
 	}
 	return b.String()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.SplitAfter(s, "\n")
+	if len(lines) <= n {
+		return s
+	}
+	return fmt.Sprintf("[… %d lines before]\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "")
 }
 
 // FreePort asks the kernel for a free loopback port.
@@ -193,6 +223,16 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// PortFree reports whether a loopback port can be listened on now.
+func PortFree(port int) bool {
+	l, err := net.Listen("tcp", Addr(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // FreePorts returns n distinct free ports.
@@ -310,15 +350,29 @@ type Webapp struct {
 	Port int
 }
 
-// StartWebapp starts e2e/node/webapp.js (serving staticDir at / when set).
-func (s *Stack) StartWebapp(name, staticDir string) (*Webapp, error) {
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
+// WebappOptions: the page directory to serve at /, the site name and the
+// realtime control URL that send_message publishes to (all optional).
+type WebappOptions struct {
+	Port      int // 0: a free port
+	StaticDir string
+	Site      string
+	Publish   string
+}
+
+// StartWebapp starts e2e/node/webapp.js.
+func (s *Stack) StartWebapp(name string, o WebappOptions) (*Webapp, error) {
+	port := o.Port
+	if port == 0 {
+		var err error
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
 	}
 	args := []string{filepath.Join(s.Tools.NodeDir, "webapp.js"), "--port", fmt.Sprint(port)}
-	if staticDir != "" {
-		args = append(args, "--static", staticDir)
+	for flag, value := range map[string]string{"static": o.StaticDir, "site": o.Site, "publish": o.Publish} {
+		if value != "" {
+			args = append(args, "--"+flag, value)
+		}
 	}
 	p, err := s.Start(name, nil, s.Tools.Node, args...)
 	if err != nil {
@@ -510,6 +564,24 @@ func Get(ctx context.Context, url string, headers map[string]string) (*http.Resp
 	return resp, string(body), nil
 }
 
+func postJSON(ctx context.Context, url, body string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, b)
+	}
+	return nil
+}
+
 type syncBuffer struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
@@ -535,3 +607,6 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Wait blocks until the process has ended.
+func (p *Process) Wait() { <-p.done }

@@ -27,9 +27,15 @@ type Traefik struct {
 type TraefikOptions struct {
 	Name        string
 	EntryPoints []string // names; each gets a free loopback port
+	// Ports asks for given ports by entrypoint name (used when free).
+	Ports map[string]int
 	// Dynamic is the file provider's YAML; {{port:<entrypoint>}} is replaced
 	// by that entrypoint's port.
 	Dynamic string
+	// DynamicFiles are copied as they are next to Dynamic (Traefik's file
+	// provider then fills their {{ env "…" }} templates from Env).
+	DynamicFiles []string
+	Env          []string
 	// Routers that must be enabled before Start returns (e.g. "sio@file").
 	Routers  []string
 	LogLevel string // default DEBUG: plugin stdout (warn/info lines) shows at DEBUG only
@@ -63,16 +69,34 @@ func (s *Stack) StartTraefik(o TraefikOptions) (*Traefik, error) {
 	var static strings.Builder
 	static.WriteString("entryPoints:\n")
 	for i, name := range names {
-		t.Ports[name] = ports[i]
-		fmt.Fprintf(&static, "  %s:\n    address: 127.0.0.1:%d\n", name, ports[i])
+		port := ports[i]
+		if want := o.Ports[name]; want != 0 && PortFree(want) {
+			port = want
+		}
+		t.Ports[name] = port
+		fmt.Fprintf(&static, "  %s:\n    address: 127.0.0.1:%d\n", name, port)
 	}
-	dynamic := o.Dynamic
-	for name, port := range t.Ports {
-		dynamic = strings.ReplaceAll(dynamic, "{{port:"+name+"}}", fmt.Sprint(port))
-	}
-	dynamicPath := filepath.Join(dir, "dynamic.yml")
-	if err := os.WriteFile(dynamicPath, []byte(dynamic), 0o644); err != nil {
+	dynamicDir := filepath.Join(dir, "dynamic")
+	if err := os.MkdirAll(dynamicDir, 0o755); err != nil {
 		return nil, err
+	}
+	if o.Dynamic != "" {
+		dynamic := o.Dynamic
+		for name, port := range t.Ports {
+			dynamic = strings.ReplaceAll(dynamic, "{{port:"+name+"}}", fmt.Sprint(port))
+		}
+		if err := os.WriteFile(filepath.Join(dynamicDir, "00-inline.yml"), []byte(dynamic), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range o.DynamicFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dynamicDir, filepath.Base(f)), data, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	fmt.Fprintf(&static, `ping:
   entryPoint: traefik
@@ -81,7 +105,7 @@ api:
   dashboard: false
 providers:
   file:
-    filename: %s
+    directory: %s
 experimental:
   localPlugins:
     socketioguard:
@@ -92,13 +116,13 @@ log:
 global:
   checkNewVersion: false
   sendAnonymousUsage: false
-%s`, dynamicPath, PluginModule, o.LogLevel, o.ExtraStatic)
+%s`, dynamicDir, PluginModule, o.LogLevel, o.ExtraStatic)
 	staticPath := filepath.Join(dir, "traefik.yml")
 	if err := os.WriteFile(staticPath, []byte(static.String()), 0o644); err != nil {
 		return nil, err
 	}
 
-	p, err := s.StartIn(dir, o.Name, o.Tee, s.Tools.Traefik, "--configFile="+staticPath)
+	p, err := s.Run(Command{Dir: dir, Name: o.Name, Tee: o.Tee, Env: o.Env, Program: s.Tools.Traefik, Args: []string{"--configFile=" + staticPath}})
 	if err != nil {
 		return nil, err
 	}
