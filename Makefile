@@ -12,9 +12,9 @@ YAEGI_VERSION := v0.16.1
 YAEGI    := $(CACHE)/bin/yaegi-$(YAEGI_VERSION)
 GOPATH_LAYOUT := $(CACHE)/yaegi-gopath
 
-.PHONY: test vet unit yaegi_test e2e setup demo demo-broken fuzz bench-go tools clean
+.PHONY: test vet unit yaegi_test doctor e2e setup demo demo-broken fuzz bench-go tools clean
 
-test: vet unit yaegi_test e2e
+test: vet unit yaegi_test doctor e2e
 
 vet:
 	go vet ./...
@@ -39,6 +39,10 @@ $(YAEGI):
 	mv "$(CACHE)/bin/tmp/yaegi" "$(YAEGI)" && rmdir "$(CACHE)/bin/tmp"
 
 tools: $(YAEGI)
+
+# The doctor command (its own module: it uses a websocket library).
+doctor:
+	cd cmd/socketioguard && go vet ./... && go test -race -count=1 ./...
 
 # The real stack: Yaegi conformance and the report's scenarios on a real
 # Traefik, nginx, Socket.IO server and client (see e2e/readme.md).

@@ -74,7 +74,8 @@ func (s *Stack) StartTraefik(o TraefikOptions) (*Traefik, error) {
 			port = want
 		}
 		t.Ports[name] = port
-		fmt.Fprintf(&static, "  %s:\n    address: 127.0.0.1:%d\n", name, port)
+		// A short grace time: stopping the stack should not wait 10 s for open websockets.
+		fmt.Fprintf(&static, "  %s:\n    address: 127.0.0.1:%d\n    transport:\n      lifeCycle:\n        graceTimeOut: 1s\n", name, port)
 	}
 	dynamicDir := filepath.Join(dir, "dynamic")
 	if err := os.MkdirAll(dynamicDir, 0o755); err != nil {

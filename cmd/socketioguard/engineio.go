@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// target is what the doctor talks to: the Socket.IO endpoint and the
+// headers a browser page of that site would send.
+type target struct {
+	base      *url.URL // scheme://host[:port]
+	path      string   // Engine.IO path, with trailing slash
+	namespace string   // "/" or "/<site>"
+	eio       string
+	origin    string
+	cookie    string
+	client    *http.Client // keeps cookies across the steps, as a browser does (sticky sessions)
+	insecure  bool
+}
+
+// freshClient is a client with its own cookie jar: a new browser.
+func (t *target) freshClient() *target {
+	c := *t
+	c.client = newHTTPClient(t.insecure)
+	return &c
+}
+
+// endpoint is the Engine.IO URL with the given query.
+func (t *target) endpoint(query url.Values) string {
+	u := *t.base
+	u.Path = t.path
+	u.RawQuery = query.Encode()
+	return u.String()
+}
+
+func (t *target) query(transport, sid string) url.Values {
+	q := url.Values{"EIO": {t.eio}, "transport": {transport}, "t": {fmt.Sprintf("doctor%d", time.Now().UnixNano()%1e9)}}
+	if sid != "" {
+		q.Set("sid", sid)
+	}
+	return q
+}
+
+func (t *target) header() http.Header {
+	h := http.Header{}
+	if t.origin != "" {
+		h.Set("Origin", t.origin)
+	}
+	if t.cookie != "" {
+		h.Set("Cookie", t.cookie)
+	}
+	h.Set("User-Agent", "socketioguard-doctor")
+	return h
+}
+
+// answer is an HTTP answer with the evidence the doctor prints.
+type answer struct {
+	Status      int    `json:"status"`
+	ContentType string `json:"contentType,omitempty"`
+	Body        string `json:"firstBytes,omitempty"`
+	GuardError  string `json:"guardError,omitempty"`
+	Diagnosis   string `json:"guardDiagnosis,omitempty"`
+	Repaired    string `json:"guardRepaired,omitempty"`
+	Elapsed     string `json:"elapsed,omitempty"`
+}
+
+func readAnswer(resp *http.Response, started time.Time) answer {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return answer{
+		Status:      resp.StatusCode,
+		ContentType: resp.Header.Get("Content-Type"),
+		Body:        string(body),
+		GuardError:  resp.Header.Get("X-Socketio-Guard-Error"),
+		Diagnosis:   resp.Header.Get("X-Socketio-Guard-Diagnosis"),
+		Repaired:    resp.Header.Get("X-Socketio-Guard-Repaired"),
+		Elapsed:     time.Since(started).Round(time.Millisecond).String(),
+	}
+}
+
+func (t *target) do(ctx context.Context, method, url, body string) (answer, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return answer{}, err
+	}
+	req.Header = t.header()
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	}
+	started := time.Now()
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	return readAnswer(resp, started), nil
+}
+
+// openPacket is Engine.IO's handshake answer.
+type openPacket struct {
+	SID          string   `json:"sid"`
+	Upgrades     []string `json:"upgrades"`
+	PingInterval int      `json:"pingInterval"`
+	PingTimeout  int      `json:"pingTimeout"`
+	MaxPayload   int      `json:"maxPayload"`
+}
+
+// parseOpen reads "0{…}" (EIO=4) or "96:0{…}" (EIO=3, length-prefixed).
+func parseOpen(body string) (openPacket, bool) {
+	if i := strings.Index(body, ":0{"); i > 0 && i < 8 {
+		body = body[i+1:]
+	}
+	if !strings.HasPrefix(body, "0{") {
+		return openPacket{}, false
+	}
+	end := strings.LastIndex(body, "}")
+	var open openPacket
+	if err := json.Unmarshal([]byte(body[1:end+1]), &open); err != nil || open.SID == "" {
+		return openPacket{}, false
+	}
+	return open, true
+}
+
+// engineIOError reads {"code":N,"message":"…"}.
+func engineIOError(body string) (int, string, bool) {
+	var e struct {
+		Code    *int   `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal([]byte(strings.TrimSpace(body)), &e) != nil || e.Code == nil {
+		return 0, "", false
+	}
+	return *e.Code, e.Message, true
+}
+
+// connectPacket is the Socket.IO CONNECT to the namespace.
+func (t *target) connectPacket() string {
+	if t.namespace == "/" {
+		return "40"
+	}
+	return "40" + t.namespace + ","
+}
+
+// namespaceAnswer finds the CONNECT (40) or CONNECT_ERROR (44) for the
+// namespace among Engine.IO packets (polling payloads are joined by 0x1e).
+func (t *target) namespaceAnswer(payload string) (connected bool, message string, found bool) {
+	prefix := "4"
+	for _, packet := range strings.Split(payload, "\x1e") {
+		if !strings.HasPrefix(packet, prefix) || len(packet) < 2 {
+			continue
+		}
+		sio := packet[1:] // Socket.IO packet
+		rest := sio[1:]
+		if t.namespace != "/" {
+			if !strings.HasPrefix(rest, t.namespace+",") {
+				continue
+			}
+			rest = strings.TrimPrefix(rest, t.namespace+",")
+		}
+		switch sio[0] {
+		case '0':
+			return true, "", true
+		case '4':
+			var e struct {
+				Message string `json:"message"`
+			}
+			_ = json.Unmarshal([]byte(rest), &e)
+			if e.Message == "" {
+				e.Message = rest
+			}
+			return false, e.Message, true
+		}
+	}
+	return false, "", false
+}
+
+// dialWebsocket opens a websocket to the Engine.IO endpoint.
+func (t *target) dialWebsocket(ctx context.Context, sid string) (*websocket.Conn, answer, error) {
+	u := *t.base
+	u.Scheme = map[string]string{"https": "wss", "http": "ws"}[t.base.Scheme]
+	u.Path = t.path
+	u.RawQuery = t.query("websocket", sid).Encode()
+	started := time.Now()
+	conn, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPHeader: t.header(), HTTPClient: t.client})
+	var a answer
+	if resp != nil {
+		a = answer{
+			Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
+			GuardError: resp.Header.Get("X-Socketio-Guard-Error"), Diagnosis: resp.Header.Get("X-Socketio-Guard-Diagnosis"),
+			Repaired: resp.Header.Get("X-Socketio-Guard-Repaired"), Elapsed: time.Since(started).Round(time.Millisecond).String(),
+		}
+		if conn == nil && resp.Body != nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			a.Body = string(b)
+		}
+	}
+	if conn != nil {
+		conn.SetReadLimit(1 << 20)
+	}
+	return conn, a, err
+}
+
+// readText reads text frames, answering the server's pings, until one
+// satisfies want or the context ends.
+func readText(ctx context.Context, conn *websocket.Conn, want func(string) bool) (string, error) {
+	for {
+		_, msg, err := conn.Read(ctx)
+		if err != nil {
+			return "", err
+		}
+		text := string(msg)
+		if text == "2" {
+			_ = conn.Write(ctx, websocket.MessageText, []byte("3"))
+			continue
+		}
+		if want(text) {
+			return text, nil
+		}
+	}
+}
+
+func newHTTPClient(insecure bool) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: insecure} //nolint:gosec // only with --insecure
+	tr.ForceAttemptHTTP2 = false                                   // websockets and Engine.IO polling as browsers open them: HTTP/1.1
+	// No client timeout: every request has its context (a timeout would also
+	// cut websockets after their 101). Cookies are kept, like a browser's.
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Transport: tr, Jar: jar}
+}
