@@ -73,6 +73,8 @@ type settings struct {
 	fallback          bool
 	eioVersions       []string
 	transports        []string
+	eioAccepted       map[string]bool // the same, for one lookup per request
+	transportAccepted map[string]bool
 	repairUpgrade     bool
 	normalizePath     bool
 	setMissingOrigin  bool
@@ -117,6 +119,9 @@ func validate(cfg *Config) (settings, error) {
 		"webtransport never travels over HTTP/1.1 and cannot be guarded"); err != nil {
 		return s, err
 	}
+
+	s.eioAccepted = setOf(s.eioVersions)
+	s.transportAccepted = setOf(s.transports)
 
 	if s.fallbackStatus < 400 || s.fallbackStatus > 599 {
 		return s, fmt.Errorf("fallbackStatus %d is not an HTTP error status: use a number from 400 to 599 (default 421 Misdirected Request)", cfg.FallbackStatus)
@@ -183,6 +188,14 @@ func validateInspectPath(raw string) (string, error) {
 		return "", fmt.Errorf("inspectPath %q must be a plain absolute path such as /socket.io/.guard (or empty to turn inspection off)", raw)
 	}
 	return p, nil
+}
+
+func setOf(list []string) map[string]bool {
+	set := make(map[string]bool, len(list))
+	for _, v := range list {
+		set[v] = true
+	}
+	return set
 }
 
 func contains(list []string, v string) bool {

@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"mime"
 	"net"
 	"net/http"
+	"strings"
 )
 
 // sniffLimit bounds how much of a 400 answer is held back to read its
@@ -45,66 +45,87 @@ type answerWatcher struct {
 }
 
 func newAnswerWatcher(g *Guard, rw http.ResponseWriter, req *http.Request, websocket bool) *answerWatcher {
-	keys := make([]string, 0, len(rw.Header()))
-	for k := range rw.Header() {
+	w := &answerWatcher{guard: g, rw: rw, req: req, websocket: websocket}
+	if len(rw.Header()) > 0 {
+		w.guardHeaders = headerKeys(rw.Header())
+	}
+	if websocket {
+		w.upgradeForwarded = headerHasToken(req.Header, "Connection", "upgrade") && headerHasToken(req.Header, "Upgrade", "websocket")
+	}
+	return w
+}
+
+func headerKeys(h http.Header) []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
 		keys = append(keys, k)
 	}
-	return &answerWatcher{
-		guard:            g,
-		rw:               rw,
-		req:              req,
-		websocket:        websocket,
-		upgradeForwarded: websocket && headerHasToken(req.Header, "Connection", "upgrade") && headerHasToken(req.Header, "Upgrade", "websocket"),
-		guardHeaders:     keys,
-	}
+	return keys
 }
 
 func (w *answerWatcher) Header() http.Header { return w.rw.Header() }
 
+// WriteHeader decides, from the status and content type alone, whether the
+// answer passes (almost always), is held back to be read (a 400) or is
+// replaced (not from Socket.IO). The common case stays short: it runs
+// interpreted, on every Engine.IO answer.
 func (w *answerWatcher) WriteHeader(status int) {
-	if w.state != awaitingHeader {
-		if w.state == passingThrough {
-			w.rw.WriteHeader(status) // let net/http report the superfluous call
-		}
-		return
-	}
-	if status >= 100 && status < 200 { // informational (e.g. 103); 101 never comes here: the proxy hijacks
-		w.rw.WriteHeader(status)
+	if w.state != awaitingHeader || status < 200 {
+		w.writeHeaderAgain(status)
 		return
 	}
 	w.status = status
-	switch {
-	case w.answeredByNonSocketIO(status):
-		w.state = replacing
-	case status == http.StatusBadRequest:
-		w.state = sniffing
-	default:
-		w.state = passingThrough
+	w.state = w.judge(status)
+	if w.state == passingThrough {
 		w.rw.WriteHeader(status)
 	}
 }
 
-// answeredByNonSocketIO recognises the web app (or any non-Engine.IO server)
-// answering: Engine.IO never answers 404 on its path, and never answers a
-// polling request with HTML, except "ok" (200 text/html) to a polling POST.
-// Gateway errors (5xx) are the hop's own answer and are left alone.
-func (w *answerWatcher) answeredByNonSocketIO(status int) bool {
-	if status == http.StatusNotFound {
-		return true
+// writeHeaderAgain handles informational statuses (e.g. 103; a 101 never
+// comes here: the proxy hijacks) and superfluous calls.
+func (w *answerWatcher) writeHeaderAgain(status int) {
+	if w.state == awaitingHeader || w.state == passingThrough {
+		w.rw.WriteHeader(status) // net/http sends 1xx, or reports the superfluous call
 	}
-	if w.websocket || status >= 500 {
-		return false // Engine.IO's refused upgrades are text/html 400s
+}
+
+// judge recognises the web app (or any non-Engine.IO server) answering:
+// Engine.IO never answers 404 on its path, and never answers a polling
+// request with HTML, except "ok" (200 text/html) to a polling POST. Gateway
+// errors (5xx) are the hop's own answer and are left alone; Engine.IO's
+// refused upgrades are text/html 400s.
+func (w *answerWatcher) judge(status int) answerState {
+	switch {
+	case status == http.StatusNotFound:
+		return replacing
+	case status == http.StatusBadRequest:
+		return sniffing
+	case w.websocket || status >= 500 || w.req.Method == http.MethodPost && status == http.StatusOK:
+		return passingThrough
+	case isHTML(w.rw.Header().Get("Content-Type")):
+		return replacing
 	}
-	if w.req.Method == http.MethodPost && status == http.StatusOK {
-		return false
-	}
-	mediaType, _, _ := mime.ParseMediaType(w.rw.Header().Get("Content-Type"))
-	return mediaType == "text/html"
+	return passingThrough
+}
+
+func isHTML(contentType string) bool {
+	return len(contentType) >= 9 && strings.EqualFold(contentType[:9], "text/html")
 }
 
 func (w *answerWatcher) Write(b []byte) (int, error) {
+	if w.state == passingThrough {
+		return w.rw.Write(b)
+	}
+	return w.writeHeld(b)
+}
+
+// writeHeld is Write for every state but passing through.
+func (w *answerWatcher) writeHeld(b []byte) (int, error) {
 	if w.state == awaitingHeader {
 		w.WriteHeader(http.StatusOK)
+		if w.state == passingThrough {
+			return w.rw.Write(b)
+		}
 	}
 	switch w.state {
 	case replacing:

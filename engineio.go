@@ -54,10 +54,16 @@ func isClientBundle(prefix, path string) bool {
 	return strings.HasPrefix(rest, "/socket.io") && (strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".js.map"))
 }
 
-func readEngineIORequest(req *http.Request, prefix string, missingSlash bool) engineIORequest {
-	r := engineIORequest{prefix: prefix, missingSlash: missingSlash}
-	readEngineIOQuery(req.URL.RawQuery, &r)
+func readEngineIORequest(req *http.Request, prefix string, missingSlash bool) *engineIORequest {
+	r := &engineIORequest{prefix: prefix, missingSlash: missingSlash}
+	readEngineIOQuery(req.URL.RawQuery, r)
+	if r.transport == transportWebsocket { // the upgrade evidence only matters to websocket handshakes
+		readUpgradeEvidence(req, r)
+	}
+	return r
+}
 
+func readUpgradeEvidence(req *http.Request, r *engineIORequest) {
 	h := req.Header
 	r.upgradeWebsocket = headerHasToken(h, "Upgrade", "websocket")
 	r.upgradeOther = !r.upgradeWebsocket && strings.TrimSpace(h.Get("Upgrade")) != ""
@@ -65,84 +71,44 @@ func readEngineIORequest(req *http.Request, prefix string, missingSlash bool) en
 	r.hasWebSocketKey = strings.TrimSpace(h.Get("Sec-WebSocket-Key")) != ""
 	r.hasWebSocketVersion = strings.TrimSpace(h.Get("Sec-WebSocket-Version")) != ""
 	r.overHTTP2OrLater = req.ProtoMajor >= 2
-	return r
 }
 
 // readEngineIOQuery finds the first EIO, transport and sid values the way the
 // backend will see them. Traefik forwards ";" as "&", so both separate pairs.
 // Unknown parameters are the application's own and are ignored.
+//
+// It leans on url.ParseQuery on purpose: under Traefik the plugin is
+// interpreted, and one call into the compiled standard library costs less
+// than a loop over the pairs written here. (A pair with a malformed escape is
+// skipped, as net/url does.)
 func readEngineIOQuery(rawQuery string, r *engineIORequest) {
-	sawSID := false // first value wins, for sid too, even when it is empty
-	rest := rawQuery
-	for rest != "" {
-		var pair string
-		if i := strings.IndexAny(rest, "&;"); i >= 0 {
-			pair, rest = rest[:i], rest[i+1:]
-		} else {
-			pair, rest = rest, ""
-		}
-		if pair == "" {
-			continue
-		}
-		key, value, _ := strings.Cut(pair, "=")
-		key, ok := unescapeQueryPart(key)
-		if !ok {
-			continue
-		}
-		// One field per statement: Yaegi v0.16.1 loses the second target of
-		// a tuple assignment to struct fields through a pointer.
-		switch key {
-		case "EIO":
-			if !r.hasEIO {
-				r.eio = unescapeValue(value)
-				r.hasEIO = true
-			}
-		case "transport":
-			if !r.hasTransport {
-				r.transport = unescapeValue(value)
-				r.hasTransport = true
-			}
-		case "sid":
-			if !sawSID {
-				sawSID = true
-				r.hasSID = unescapeValue(value) != ""
-			}
-		}
+	if strings.Contains(rawQuery, ";") {
+		rawQuery = strings.ReplaceAll(rawQuery, ";", "&")
 	}
-}
-
-// unescapeQueryPart decodes a query key or value only when it needs it, so
-// the common case allocates nothing.
-func unescapeQueryPart(s string) (string, bool) {
-	if !strings.ContainsAny(s, "%+") {
-		return s, true
+	values, _ := url.ParseQuery(rawQuery)
+	if eio, ok := values["EIO"]; ok {
+		r.hasEIO = true
+		r.eio = eio[0]
 	}
-	decoded, err := url.QueryUnescape(s)
-	if err != nil {
-		return "", false
+	if transport, ok := values["transport"]; ok {
+		r.hasTransport = true
+		r.transport = transport[0]
 	}
-	return decoded, true
-}
-
-// unescapeValue keeps a malformed escape as written: the backend will then
-// refuse the value, and the guard reports it unchanged.
-func unescapeValue(s string) string {
-	if decoded, ok := unescapeQueryPart(s); ok {
-		return decoded
+	if sid, ok := values["sid"]; ok {
+		r.hasSID = sid[0] != "" // an empty sid is a handshake, as for Engine.IO
 	}
-	return s
 }
 
 // hasUsableUpgrade is true when Traefik's proxy will forward the request as
 // a websocket handshake: it needs both Upgrade and the Connection token.
-func (r engineIORequest) hasUsableUpgrade() bool {
+func (r *engineIORequest) hasUsableUpgrade() bool {
 	return r.upgradeWebsocket && r.connectionUpgrade
 }
 
 // upgradeProvable is true when the request proves it is a websocket
 // handshake although a hop stripped Upgrade/Connection: browsers always send
 // Sec-WebSocket-Key and -Version, and proxies forward those end-to-end.
-func (r engineIORequest) upgradeProvable(method string) bool {
+func (r *engineIORequest) upgradeProvable(method string) bool {
 	return method == http.MethodGet && r.hasWebSocketKey && r.hasWebSocketVersion &&
 		!r.upgradeOther && !r.overHTTP2OrLater
 }

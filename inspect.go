@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 )
 
 // counters are per middleware instance (Traefik builds one per router).
+// requests is counted atomically on every Engine.IO request; the rest, rare,
+// under the mutex.
 type counters struct {
-	mu         sync.Mutex
 	requests   int64
+	mu         sync.Mutex
 	repairs    map[string]int64
 	rejections map[string]int64
 	diagnoses  map[string]int64
@@ -22,12 +25,6 @@ func newCounters() *counters {
 		rejections: map[string]int64{},
 		diagnoses:  map[string]int64{},
 	}
-}
-
-func (c *counters) countRequest() {
-	c.mu.Lock()
-	c.requests++
-	c.mu.Unlock()
 }
 
 func (c *counters) countRepair(kind string)  { c.add(c.repairs, kind) }
@@ -51,7 +48,7 @@ func (c *counters) snapshot() counterSnapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return counterSnapshot{
-		EngineIORequests: c.requests,
+		EngineIORequests: atomic.LoadInt64(&c.requests),
 		Repairs:          copyCounts(c.repairs),
 		Rejections:       copyCounts(c.rejections),
 		Diagnoses:        copyCounts(c.diagnoses),
@@ -173,8 +170,8 @@ func (g *Guard) verdictFor(req *http.Request) inspectionVerdict {
 		}
 	}
 	eio := readEngineIORequest(req, g.settings.paths[0], false)
-	if p, detail := g.validateRequest(req, eio); p != nil {
-		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: detail, Hint: p.hint}
+	if p := g.findProblem(req, eio); p != nil {
+		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: g.describeProblem(p, req, eio), Hint: p.hint}
 	}
 	repairs := g.plannedRepairs(req, eio)
 	if repairs == nil {

@@ -13,6 +13,7 @@ import (
 	"log"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,90 +49,122 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	}, nil
 }
 
+// ServeHTTP classifies the request; only Engine.IO requests go further.
+//
+// Under Traefik this code is interpreted by Yaegi, where a call costs in
+// proportion to everything the called function contains, executed or not:
+// hence the small functions on the per-request path, and the text of error
+// answers built in functions of their own, called only when rejecting.
 func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	if g.settings.inspectPath != "" && req.URL.Path == g.settings.inspectPath && req.Method == http.MethodGet {
+	path := req.URL.Path
+	if path == g.settings.inspectPath && req.Method == http.MethodGet {
 		g.serveInspect(rw, req)
 		return
 	}
-
-	// Classify. Everything outside the Engine.IO paths passes untouched.
-	prefix, missingSlash, isEngineIO := matchEngineIOPath(g.settings.paths, req.URL.Path)
-	if !isEngineIO || isClientBundle(prefix, req.URL.Path) {
-		g.next.ServeHTTP(rw, req)
+	prefix, missingSlash, isEngineIO := matchEngineIOPath(g.settings.paths, path)
+	if !isEngineIO || isClientBundle(prefix, path) {
+		g.next.ServeHTTP(rw, req) // everything else passes untouched
 		return
 	}
-	g.counters.countRequest()
+	g.serveEngineIO(rw, req, prefix, missingSlash)
+}
 
+func (g *Guard) serveEngineIO(rw http.ResponseWriter, req *http.Request, prefix string, missingSlash bool) {
+	atomic.AddInt64(&g.counters.requests, 1)
 	if g.settings.fallback {
 		g.rejectMisrouted(rw, req)
 		return
 	}
-
 	eio := readEngineIORequest(req, prefix, missingSlash)
 
 	// Validate: refuse what the Socket.IO server would refuse anyway, but
 	// with an answer that says which hop broke the request.
-	if p, detail := g.validateRequest(req, eio); p != nil {
-		g.reject(rw, req, *p, p.status, detail, p.hint)
+	if p := g.findProblem(req, eio); p != nil {
+		g.rejectInvalid(rw, req, eio, p)
 		return
 	}
 
 	// Repair what a hop stripped, where the request proves what it was.
-	g.applyRepairs(rw, req, g.plannedRepairs(req, eio))
+	if repairs := g.plannedRepairs(req, eio); repairs != nil {
+		g.applyRepairs(rw, req, repairs)
+	}
 
 	// Forward, watching the answer when it can explain a failure.
 	if !g.settings.diagnoseResponses || req.Method == http.MethodOptions {
 		g.next.ServeHTTP(rw, req)
 		return
 	}
-	watcher := newAnswerWatcher(g, rw, req, eio.transport == transportWebsocket)
+	g.forwardWatched(rw, req, eio.transport == transportWebsocket)
+}
+
+// forwardWatched stays on the stack while a websocket lives (the proxy
+// tunnels inside it): it is kept small for that reason too.
+func (g *Guard) forwardWatched(rw http.ResponseWriter, req *http.Request, websocket bool) {
+	watcher := newAnswerWatcher(g, rw, req, websocket)
 	g.next.ServeHTTP(watcher, req)
 	watcher.finish()
 }
 
-// validateRequest returns the first problem that makes the request unusable
-// for the Socket.IO server, with a detail naming the offending value.
-// CORS preflights (OPTIONS) are the server's CORS layer's business and pass.
-func (g *Guard) validateRequest(req *http.Request, eio engineIORequest) (*problem, string) {
-	if req.Method == http.MethodOptions {
-		return nil, ""
-	}
+func (g *Guard) rejectInvalid(rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {
+	g.reject(rw, req, *p, p.status, g.describeProblem(p, req, eio), p.hint)
+}
+
+// findProblem returns the first problem that makes the request unusable for
+// the Socket.IO server, or nil. CORS preflights (OPTIONS) are the server's
+// CORS layer's business and pass.
+func (g *Guard) findProblem(req *http.Request, eio *engineIORequest) *problem {
 	switch {
+	case req.Method == http.MethodOptions:
+		return nil
 	case !eio.hasEIO && !eio.hasTransport:
-		return &problemQueryMissing, fmt.Sprintf("%s %s arrived without EIO and transport in the query (query: %q)", req.Method, req.URL.Path, redactedQuery(req.URL.RawQuery))
-	case !eio.hasEIO:
-		return &problemEIOUnsupported, fmt.Sprintf("EIO is missing; accepted: %s", strings.Join(g.settings.eioVersions, ", "))
-	case !contains(g.settings.eioVersions, eio.eio):
-		return &problemEIOUnsupported, fmt.Sprintf("EIO %q is not one of %s", eio.eio, strings.Join(g.settings.eioVersions, ", "))
-	case !eio.hasTransport:
-		return &problemTransportUnknown, fmt.Sprintf("transport is missing; accepted: %s", strings.Join(g.settings.transports, ", "))
-	case !contains(g.settings.transports, eio.transport):
-		return &problemTransportUnknown, fmt.Sprintf("transport %q is not one of %s", eio.transport, strings.Join(g.settings.transports, ", "))
+		return &problemQueryMissing
+	case !g.settings.eioAccepted[eio.eio]: // missing, or not accepted
+		return &problemEIOUnsupported
+	case !g.settings.transportAccepted[eio.transport]:
+		return &problemTransportUnknown
 	case !eio.hasSID && req.Method != http.MethodGet:
-		return &problemBadHandshakeMethod, fmt.Sprintf("%s without sid; only GET may open a session", req.Method)
+		return &problemBadHandshakeMethod
+	case eio.transport != transportWebsocket || eio.hasUsableUpgrade():
+		return nil
+	case eio.overHTTP2OrLater:
+		return &problemUpgradeImpossible
+	case g.settings.repairUpgrade && eio.upgradeProvable(req.Method):
+		return nil // repaired below
 	}
-	if eio.transport != transportWebsocket || eio.hasUsableUpgrade() {
-		return nil, ""
-	}
-	if eio.overHTTP2OrLater {
-		return &problemUpgradeImpossible, fmt.Sprintf("transport=websocket over %s", req.Proto)
-	}
-	if g.settings.repairUpgrade && eio.upgradeProvable(req.Method) {
-		return nil, "" // repaired below
+	return &problemUpgradeMissing
+}
+
+// describeProblem is the detail of a rejection: the offending value and
+// what is accepted.
+func (g *Guard) describeProblem(p *problem, req *http.Request, eio *engineIORequest) string {
+	switch p.id {
+	case problemQueryMissing.id:
+		return fmt.Sprintf("%s %s arrived without EIO and transport in the query (query: %q)", req.Method, req.URL.Path, redactedQuery(req.URL.RawQuery))
+	case problemEIOUnsupported.id:
+		if !eio.hasEIO {
+			return fmt.Sprintf("EIO is missing; accepted: %s", strings.Join(g.settings.eioVersions, ", "))
+		}
+		return fmt.Sprintf("EIO %q is not one of %s", eio.eio, strings.Join(g.settings.eioVersions, ", "))
+	case problemTransportUnknown.id:
+		if !eio.hasTransport {
+			return fmt.Sprintf("transport is missing; accepted: %s", strings.Join(g.settings.transports, ", "))
+		}
+		return fmt.Sprintf("transport %q is not one of %s", eio.transport, strings.Join(g.settings.transports, ", "))
+	case problemBadHandshakeMethod.id:
+		return fmt.Sprintf("%s without sid; only GET may open a session", req.Method)
+	case problemUpgradeImpossible.id:
+		return fmt.Sprintf("transport=websocket over %s", req.Proto)
 	}
 	detail := fmt.Sprintf("transport=websocket with Upgrade %q and Connection %q", req.Header.Get("Upgrade"), req.Header.Get("Connection"))
-	switch {
-	case !eio.upgradeProvable(req.Method):
-		detail += ", and no Sec-WebSocket-Key/-Version that would prove a websocket handshake"
-	case !g.settings.repairUpgrade:
-		detail += "; repairUpgrade is off, so the guard did not restore them"
+	if !eio.upgradeProvable(req.Method) {
+		return detail + ", and no Sec-WebSocket-Key/-Version that would prove a websocket handshake"
 	}
-	return &problemUpgradeMissing, detail
+	return detail + "; repairUpgrade is off, so the guard did not restore them"
 }
 
 // plannedRepairs lists what applyRepairs will change, in the order of
 // X-Socketio-Guard-Repaired. It changes nothing, so inspection can show it.
-func (g *Guard) plannedRepairs(req *http.Request, eio engineIORequest) []string {
+func (g *Guard) plannedRepairs(req *http.Request, eio *engineIORequest) []string {
 	var repairs []string
 	if g.settings.normalizePath && eio.missingSlash {
 		repairs = append(repairs, repairPath)

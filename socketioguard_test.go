@@ -804,7 +804,7 @@ func TestReadEngineIOQuery(t *testing.T) {
 		{"eio=4&Transport=polling", "", "", false, false, false},            // keys are case-sensitive
 		{"", "", "", false, false, false},
 		{"&&&", "", "", false, false, false},
-		{"EIO=%zz&transport=polling", "%zz", "polling", true, true, false},
+		{"EIO=%zz&transport=polling", "", "polling", false, true, false}, // a malformed pair is skipped, as net/url does
 	}
 	for _, c := range cases {
 		var r engineIORequest
