@@ -49,12 +49,14 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	}, nil
 }
 
-// ServeHTTP classifies the request; only Engine.IO requests go further.
+// ServeHTTP: classify → validate → repair (prepare) → forward → diagnose.
 //
 // Under Traefik this code is interpreted by Yaegi, where a call costs in
-// proportion to everything the called function contains, executed or not:
-// hence the small functions on the per-request path, and the text of error
-// answers built in functions of their own, called only when rejecting.
+// proportion to everything the called function contains, executed or not,
+// and the frames of the functions on the stack stay allocated while a
+// websocket lives (the proxy tunnels inside next.ServeHTTP). Hence: small
+// functions on the per-request path, error texts built only when rejecting,
+// and the work done in prepare, which has returned before forwarding.
 func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	path := req.URL.Path
 	if path == g.settings.inspectPath && req.Method == http.MethodGet {
@@ -66,14 +68,25 @@ func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		g.next.ServeHTTP(rw, req) // everything else passes untouched
 		return
 	}
-	g.serveEngineIO(rw, req, prefix, missingSlash)
+	watcher, forward := g.prepare(rw, req, prefix, missingSlash)
+	switch {
+	case !forward: // answered by the guard
+	case watcher == nil:
+		g.next.ServeHTTP(rw, req)
+	default:
+		g.next.ServeHTTP(watcher, req)
+		watcher.finish()
+	}
 }
 
-func (g *Guard) serveEngineIO(rw http.ResponseWriter, req *http.Request, prefix string, missingSlash bool) {
+// prepare validates and repairs an Engine.IO request. It answers the request
+// itself (forward false) when it must be refused, and returns the writer that
+// watches the backend's answer when diagnosis is on.
+func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, prefix string, missingSlash bool) (*answerWatcher, bool) {
 	atomic.AddInt64(&g.counters.requests, 1)
 	if g.settings.fallback {
 		g.rejectMisrouted(rw, req)
-		return
+		return nil, false
 	}
 	eio := readEngineIORequest(req, prefix, missingSlash)
 
@@ -81,7 +94,7 @@ func (g *Guard) serveEngineIO(rw http.ResponseWriter, req *http.Request, prefix 
 	// with an answer that says which hop broke the request.
 	if p := g.findProblem(req, eio); p != nil {
 		g.rejectInvalid(rw, req, eio, p)
-		return
+		return nil, false
 	}
 
 	// Repair what a hop stripped, where the request proves what it was.
@@ -89,20 +102,10 @@ func (g *Guard) serveEngineIO(rw http.ResponseWriter, req *http.Request, prefix 
 		g.applyRepairs(rw, req, repairs)
 	}
 
-	// Forward, watching the answer when it can explain a failure.
 	if !g.settings.diagnoseResponses || req.Method == http.MethodOptions {
-		g.next.ServeHTTP(rw, req)
-		return
+		return nil, true
 	}
-	g.forwardWatched(rw, req, eio.transport == transportWebsocket)
-}
-
-// forwardWatched stays on the stack while a websocket lives (the proxy
-// tunnels inside it): it is kept small for that reason too.
-func (g *Guard) forwardWatched(rw http.ResponseWriter, req *http.Request, websocket bool) {
-	watcher := newAnswerWatcher(g, rw, req, websocket)
-	g.next.ServeHTTP(watcher, req)
-	watcher.finish()
+	return newAnswerWatcher(g, rw, req, eio.transport == transportWebsocket), true
 }
 
 func (g *Guard) rejectInvalid(rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {
