@@ -12,7 +12,7 @@ YAEGI_VERSION := v0.16.1
 YAEGI    := $(CACHE)/bin/yaegi-$(YAEGI_VERSION)
 GOPATH_LAYOUT := $(CACHE)/yaegi-gopath
 
-.PHONY: test vet unit yaegi_test doctor e2e setup demo demo-broken fuzz bench-go tools clean
+.PHONY: test vet unit yaegi_test doctor e2e setup demo demo-broken bench soak fuzz bench-go tools clean
 
 test: vet unit yaegi_test doctor e2e
 
@@ -70,6 +70,18 @@ fuzz:
 
 bench-go:
 	go test -run XXX -bench . -benchmem -count 5 .
+
+# What the guard costs inside a real Traefik, side by side in one run
+# (writes bench/report.md and bench/throughput.png; several minutes).
+bench:
+	set -a; eval "$$(bash scripts/setup-e2e.sh --bench)"; set +a; \
+	cd e2e && go run ./cmd/bench run
+
+# 500 socket.io clients through a header-stripping nginx, a server restart
+# mid-run (writes bench/soak.md; exits non-zero when an event was lost).
+soak:
+	set -a; eval "$$(bash scripts/setup-e2e.sh)"; set +a; \
+	cd e2e && go run ./cmd/bench soak
 
 clean:
 	rm -rf "$(GOPATH_LAYOUT)"

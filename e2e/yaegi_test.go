@@ -18,24 +18,21 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/mitchellh/mapstructure"
 	"github.com/traefik/paerser/file"
 	"github.com/traefik/paerser/parser"
-	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
 
+	"github.com/sysmayal/socketioguard/e2e/interpreted"
 	"github.com/sysmayal/socketioguard/e2e/stack"
 )
 
 // Yaegi conformance: the plugin loaded and configured exactly as Traefik
-// v3.6.12 does it (pkg/plugins/middlewareyaegi.go): the source in a GOPATH
-// layout, stdlib symbols only, CreateConfig, mapstructure decoding with weak
-// typing and the "," slice hook, then New called through reflection.
+// v3.6.12 does it (package interpreted).
 
-// interpretedPlugin is the plugin inside a Yaegi interpreter.
+// interpretedPlugin is the plugin inside a Yaegi interpreter, with the
+// writers Traefik would hand it as stdout and stderr.
 type interpretedPlugin struct {
-	fnNew, fnCreateConfig reflect.Value
-	stdout, stderr        *lockedBuffer
+	*interpreted.Plugin
+	stdout, stderr *lockedBuffer
 }
 
 func loadInterpreted(t *testing.T) *interpretedPlugin {
@@ -49,62 +46,26 @@ func loadInterpreted(t *testing.T) *interpretedPlugin {
 		t.Fatal(err)
 	}
 	p := &interpretedPlugin{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
-	i := interp.New(interp.Options{
-		GoPath: filepath.Join(dir, "plugins-local"),
-		Env:    os.Environ(),
-		Stdout: p.stdout,
-		Stderr: p.stderr,
-	})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := i.Eval(`import "` + stack.PluginModule + `"`); err != nil {
-		t.Fatalf("Yaegi cannot import the plugin: %v", err)
-	}
-	if p.fnNew, err = i.Eval("socketioguard.New"); err != nil {
-		t.Fatal(err)
-	}
-	if p.fnCreateConfig, err = i.Eval("socketioguard.CreateConfig"); err != nil {
+	p.Plugin, err = interpreted.Load(filepath.Join(dir, "plugins-local"), stack.PluginModule, "", p.stdout, p.stderr)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-// createConfig is Traefik's yaegiMiddlewareBuilder.createConfig.
 func (p *interpretedPlugin) createConfig(config map[string]any) (reflect.Value, error) {
-	vConfig := p.fnCreateConfig.Call(nil)[0]
-	if len(config) == 0 {
-		return vConfig, nil
-	}
-	decoder, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		DecodeHook:       mapstructure.StringToSliceHookFunc(","),
-		WeaklyTypedInput: true,
-		Result:           vConfig.Interface(),
-	})
-	if err != nil {
-		return reflect.Value{}, err
-	}
-	return vConfig, decoder.Decode(config)
+	return p.CreateConfig(config)
 }
 
-// newHandler is Traefik's yaegiMiddlewareBuilder.newHandler.
 func (p *interpretedPlugin) newHandler(next http.Handler, cfg reflect.Value, name string) (http.Handler, error) {
-	results := p.fnNew.Call([]reflect.Value{reflect.ValueOf(context.Background()), reflect.ValueOf(next), cfg, reflect.ValueOf(name)})
-	if err, _ := results[1].Interface().(error); err != nil {
-		return nil, err
-	}
-	return results[0].Interface().(http.Handler), nil
+	return p.New(next, cfg, name)
 }
 
 func (p *interpretedPlugin) handler(t *testing.T, next http.Handler, config map[string]any) http.Handler {
 	t.Helper()
-	cfg, err := p.createConfig(config)
+	h, err := p.Handler(next, config, "sio-guard@file")
 	if err != nil {
-		t.Fatalf("decode %v: %v", config, err)
-	}
-	h, err := p.newHandler(next, cfg, "sio-guard@file")
-	if err != nil {
-		t.Fatalf("New: %v", err)
+		t.Fatalf("%v: %v", config, err)
 	}
 	return h
 }

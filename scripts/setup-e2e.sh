@@ -4,12 +4,20 @@
 # from Debian, the Node peers from the committed lockfile, and Traefik built
 # from the Go module proxy. Everything is cached: a second run takes seconds.
 #
-# usage: scripts/setup-e2e.sh [--browser]     (--browser also installs Chromium)
+# usage: scripts/setup-e2e.sh [--browser] [--bench]
+#        (--browser also installs Chromium, --bench wrk)
 # prints shell assignments for the tools found, e.g. eval "$(scripts/setup-e2e.sh)"
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 want_browser=false
-[ "${1:-}" = "--browser" ] && want_browser=true
+want_bench=false
+for arg in "$@"; do
+	case "$arg" in
+	--browser) want_browser=true ;;
+	--bench) want_bench=true ;;
+	*) echo "setup: unknown option $arg" >&2; exit 2 ;;
+	esac
+done
 
 say() { echo "setup: $*" >&2; }
 
@@ -35,6 +43,7 @@ command -v node >/dev/null && command -v npm >/dev/null || { say "Node.js 18+ wi
 
 apt_install nginx
 $want_browser && apt_install chromium
+$want_bench && apt_install wrk
 
 # Node peers (socket.io, socket.io-client, playwright-core) from the lockfile.
 node_dir="$root/e2e/node"

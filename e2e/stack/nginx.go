@@ -45,7 +45,8 @@ daemon off;
 master_process on;
 pid %[2]s/nginx.pid;
 error_log %[2]s/logs/error.log info;
-events { worker_connections 2048; }
+events { worker_connections 8192; }
+worker_rlimit_nofile 20000;
 http {
   access_log %[2]s/logs/access.log;
   client_body_temp_path %[2]s/tmp/body;

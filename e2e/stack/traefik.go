@@ -36,6 +36,12 @@ type TraefikOptions struct {
 	// provider then fills their {{ env "…" }} templates from Env).
 	DynamicFiles []string
 	Env          []string
+	// LocalPlugins are more local plugins: alias → source directory, whose
+	// .traefik.yml "import" is the module name.
+	LocalPlugins map[string]string
+	// Metrics enables Prometheus metrics on the "traefik" entrypoint (/metrics)
+	// and Go's /debug/pprof (whose heap?gc=1 collects garbage before a sample).
+	Metrics bool
 	// Routers that must be enabled before Start returns (e.g. "sio@file").
 	Routers  []string
 	LogLevel string // default DEBUG: plugin stdout (warn/info lines) shows at DEBUG only
@@ -58,6 +64,21 @@ func (s *Stack) StartTraefik(o TraefikOptions) (*Traefik, error) {
 	dir := filepath.Join(s.Dir, o.Name)
 	if err := MountPlugin(s.Tools.Repo, dir); err != nil {
 		return nil, err
+	}
+	extraPlugins := ""
+	for alias, src := range o.LocalPlugins {
+		module, err := manifestImport(src)
+		if err != nil {
+			return nil, err
+		}
+		if err := MountPluginFrom(src, module, dir); err != nil {
+			return nil, err
+		}
+		extraPlugins += fmt.Sprintf("    %s:\n      moduleName: %s\n", alias, module)
+	}
+	metrics, debug := "", "false"
+	if o.Metrics {
+		metrics, debug = "metrics:\n  prometheus:\n    entryPoint: traefik\n", "true"
 	}
 
 	names := append([]string{"traefik"}, o.EntryPoints...)
@@ -104,6 +125,7 @@ func (s *Stack) StartTraefik(o TraefikOptions) (*Traefik, error) {
 api:
   insecure: true
   dashboard: false
+  debug: %s
 providers:
   file:
     directory: %s
@@ -111,13 +133,13 @@ experimental:
   localPlugins:
     socketioguard:
       moduleName: %s
-log:
+%slog:
   level: %s
   noColor: true
 global:
   checkNewVersion: false
   sendAnonymousUsage: false
-%s`, dynamicDir, PluginModule, o.LogLevel, o.ExtraStatic)
+%s%s`, debug, dynamicDir, PluginModule, extraPlugins, o.LogLevel, metrics, o.ExtraStatic)
 	staticPath := filepath.Join(dir, "traefik.yml")
 	if err := os.WriteFile(staticPath, []byte(static.String()), 0o644); err != nil {
 		return nil, err
@@ -190,7 +212,12 @@ func (t *Traefik) waitRouters(routers []string, timeout time.Duration) error {
 // MountPlugin copies the plugin's source (root package, manifest, go.mod;
 // no tests) from the working tree to <dir>/plugins-local/src/<module>.
 func MountPlugin(repo, dir string) error {
-	dst := filepath.Join(dir, "plugins-local", "src", PluginModule)
+	return MountPluginFrom(repo, PluginModule, dir)
+}
+
+// MountPluginFrom mounts another plugin's source directory under its module name.
+func MountPluginFrom(repo, module, dir string) error {
+	dst := filepath.Join(dir, "plugins-local", "src", module)
 	if err := os.RemoveAll(dst); err != nil {
 		return err
 	}
@@ -215,6 +242,20 @@ func MountPlugin(repo, dir string) error {
 		}
 	}
 	return nil
+}
+
+// manifestImport reads the "import:" line of a plugin's .traefik.yml.
+func manifestImport(src string) (string, error) {
+	raw, err := os.ReadFile(filepath.Join(src, ".traefik.yml"))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "import:"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("%s/.traefik.yml has no import", src)
 }
 
 func contains(list []string, v string) bool {

@@ -1,0 +1,45 @@
+// Command bench measures what socketioguard costs inside a real Traefik
+// v3.6.12, side by side in one run, on loopback (make bench):
+//
+//   - HTTP: wrk (Debian's) against four entrypoints to the same fast backend —
+//     no middleware, a trivial pass-through Yaegi plugin (the catalog's demo
+//     kind), socketioguard in guard mode, socketioguard in fallback mode —
+//     with Engine.IO polling requests and web-app requests, the variants
+//     interleaved over several rounds;
+//   - websocket echo throughput through Traefik with and without the guard;
+//   - Traefik's memory with 1,000 idle websockets through the guard and without;
+//   - Go benchmarks of the plugin, compiled and interpreted by Yaegi in-process;
+//
+// and writes bench/report.md and bench/throughput.png.
+//
+//	bench run [--rounds 5] [--duration 3s] [--connections 32] [--out DIR]
+//	bench soak [--clients 500] [--channels 50] [--events 20] [--out DIR]
+//	bench backend --port N        (the fast backend; run by bench run)
+//
+// bench soak: many socket.io clients through a header-stripping nginx →
+// Traefik + guard → the Frappe-like server, events per channel, a server
+// restart mid-run; writes bench/soak.md.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bench run [flags] | bench soak [flags] | bench backend --port N")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "backend":
+		os.Exit(serveBackend(os.Args[2:]))
+	case "run":
+		os.Exit(runBench(os.Args[2:]))
+	case "soak":
+		os.Exit(runSoak(os.Args[2:]))
+	default:
+		fmt.Fprintf(os.Stderr, "bench: unknown command %q\n", os.Args[1])
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+)
+
+// target is one of the issue's targets, checked against a measured ratio.
+type target struct {
+	what    string
+	ratio   []float64
+	minimum float64
+}
+
+func writeReport(r *results, o benchOptions) error {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+
+	w("# socketioguard: what it costs inside Traefik\n\n")
+	w("Measured side by side in one run on loopback by `make bench` (`e2e/cmd/bench`), %s, in %s.\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"), r.elapsed.Round(time.Second))
+	w("- Machine: %s\n", r.machine)
+	w("- Versions: %s\n", r.versions)
+	w("- Traefik runs the working tree's plugin as a local plugin under Yaegi; every variant is an entrypoint of the same Traefik, routed to the same backend (a Go server answering like an Engine.IO polling endpoint, a web page elsewhere, websocket echo).\n")
+	w("- Load: wrk from a second process (`wrk -t1 -c%d -d%s --latency`), %d rounds, every variant once per round in rotating order; ratios pair variants within a round. Traefik, the backend and the load generator share the machine's cores, so absolute numbers are this machine's; the ratios are the result.\n\n",
+		o.connections, o.duration, o.rounds)
+
+	noneRPS := func(route string) []float64 { return rpsOf(r.http[route]["none"]) }
+	var targets []target
+	w("## HTTP requests through Traefik\n\n")
+	w("| request | variant | req/s (median) | ratio to no middleware, median (min–max) | ratio to the trivial plugin, median (min–max) | p50 | p99 |\n|---|---|---|---|---|---|---|\n")
+	for _, c := range httpCases {
+		for _, v := range c.variants {
+			rs := r.http[c.route][v.name]
+			rps := rpsOf(rs)
+			med, _, _ := stats(rps)
+			p50s, p99s := make([]float64, len(rs)), make([]float64, len(rs))
+			for i, x := range rs {
+				p50s[i], p99s[i] = float64(x.p50), float64(x.p99)
+			}
+			p50, _, _ := stats(p50s)
+			p99, _, _ := stats(p99s)
+			toNone, toTrivial := "1", "—"
+			if v != none {
+				toNone = spread(ratios(rps, noneRPS(c.route)))
+			}
+			if v != none && v != trivial {
+				toTrivial = spread(ratios(rps, rpsOf(r.http[c.route]["trivial"])))
+			}
+			w("| %s | %s | %.0f | %s | %s | %s | %s |\n", c.route, v.label, med, toNone, toTrivial, dur(p50), dur(p99))
+		}
+	}
+	targets = append(targets,
+		target{"guard mode, polling throughput vs the trivial plugin", ratios(rpsOf(r.http[httpCases[0].route]["guard"]), rpsOf(r.http[httpCases[0].route]["trivial"])), 0.97},
+		target{"fallback mode, non-Engine.IO throughput vs the trivial plugin", ratios(rpsOf(r.http[httpCases[1].route]["fallback"]), rpsOf(r.http[httpCases[1].route]["trivial"])), 0.99},
+	)
+
+	w("\n## Websocket echo through Traefik\n\n")
+	w("%d websockets (`/socket.io/?EIO=4&transport=websocket`), each sending a Socket.IO-sized message and waiting for its echo, back to back, %s per variant and round. After the 101 the guard is not in the data path; this checks that nothing it does on the way in slows the tunnel.\n\n", o.wsConns, o.duration)
+	w("| variant | round trips/s (median) | ratio to no middleware, median (min–max) |\n|---|---|---|\n")
+	for _, v := range []variant{none, trivial, guard} {
+		med, _, _ := stats(r.ws[v.name])
+		ratio := "1"
+		if v != none {
+			ratio = spread(ratios(r.ws[v.name], r.ws["none"]))
+		}
+		w("| %s | %.0f | %s |\n", v.label, med, ratio)
+	}
+	targets = append(targets, target{"websocket echo throughput with the guard vs without", ratios(r.ws["guard"], r.ws["none"]), 0.99})
+
+	w("\n## Traefik's memory with %d idle websockets\n\n", o.idle)
+	w("Samples alternate between the entrypoints without middleware, with the trivial plugin and with the guard: before opening the connections, with them open (2 s after), and 3 s after closing them. Heap and goroutines come from Traefik's Prometheus metrics, RSS from /proc.\n\n")
+	w("| variant | RSS before → open → closed (MiB) | heap in use before → open → closed (MiB) | goroutines before → open → closed | per connection: RSS / heap (KiB) |\n|---|---|---|---|---|\n")
+	var perConn = map[string][]float64{}
+	for _, s := range r.idle {
+		rss, heap := s.perConnKiB()
+		perConn[s.variant] = append(perConn[s.variant], heap)
+		label := map[string]string{"none": none.label, "trivial": trivial.label, "guard": guard.label}[s.variant]
+		w("| %s | %.1f → %.1f → %.1f | %.1f → %.1f → %.1f | %.0f → %.0f → %.0f | %.1f / %.1f |\n", label,
+			s.rssBefore, s.rssDuring, s.rssAfter, s.heapBefore, s.heapDuring, s.heapAfter, s.goroutinesBefore, s.goroutinesDuring, s.goroutinesAfter, rss, heap)
+	}
+	gHeap, _, _ := stats(perConn["guard"])
+	nHeap, _, _ := stats(perConn["none"])
+	tHeap, _, _ := stats(perConn["trivial"])
+	w("\nHeap per open websocket (median of the samples): %.1f KiB with the guard, %.1f KiB with the trivial plugin, %.1f KiB without middleware. Traefik's garbage collector runs when it likes, so single samples move by several MiB; the \"closed\" column shows what stays after the connections end.\n", gHeap, tHeap, nHeap)
+
+	w("\n## Targets\n\n| target | measured (median, min–max) | met |\n|---|---|---|\n")
+	for _, t := range targets {
+		med, lo, _ := stats(t.ratio)
+		verdict := "yes"
+		if med < t.minimum {
+			verdict = fmt.Sprintf("no: %.3f below the target", t.minimum-med)
+		} else if lo < t.minimum {
+			verdict = fmt.Sprintf("yes by the median; %d of %d rounds below", countBelow(t.ratio, t.minimum), len(t.ratio))
+		}
+		w("| %s ≥ %.2f | %s | %s |\n", t.what, t.minimum, spread(t.ratio), verdict)
+	}
+	retained := "yes"
+	if gHeap-nHeap > 1 {
+		retained = fmt.Sprintf("no: %.1f KiB more heap per connection with the guard", gHeap-nHeap)
+	}
+	w("| no memory retained per websocket connection by the guard | %+.1f KiB heap per connection vs without | %s |\n", gHeap-nHeap, retained)
+
+	w("\n## Go benchmarks\n\nCompiled (the root package, `go test -bench . -benchmem -count 3`):\n\n```\n%s\n```\n\n", r.goBench)
+	w("Interpreted by Yaegi v0.16.1 in process, as Traefik runs it (`e2e/interpreted`, same request loop, next to the catalog-demo-kind passthrough plugin):\n\n```\n%s\n```\n", r.yaegi)
+	w("\n![throughput ratios](throughput.png)\n")
+
+	if err := os.WriteFile(filepath.Join(o.out, "report.md"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	bars := []bar{
+		{"polling: trivial plugin", ratios(rpsOf(r.http[httpCases[0].route]["trivial"]), noneRPS(httpCases[0].route))},
+		{"polling: guard", ratios(rpsOf(r.http[httpCases[0].route]["guard"]), noneRPS(httpCases[0].route))},
+		{"web page: trivial plugin", ratios(rpsOf(r.http[httpCases[1].route]["trivial"]), noneRPS(httpCases[1].route))},
+		{"web page: fallback", ratios(rpsOf(r.http[httpCases[1].route]["fallback"]), noneRPS(httpCases[1].route))},
+		{"websocket echo: trivial", ratios(r.ws["trivial"], r.ws["none"])},
+		{"websocket echo: guard", ratios(r.ws["guard"], r.ws["none"])},
+	}
+	return drawChart(filepath.Join(o.out, "throughput.png"), bars)
+}
+
+func spread(xs []float64) string {
+	med, lo, hi := stats(xs)
+	return fmt.Sprintf("%.3f (%.3f–%.3f)", med, lo, hi)
+}
+
+func countBelow(xs []float64, m float64) int {
+	n := 0
+	for _, x := range xs {
+		if x < m {
+			n++
+		}
+	}
+	return n
+}
+
+func dur(ns float64) string {
+	return time.Duration(ns).Round(10 * time.Microsecond).String()
+}
+
+type bar struct {
+	label  string
+	ratios []float64
+}
+
+// drawChart draws throughput ratios to "no middleware" as horizontal bars
+// with min–max whiskers and the 1.0 line.
+func drawChart(path string, bars []bar) error {
+	const (
+		width, rowH, left, right, top = 900, 46, 230, 40, 50
+		lo, hi                        = 0.5, 1.1 // ratio axis
+	)
+	height := top + rowH*len(bars) + 50
+	img := image.NewRGBA(image.Rect(0, 0, width, height))
+	draw.Draw(img, img.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	x := func(ratio float64) int {
+		if ratio < lo {
+			ratio = lo
+		}
+		if ratio > hi {
+			ratio = hi
+		}
+		return left + int((ratio-lo)/(hi-lo)*float64(width-left-right))
+	}
+	text := func(s string, px, py int, c color.Color) {
+		d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(px, py)}
+		d.DrawString(s)
+	}
+	rect := func(x0, y0, x1, y1 int, c color.Color) {
+		draw.Draw(img, image.Rect(x0, y0, x1, y1), image.NewUniform(c), image.Point{}, draw.Src)
+	}
+	grey, dark := color.RGBA{0xcc, 0xcc, 0xcc, 0xff}, color.RGBA{0x33, 0x33, 0x33, 0xff}
+	text("Throughput relative to Traefik without middleware (median of rounds, whiskers: min-max)", 20, 24, dark)
+	for _, tick := range []float64{0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1} {
+		tx := x(tick)
+		rect(tx, top-6, tx+1, height-40, grey)
+		text(fmt.Sprintf("%.1f", tick), tx-10, height-22, dark)
+	}
+	for i, b := range bars {
+		y := top + i*rowH
+		med, mn, mx := stats(b.ratios)
+		c := color.RGBA{0x4f, 0x46, 0xe5, 0xff}
+		if strings.Contains(b.label, "trivial") {
+			c = color.RGBA{0x9c, 0xa3, 0xaf, 0xff}
+		}
+		rect(x(lo), y+8, x(med), y+rowH-14, c)
+		rect(x(mn), y+rowH/2-4, x(mx)+1, y+rowH/2-2, dark)
+		rect(x(mn), y+10, x(mn)+1, y+rowH-16, dark)
+		rect(x(mx), y+10, x(mx)+1, y+rowH-16, dark)
+		text(b.label, 14, y+rowH/2+2, dark)
+		text(fmt.Sprintf("%.3f", med), x(med)+6, y+rowH/2-6, dark)
+	}
+	one := x(1.0)
+	rect(one, top-6, one+2, height-40, color.RGBA{0xd3, 0x2f, 0x2f, 0xff})
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return png.Encode(f, img)
+}

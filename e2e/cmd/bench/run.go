@@ -1,0 +1,555 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/sysmayal/socketioguard/e2e/stack"
+)
+
+type benchOptions struct {
+	rounds      int
+	duration    time.Duration
+	connections int
+	wsConns     int
+	idle        int
+	out         string
+	only        string
+}
+
+// variant is one entrypoint of the bench Traefik.
+type variant struct{ name, label string }
+
+var (
+	none     = variant{"none", "no middleware"}
+	trivial  = variant{"trivial", "trivial Yaegi plugin"}
+	guard    = variant{"guard", "socketioguard (guard)"}
+	nodiag   = variant{"nodiag", "socketioguard (guard, diagnoseResponses off)"}
+	fallback = variant{"fallback", "socketioguard (fallback)"}
+)
+
+// httpCase is a kind of request and the variants it is measured on.
+type httpCase struct {
+	route    string
+	path     string
+	variants []variant
+}
+
+var httpCases = []httpCase{
+	{"Engine.IO polling (GET with sid)", "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC&t=PaB3x1c", []variant{none, trivial, guard, nodiag}},
+	{"web app page (not Engine.IO)", "/app/raven/channel/general", []variant{none, trivial, fallback}},
+}
+
+func runBench(args []string) int {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	o := benchOptions{}
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds; every variant runs once per round, in rotating order")
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "length of one measurement")
+	fs.IntVar(&o.connections, "connections", 32, "wrk connections")
+	fs.IntVar(&o.wsConns, "ws-connections", 16, "websocket echo connections")
+	fs.IntVar(&o.idle, "idle", 1000, "idle websockets for the memory measurement")
+	fs.StringVar(&o.out, "out", "", "directory for report.md and throughput.png (default: <repo>/bench)")
+	fs.StringVar(&o.only, "only", "", "run one part only (http, ws, idle) and print it; no report")
+	_ = fs.Parse(args)
+
+	tools, err := stack.FindTools()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: wrk not found: run scripts/setup-e2e.sh --bench (make bench does)")
+		return 2
+	}
+	if o.out == "" {
+		o.out = filepath.Join(tools.Repo, "bench")
+	}
+	dir, err := os.MkdirTemp("", "socketioguard-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	st := stack.New(tools, dir)
+	defer st.StopAll()
+
+	r, err := measure(st, wrk, o)
+	if o.only != "" && err == nil {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		fmt.Fprintln(os.Stderr, st.Logs())
+		return 1
+	}
+	if err := writeReport(r, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: report:", err)
+		return 1
+	}
+	fmt.Printf("wrote %s and %s\n", filepath.Join(o.out, "report.md"), filepath.Join(o.out, "throughput.png"))
+	return 0
+}
+
+// results holds every measurement of one run.
+type results struct {
+	started  time.Time
+	elapsed  time.Duration
+	opts     benchOptions
+	http     map[string]map[string][]wrkResult // route → variant → rounds
+	ws       map[string][]float64              // variant → messages/s per round
+	idle     []idleSample
+	goBench  string
+	yaegi    string
+	machine  string
+	versions string
+}
+
+func measure(st *stack.Stack, wrk string, o benchOptions) (*results, error) {
+	r := &results{started: time.Now(), opts: o, http: map[string]map[string][]wrkResult{}, ws: map[string][]float64{}}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port, err := stack.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	backend, err := st.Start("backend", nil, self, "backend", "--port", strconv.Itoa(port))
+	if err != nil {
+		return nil, err
+	}
+	if err := stack.WaitTCP(backend, stack.Addr(port), 10*time.Second); err != nil {
+		return nil, err
+	}
+	tr, err := st.StartTraefik(stack.TraefikOptions{
+		EntryPoints:  []string{none.name, trivial.name, guard.name, nodiag.name, fallback.name},
+		LocalPlugins: map[string]string{"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough")},
+		Metrics:      true,
+		LogLevel:     "ERROR",
+		Routers:      []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-nodiag@file", "r-fallback@file"},
+		Dynamic: fmt.Sprintf(`
+http:
+  middlewares:
+    trivial:
+      plugin:
+        passthrough:
+          headers:
+            X-Demo: bench
+    guard:
+      plugin:
+        socketioguard: {}
+    nodiag:
+      plugin:
+        socketioguard:
+          diagnoseResponses: false
+    fallback:
+      plugin:
+        socketioguard:
+          mode: fallback
+  services:
+    backend:
+      loadBalancer:
+        servers: [{url: "http://127.0.0.1:%d"}]
+  routers:
+    r-none:     {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [none], service: backend}
+    r-trivial:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [trivial], middlewares: [trivial], service: backend}
+    r-guard:    {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [guard], middlewares: [guard], service: backend}
+    r-nodiag:   {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [nodiag], middlewares: [nodiag], service: backend}
+    r-fallback: {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [fallback], middlewares: [fallback], service: backend}
+`, port),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// HTTP: warm up every combination, then interleave them round by round.
+	part := func(name string) bool { return o.only == "" || o.only == name }
+	if part("http") {
+		if err := measureHTTP(r, wrk, tr, combosOf(), o); err != nil {
+			return nil, err
+		}
+	}
+	if part("ws") {
+		if err := measureWS(r, tr, o); err != nil {
+			return nil, err
+		}
+	}
+	if part("idle") {
+		if err := measureIdle(r, tr, o); err != nil {
+			return nil, err
+		}
+	}
+	if o.only != "" {
+		return r, nil
+	}
+	r.elapsed = time.Since(r.started)
+	fmt.Println("Go benchmarks: compiled (root package) and interpreted by Yaegi (e2e/interpreted)")
+	r.goBench = goBenchmarks(st.Tools.Repo, ".")
+	r.yaegi = goBenchmarks(filepath.Join(st.Tools.Repo, "e2e"), "./interpreted")
+	r.machine = machine()
+	r.versions = versions(st.Tools)
+	return r, nil
+}
+
+type combo struct {
+	c httpCase
+	v variant
+}
+
+func combosOf() []combo {
+	var combos []combo
+	for _, c := range httpCases {
+		for _, v := range c.variants {
+			combos = append(combos, combo{c, v})
+		}
+	}
+	return combos
+}
+
+func measureHTTP(r *results, wrk string, tr *stack.Traefik, combos []combo, o benchOptions) error {
+	for _, c := range httpCases {
+		r.http[c.route] = map[string][]wrkResult{}
+	}
+	fmt.Printf("HTTP: %d combinations × %d rounds × %s (wrk -t1 -c%d)\n", len(combos), o.rounds, o.duration, o.connections)
+	for _, cb := range combos { // warm-up
+		if _, err := runWrk(wrk, tr.URL(cb.v.name)+cb.c.path, o.connections, time.Second); err != nil {
+			return err
+		}
+	}
+	for round := 0; round < o.rounds; round++ {
+		for i := range combos {
+			cb := combos[(i+round)%len(combos)]
+			res, err := runWrk(wrk, tr.URL(cb.v.name)+cb.c.path, o.connections, o.duration)
+			if err != nil {
+				return err
+			}
+			r.http[cb.c.route][cb.v.name] = append(r.http[cb.c.route][cb.v.name], res)
+			fmt.Printf("  round %d  %-34s %-44s %9.0f req/s  p50 %-8s p99 %s\n", round+1, cb.c.route, cb.v.label, res.rps, res.p50, res.p99)
+		}
+	}
+	return nil
+}
+
+// measureWS: websocket echo, interleaved the same way.
+func measureWS(r *results, tr *stack.Traefik, o benchOptions) error {
+	wsVariants := []variant{none, trivial, guard}
+	fmt.Printf("websocket echo: %d connections × %s per variant and round\n", o.wsConns, o.duration)
+	for round := 0; round < o.rounds; round++ {
+		for i := range wsVariants {
+			v := wsVariants[(i+round)%len(wsVariants)]
+			rate, err := echoRate(tr.URL(v.name), o.wsConns, o.duration)
+			if err != nil {
+				return fmt.Errorf("websocket echo via %s: %w", v.name, err)
+			}
+			r.ws[v.name] = append(r.ws[v.name], rate)
+			fmt.Printf("  round %d  %-26s %9.0f messages/s\n", round+1, v.label, rate)
+		}
+	}
+	return nil
+}
+
+// measureIdle: memory with idle websockets, twice each, alternating.
+func measureIdle(r *results, tr *stack.Traefik, o benchOptions) error {
+	fmt.Printf("idle websockets: %d per sample\n", o.idle)
+	for _, v := range []variant{none, trivial, guard, none, trivial, guard} {
+		s, err := idleMemory(tr, v, o.idle)
+		if err != nil {
+			return fmt.Errorf("idle websockets via %s: %w", v.name, err)
+		}
+		r.idle = append(r.idle, s)
+		fmt.Printf("  %-26s %s\n", v.label, s)
+	}
+	return nil
+}
+
+// wrkResult is one wrk run.
+type wrkResult struct {
+	rps      float64
+	p50, p99 time.Duration
+	requests int
+}
+
+var (
+	wrkRPS      = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	wrkPct      = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
+	wrkRequests = regexp.MustCompile(`(\d+) requests in`)
+	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+func runWrk(wrk, url string, connections int, d time.Duration) (wrkResult, error) {
+	out, err := exec.Command(wrk, "-t1", "-c"+strconv.Itoa(connections), "-d"+d.String(), "--latency", url).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %v\n%s", url, err, out)
+	}
+	s := string(out)
+	if m := wrkNon2xx.FindStringSubmatch(s); m != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %s non-2xx answers: the measurement would not be of the guard's forwarding path\n%s", url, m[1], s)
+	}
+	var res wrkResult
+	if m := wrkRPS.FindStringSubmatch(s); m != nil {
+		res.rps, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := wrkRequests.FindStringSubmatch(s); m != nil {
+		res.requests, _ = strconv.Atoi(m[1])
+	}
+	for _, m := range wrkPct.FindAllStringSubmatch(s, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[3]]
+		d := time.Duration(v * float64(unit))
+		if m[1] == "50" {
+			res.p50 = d
+		} else {
+			res.p99 = d
+		}
+	}
+	if res.rps == 0 {
+		return res, fmt.Errorf("wrk %s: cannot read its output:\n%s", url, s)
+	}
+	return res, nil
+}
+
+// echoRate opens n websockets through base and sends/receives messages
+// back to back for d; it returns round trips per second.
+func echoRate(base string, n int, d time.Duration) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d+10*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return 0, err
+		}
+		defer c.CloseNow()
+		conns[i] = c
+	}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	msg := []byte(`42/raven.localhost,["message_created",{"channel_id":"general"}]`)
+	errs := make(chan error, n)
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c *websocket.Conn) {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+					errs <- err
+					return
+				}
+				if _, _, err := c.Read(ctx); err != nil {
+					errs <- err
+					return
+				}
+				total.Add(1)
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return 0, err
+	}
+	return float64(total.Load()) / d.Seconds(), nil
+}
+
+// idleSample is Traefik's memory before, with and after n idle websockets.
+type idleSample struct {
+	variant                            string
+	n                                  int
+	rssBefore, rssDuring, rssAfter     float64 // MiB
+	heapBefore, heapDuring, heapAfter  float64 // MiB, go_memstats_heap_inuse_bytes
+	goroutinesBefore, goroutinesDuring float64
+	goroutinesAfter                    float64
+}
+
+func (s idleSample) String() string {
+	return fmt.Sprintf("RSS %.1f → %.1f → %.1f MiB, heap in use %.1f → %.1f → %.1f MiB, goroutines %.0f → %.0f → %.0f",
+		s.rssBefore, s.rssDuring, s.rssAfter, s.heapBefore, s.heapDuring, s.heapAfter, s.goroutinesBefore, s.goroutinesDuring, s.goroutinesAfter)
+}
+
+func (s idleSample) perConnKiB() (rss, heap float64) {
+	return (s.rssDuring - s.rssBefore) * 1024 / float64(s.n), (s.heapDuring - s.heapBefore) * 1024 / float64(s.n)
+}
+
+func idleMemory(tr *stack.Traefik, v variant, n int) (idleSample, error) {
+	s := idleSample{variant: v.name, n: n}
+	time.Sleep(2 * time.Second) // let the previous connections' memory settle
+	var err error
+	if s.rssBefore, s.heapBefore, s.goroutinesBefore, err = traefikMemory(tr); err != nil {
+		return s, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(tr.URL(v.name), "http") + "/socket.io/?EIO=4&transport=websocket"
+	conns := make([]*websocket.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.CloseNow()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return s, fmt.Errorf("connection %d: %w", i+1, err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(2 * time.Second)
+	if s.rssDuring, s.heapDuring, s.goroutinesDuring, err = traefikMemory(tr); err != nil {
+		return s, err
+	}
+	for _, c := range conns {
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+	conns = nil
+	time.Sleep(3 * time.Second)
+	s.rssAfter, s.heapAfter, s.goroutinesAfter, err = traefikMemory(tr)
+	return s, err
+}
+
+// traefikMemory reads Traefik's RSS from /proc and its Go heap and
+// goroutines from its Prometheus metrics, after asking it to collect
+// garbage (pprof's heap?gc=1), so that samples compare live memory.
+func traefikMemory(tr *stack.Traefik) (rssMiB, heapMiB, goroutines float64, err error) {
+	if resp, err := http.Get(tr.URL("traefik") + "/debug/pprof/heap?gc=1"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", tr.Cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			rssMiB = kb / 1024
+		}
+	}
+	resp, err := http.Get(tr.URL("traefik") + "/metrics")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+			b, _ := strconv.ParseFloat(v, 64)
+			heapMiB = b / (1 << 20)
+		}
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			goroutines, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return rssMiB, heapMiB, goroutines, nil
+}
+
+// goBenchmarks runs `go test -bench` in dir and returns its benchmark lines.
+func goBenchmarks(dir, pkg string) string {
+	cmd := exec.Command("go", "test", "-run", "XXX", "-bench", ".", "-benchmem", "-count", "3", pkg)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "Benchmark") || strings.HasPrefix(l, "cpu:") {
+			lines = append(lines, l)
+		}
+	}
+	if err != nil {
+		lines = append(lines, "go test -bench failed: "+err.Error())
+	}
+	return strings.Join(lines, "\n")
+}
+
+func machine() string {
+	model := ""
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	mem := ""
+	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.Fields(strings.Split(string(raw), "\n")[0])[1] + " kB"
+	}
+	return fmt.Sprintf("%s, %d cores (runtime.NumCPU), memory %s, Linux %s", model, runtime.NumCPU(), mem, kernel())
+}
+
+func kernel() string {
+	raw, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(raw))
+}
+
+func versions(t stack.Tools) string {
+	run := func(name string, args ...string) string {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			return name + ": ?"
+		}
+		return strings.TrimSpace(strings.Split(string(out), "\n")[0])
+	}
+	traefik := run(t.Traefik, "version")
+	wrkVersion := run("wrk", "-v")
+	return strings.Join([]string{
+		"Traefik " + strings.TrimSpace(strings.TrimPrefix(traefik, "Version:")),
+		run("go", "version"),
+		"node " + run(t.Node, "--version"),
+		strings.Fields(wrkVersion + " ?")[0] + " " + strings.Fields(wrkVersion + " ? ?")[1],
+	}, "; ")
+}
+
+// stats of a series: median, min, max.
+func stats(xs []float64) (median, lo, hi float64) {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0, 0, 0
+	}
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return m, s[0], s[len(s)-1]
+}
+
+// ratios pairs the rounds of a and b (same round, same conditions).
+func ratios(a, b []float64) []float64 {
+	var out []float64
+	for i := range a {
+		if i < len(b) && b[i] > 0 {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return out
+}
+
+func rpsOf(rs []wrkResult) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = r.rps
+	}
+	return out
+}

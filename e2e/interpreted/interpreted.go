@@ -1,0 +1,85 @@
+// Package interpreted loads the plugin the way Traefik v3.6.12 does
+// (pkg/plugins/middlewareyaegi.go): the source in a GOPATH layout, Yaegi
+// v0.16.1 with the standard library's symbols only, CreateConfig, then
+// mapstructure decoding with weak typing and the "," slice hook, and New
+// called through reflection.
+package interpreted
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+
+	"github.com/mitchellh/mapstructure"
+	"github.com/traefik/yaegi/interp"
+	"github.com/traefik/yaegi/stdlib"
+)
+
+// Plugin is a plugin package inside its own interpreter.
+type Plugin struct {
+	fnNew, fnCreateConfig reflect.Value
+}
+
+// Load interprets the package importPath found under
+// goPath/src/importPath; the plugin's stdout and stderr go to the writers
+// (Traefik passes its logger at DEBUG and ERROR).
+func Load(goPath, importPath, basePkg string, stdout, stderr io.Writer) (*Plugin, error) {
+	i := interp.New(interp.Options{GoPath: goPath, Env: os.Environ(), Stdout: stdout, Stderr: stderr})
+	if err := i.Use(stdlib.Symbols); err != nil {
+		return nil, err
+	}
+	if _, err := i.Eval(fmt.Sprintf("import %q", importPath)); err != nil {
+		return nil, fmt.Errorf("Yaegi cannot import %s: %w", importPath, err)
+	}
+	if basePkg == "" {
+		basePkg = filepath.Base(importPath)
+	}
+	p := &Plugin{}
+	var err error
+	if p.fnNew, err = i.Eval(basePkg + ".New"); err != nil {
+		return nil, err
+	}
+	if p.fnCreateConfig, err = i.Eval(basePkg + ".CreateConfig"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// CreateConfig is Traefik's yaegiMiddlewareBuilder.createConfig.
+func (p *Plugin) CreateConfig(config map[string]any) (reflect.Value, error) {
+	vConfig := p.fnCreateConfig.Call(nil)[0]
+	if len(config) == 0 {
+		return vConfig, nil
+	}
+	decoder, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook:       mapstructure.StringToSliceHookFunc(","),
+		WeaklyTypedInput: true,
+		Result:           vConfig.Interface(),
+	})
+	if err != nil {
+		return reflect.Value{}, err
+	}
+	return vConfig, decoder.Decode(config)
+}
+
+// New is Traefik's yaegiMiddlewareBuilder.newHandler.
+func (p *Plugin) New(next http.Handler, cfg reflect.Value, name string) (http.Handler, error) {
+	results := p.fnNew.Call([]reflect.Value{reflect.ValueOf(context.Background()), reflect.ValueOf(next), cfg, reflect.ValueOf(name)})
+	if err, _ := results[1].Interface().(error); err != nil {
+		return nil, err
+	}
+	return results[0].Interface().(http.Handler), nil
+}
+
+// Handler decodes config and builds the handler in one go.
+func (p *Plugin) Handler(next http.Handler, config map[string]any, name string) (http.Handler, error) {
+	cfg, err := p.CreateConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	return p.New(next, cfg, name)
+}
