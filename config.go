@@ -70,6 +70,7 @@ var (
 // settings is a validated Config, in the form ServeHTTP uses.
 type settings struct {
 	paths             []string
+	commonPrefix      string // what every Engine.IO path and the inspect path start with
 	fallback          bool
 	eioVersions       []string
 	transports        []string
@@ -136,6 +137,7 @@ func validate(cfg *Config) (settings, error) {
 	if s.inspectPath, err = validateInspectPath(cfg.InspectPath); err != nil {
 		return s, err
 	}
+	s.commonPrefix = commonPrefix(s.paths, s.inspectPath)
 	return s, nil
 }
 
@@ -188,6 +190,22 @@ func validateInspectPath(raw string) (string, error) {
 		return "", fmt.Errorf("inspectPath %q must be a plain absolute path such as /socket.io/.guard (or empty to turn inspection off)", raw)
 	}
 	return p, nil
+}
+
+// commonPrefix is the longest prefix shared by the paths (each without its
+// trailing slash, since "/socket.io" is recognised too) and the inspect path.
+func commonPrefix(paths []string, inspectPath string) string {
+	prefix := strings.TrimSuffix(paths[0], "/")
+	candidates := append([]string{}, paths...)
+	if inspectPath != "" {
+		candidates = append(candidates, inspectPath)
+	}
+	for _, p := range candidates {
+		for !strings.HasPrefix(p, prefix) {
+			prefix = prefix[:len(prefix)-1]
+		}
+	}
+	return prefix
 }
 
 func setOf(list []string) map[string]bool {

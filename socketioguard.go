@@ -58,6 +58,17 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 // functions on the per-request path, error texts built only when rejecting,
 // and the work done in prepare, which has returned before forwarding.
 func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	// Most requests a fallback router sees share no prefix with the Engine.IO
+	// paths: one comparison sends them on.
+	if !strings.HasPrefix(req.URL.Path, g.settings.commonPrefix) {
+		g.next.ServeHTTP(rw, req)
+		return
+	}
+	g.serveCandidate(rw, req)
+}
+
+// serveCandidate: a path that may be an Engine.IO path, or the inspect path.
+func (g *Guard) serveCandidate(rw http.ResponseWriter, req *http.Request) {
 	path := req.URL.Path
 	if path == g.settings.inspectPath && req.Method == http.MethodGet {
 		g.serveInspect(rw, req)

@@ -815,6 +815,25 @@ func TestReadEngineIOQuery(t *testing.T) {
 	}
 }
 
+func TestCommonPrefix(t *testing.T) {
+	cases := []struct {
+		paths   []string
+		inspect string
+		want    string
+	}{
+		{[]string{"/socket.io/"}, "", "/socket.io"},
+		{[]string{"/socket.io/"}, "/socket.io/.guard", "/socket.io"},
+		{[]string{"/socket.io/", "/ws/"}, "", "/"},
+		{[]string{"/socket.io/"}, "/guard", "/"},
+		{[]string{"/realtime/socket.io/", "/realtime/ws/"}, "", "/realtime/"},
+	}
+	for _, c := range cases {
+		if got := commonPrefix(c.paths, c.inspect); got != c.want {
+			t.Errorf("%v %q: %q, want %q", c.paths, c.inspect, got, c.want)
+		}
+	}
+}
+
 func TestMatchEngineIOPath(t *testing.T) {
 	prefixes := []string{"/socket.io/", "/ws/"}
 	cases := []struct {
