@@ -505,8 +505,8 @@ func kernel() string {
 
 func versions(t stack.Tools) string {
 	run := func(name string, args ...string) string {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
+		out, _ := exec.Command(name, args...).CombinedOutput() // wrk -v exits 1 after printing its version
+		if len(out) == 0 {
 			return name + ": ?"
 		}
 		return strings.TrimSpace(strings.Split(string(out), "\n")[0])
