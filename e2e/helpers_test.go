@@ -371,3 +371,27 @@ func decodeFile(path string, conf *dynamicConfiguration) error { return file.Dec
 type nopHandler struct{}
 
 func (nopHandler) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// guardedRoute is the dynamic configuration of the simplest guarded route:
+// entrypoint websecure, router "sio" for /socket.io with the guard
+// (configured by pluginYAML, a flow mapping) in front of upstream.
+func guardedRoute(upstream, pluginYAML string) string {
+	return fmt.Sprintf(`
+http:
+  middlewares:
+    sio-guard:
+      plugin:
+        socketioguard: %s
+  routers:
+    sio:
+      rule: PathPrefix(`+"`/socket.io`"+`)
+      entryPoints: [websecure]
+      middlewares: [sio-guard]
+      service: realtime
+  services:
+    realtime:
+      loadBalancer:
+        servers:
+          - url: %s
+`, pluginYAML, upstream)
+}

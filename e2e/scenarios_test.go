@@ -426,24 +426,7 @@ func TestScenario8QueryDropped(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	rt := e.realtime("realtime")
-	tr := e.traefik([]string{"websecure"}, fmt.Sprintf(`
-http:
-  middlewares:
-    sio-guard:
-      plugin:
-        socketioguard: {}
-  routers:
-    sio:
-      rule: PathPrefix(`+"`/socket.io`"+`)
-      entryPoints: [websecure]
-      middlewares: [sio-guard]
-      service: realtime
-  services:
-    realtime:
-      loadBalancer:
-        servers:
-          - url: %s
-`, realtimeURL(rt)), "sio@file")
+	tr := e.traefik([]string{"websecure"}, guardedRoute(realtimeURL(rt), "{}"), "sio@file")
 	// "rewrite … ?" replaces the URI and drops the arguments.
 	front := e.nginx("front", nginxProxy(tr.URL("websecure"), `rewrite ^/socket.io/.*$ /socket.io/? break;
       proxy_http_version 1.1;`))
@@ -495,24 +478,7 @@ func TestScenario10LongPoll(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	rt := e.realtime("realtime")
-	tr := e.traefik([]string{"websecure"}, fmt.Sprintf(`
-http:
-  middlewares:
-    sio-guard:
-      plugin:
-        socketioguard: {}
-  routers:
-    sio:
-      rule: PathPrefix(`+"`/socket.io`"+`)
-      entryPoints: [websecure]
-      middlewares: [sio-guard]
-      service: realtime
-  services:
-    realtime:
-      loadBalancer:
-        servers:
-          - url: %s
-`, realtimeURL(rt)), "sio@file")
+	tr := e.traefik([]string{"websecure"}, guardedRoute(realtimeURL(rt), "{}"), "sio@file")
 	base := tr.URL("websecure")
 
 	sid, a := handshake(t, base, nil)
@@ -547,25 +513,7 @@ func TestGuardLogsFollowTraefiksLogLevel(t *testing.T) {
 	rt := e.realtime("realtime")
 	tr, err := e.st.StartTraefik(stack.TraefikOptions{
 		EntryPoints: []string{"websecure"}, LogLevel: "ERROR", Routers: []string{"sio@file"},
-		Dynamic: fmt.Sprintf(`
-http:
-  middlewares:
-    sio-guard:
-      plugin:
-        socketioguard:
-          logLevel: debug
-  routers:
-    sio:
-      rule: PathPrefix(`+"`/socket.io`"+`)
-      entryPoints: [websecure]
-      middlewares: [sio-guard]
-      service: realtime
-  services:
-    realtime:
-      loadBalancer:
-        servers:
-          - url: %s
-`, realtimeURL(rt)),
+		Dynamic: guardedRoute(realtimeURL(rt), "{logLevel: debug}"),
 	})
 	e.must(err)
 	base := tr.URL("websecure")

@@ -95,6 +95,24 @@ type Stack struct {
 	procs []*Process
 }
 
+// NewTemp finds the tools and makes a stack in a new temporary directory;
+// cleanup stops every process it started and removes the directory.
+func NewTemp(prefix string) (st *Stack, cleanup func(), err error) {
+	tools, err := FindTools()
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	st = New(tools, dir)
+	return st, func() {
+		st.StopAll()
+		os.RemoveAll(dir)
+	}, nil
+}
+
 // New makes a stack whose files live in dir.
 func New(tools Tools, dir string) *Stack {
 	return &Stack{Tools: tools, Dir: dir}

@@ -69,27 +69,20 @@ func runBench(args []string) int {
 	fs.StringVar(&o.only, "only", "", "run one part only (http, ws, idle) and print it; no report")
 	_ = fs.Parse(args)
 
-	tools, err := stack.FindTools()
+	st, cleanup, err := stack.NewTemp("socketioguard-bench-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
+	defer cleanup()
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: wrk not found: run scripts/setup-e2e.sh --bench (make bench does)")
 		return 2
 	}
 	if o.out == "" {
-		o.out = filepath.Join(tools.Repo, "bench")
+		o.out = filepath.Join(st.Tools.Repo, "bench")
 	}
-	dir, err := os.MkdirTemp("", "socketioguard-bench-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 2
-	}
-	defer os.RemoveAll(dir)
-	st := stack.New(tools, dir)
-	defer st.StopAll()
 
 	r, err := measure(st, wrk, o)
 	if o.only != "" && err == nil {

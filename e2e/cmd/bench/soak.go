@@ -105,22 +105,15 @@ func runSoak(args []string) int {
 	out := fs.String("out", "", "directory for soak.md (default: <repo>/bench)")
 	_ = fs.Parse(args)
 
-	tools, err := stack.FindTools()
+	st, cleanup, err := stack.NewTemp("socketioguard-soak-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		return 2
 	}
+	defer cleanup()
 	if *out == "" {
-		*out = filepath.Join(tools.Repo, "bench")
+		*out = filepath.Join(st.Tools.Repo, "bench")
 	}
-	dir, err := os.MkdirTemp("", "socketioguard-soak-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "soak:", err)
-		return 2
-	}
-	defer os.RemoveAll(dir)
-	st := stack.New(tools, dir)
-	defer st.StopAll()
 
 	r, err := soak(st, *clients, *channels, *events)
 	if err != nil {

@@ -29,19 +29,12 @@ func main() {
 }
 
 func run(port int, broken, checksOnly bool) int {
-	tools, err := stack.FindTools()
+	st, cleanup, err := stack.NewTemp("socketioguard-demo-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 2
 	}
-	dir, err := os.MkdirTemp("", "socketioguard-demo-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		return 2
-	}
-	defer os.RemoveAll(dir)
-	st := stack.New(tools, dir)
-	defer st.StopAll()
+	defer cleanup()
 
 	// The guard's own log lines, as Traefik writes them, shown live.
 	guardLines := &lineFilter{out: os.Stdout, keep: "socketioguard:", prefix: "  traefik │ "}
