@@ -75,7 +75,7 @@ func (g *Guard) serveCandidate(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	prefix, missingSlash, isEngineIO := matchEngineIOPath(g.settings.paths, path)
-	if !isEngineIO || isClientBundle(prefix, path) {
+	if !isEngineIO || len(path) > len(prefix) && isClientBundle(prefix, path) {
 		g.next.ServeHTTP(rw, req) // everything else passes untouched
 		return
 	}
@@ -86,7 +86,9 @@ func (g *Guard) serveCandidate(rw http.ResponseWriter, req *http.Request) {
 		g.next.ServeHTTP(rw, req)
 	default:
 		g.next.ServeHTTP(watcher, req)
-		watcher.finish()
+		if watcher.state != passingThrough && watcher.state != hijacked {
+			watcher.finish()
+		}
 	}
 }
 
@@ -108,9 +110,12 @@ func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, prefix string
 		return nil, false
 	}
 
-	// Repair what a hop stripped, where the request proves what it was.
-	if repairs := g.plannedRepairs(req, eio); repairs != nil {
-		g.applyRepairs(rw, req, repairs)
+	// Repair what a hop stripped, where the request proves what it was
+	// (only these can need a repair: the common polling request skips the call).
+	if eio.missingSlash || eio.transport == transportWebsocket || g.settings.setMissingOrigin {
+		if repairs := g.plannedRepairs(req, eio); repairs != nil {
+			g.applyRepairs(rw, req, repairs)
+		}
 	}
 
 	if !g.settings.diagnoseResponses || req.Method == http.MethodOptions {
