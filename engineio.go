@@ -9,10 +9,8 @@ import (
 // engineIORequest is what the guard reads from a request on an Engine.IO path:
 // the query parameters Engine.IO servers check, and the upgrade evidence.
 type engineIORequest struct {
-	// prefix is the configured path the request matched; missingSlash is true
-	// for "/socket.io" when the prefix is "/socket.io/" (Engine.IO servers
-	// only answer the form with the slash).
-	prefix       string
+	// missingSlash is true for "/socket.io" when the configured prefix is
+	// "/socket.io/" (Engine.IO servers only answer the form with the slash).
 	missingSlash bool
 
 	hasEIO, hasTransport, hasSID bool
@@ -54,8 +52,8 @@ func isClientBundle(prefix, path string) bool {
 	return strings.HasPrefix(rest, "/socket.io") && (strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".js.map"))
 }
 
-func readEngineIORequest(req *http.Request, prefix string, missingSlash bool) *engineIORequest {
-	r := &engineIORequest{prefix: prefix, missingSlash: missingSlash}
+func readEngineIORequest(req *http.Request, missingSlash bool) *engineIORequest {
+	r := &engineIORequest{missingSlash: missingSlash}
 	readEngineIOQuery(req.URL.RawQuery, r)
 	if r.transport == transportWebsocket { // the upgrade evidence only matters to websocket handshakes
 		readUpgradeEvidence(req, r)

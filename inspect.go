@@ -169,7 +169,7 @@ func (g *Guard) verdictFor(req *http.Request) inspectionVerdict {
 			Error: problemNoSocketIORoute.id, Detail: "fallback mode answers every Engine.IO request",
 		}
 	}
-	eio := readEngineIORequest(req, g.settings.paths[0], false)
+	eio := readEngineIORequest(req, false)
 	if p := g.findProblem(req, eio); p != nil {
 		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: g.describeProblem(p, req, eio), Hint: p.hint}
 	}

@@ -79,7 +79,7 @@ func (g *Guard) serveCandidate(rw http.ResponseWriter, req *http.Request) {
 		g.next.ServeHTTP(rw, req) // everything else passes untouched
 		return
 	}
-	watcher, forward := g.prepare(rw, req, prefix, missingSlash)
+	watcher, forward := g.prepare(rw, req, missingSlash)
 	switch {
 	case !forward: // answered by the guard
 	case watcher == nil:
@@ -95,13 +95,13 @@ func (g *Guard) serveCandidate(rw http.ResponseWriter, req *http.Request) {
 // prepare validates and repairs an Engine.IO request. It answers the request
 // itself (forward false) when it must be refused, and returns the writer that
 // watches the backend's answer when diagnosis is on.
-func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, prefix string, missingSlash bool) (*answerWatcher, bool) {
+func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, missingSlash bool) (*answerWatcher, bool) {
 	atomic.AddInt64(&g.counters.requests, 1)
 	if g.settings.fallback {
 		g.rejectMisrouted(rw, req)
 		return nil, false
 	}
-	eio := readEngineIORequest(req, prefix, missingSlash)
+	eio := readEngineIORequest(req, missingSlash)
 
 	// Validate: refuse what the Socket.IO server would refuse anyway, but
 	// with an answer that says which hop broke the request.
