@@ -395,3 +395,32 @@ http:
           - url: %s
 `, pluginYAML, upstream)
 }
+
+// guardedAndPlainRoutes: the Frappe route to upstream twice, on entrypoint
+// "guarded" with the guard (configured by pluginYAML, a flow mapping) and on
+// "plain" without it, both with the site header — a scenario and its control.
+func guardedAndPlainRoutes(upstream, pluginYAML string) string {
+	return fmt.Sprintf(`
+http:
+  middlewares:%s
+    sio-guard:
+      plugin:
+        socketioguard: %s
+  routers:
+    sio-guarded:
+      rule: PathPrefix(`+"`/socket.io`"+`)
+      entryPoints: [guarded]
+      middlewares: [frappe-site, sio-guard]
+      service: realtime
+    sio-plain:
+      rule: PathPrefix(`+"`/socket.io`"+`)
+      entryPoints: [plain]
+      middlewares: [frappe-site]
+      service: realtime
+  services:
+    realtime:
+      loadBalancer:
+        servers:
+          - url: %s
+`, frappeSiteMiddleware, pluginYAML, upstream)
+}

@@ -69,30 +69,7 @@ func TestScenario2FrontProxyStripsUpgrade(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	rt := e.realtime("realtime")
-	tr := e.traefik([]string{"guarded", "plain"}, fmt.Sprintf(`
-http:
-  middlewares:%s
-    sio-guard:
-      plugin:
-        socketioguard:
-          logLevel: warn
-  routers:
-    sio-guarded:
-      rule: PathPrefix(`+"`/socket.io`"+`)
-      entryPoints: [guarded]
-      middlewares: [frappe-site, sio-guard]
-      service: realtime
-    sio-plain:
-      rule: PathPrefix(`+"`/socket.io`"+`)
-      entryPoints: [plain]
-      middlewares: [frappe-site]
-      service: realtime
-  services:
-    realtime:
-      loadBalancer:
-        servers:
-          - url: %s
-`, frappeSiteMiddleware, realtimeURL(rt)), "sio-guarded@file", "sio-plain@file")
+	tr := e.traefik([]string{"guarded", "plain"}, guardedAndPlainRoutes(realtimeURL(rt), "{logLevel: warn}"), "sio-guarded@file", "sio-plain@file")
 	// nginx as a tutorial writes it: proxy_pass alone (HTTP/1.0, hop-by-hop headers dropped).
 	frontGuarded := e.nginx("front-guarded", nginxProxy(tr.URL("guarded"), ""))
 	frontPlain := e.nginx("front-plain", nginxProxy(tr.URL("plain"), ""))
@@ -308,31 +285,7 @@ func TestScenario6FrappeOriginCheck(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	rt := e.realtime("realtime")
-	tr := e.traefik([]string{"guarded", "plain"}, fmt.Sprintf(`
-http:
-  middlewares:%s
-    sio-guard:
-      plugin:
-        socketioguard:
-          setMissingOrigin: "true"
-          logLevel: info
-  routers:
-    sio-guarded:
-      rule: PathPrefix(`+"`/socket.io`"+`)
-      entryPoints: [guarded]
-      middlewares: [frappe-site, sio-guard]
-      service: realtime
-    sio-plain:
-      rule: PathPrefix(`+"`/socket.io`"+`)
-      entryPoints: [plain]
-      middlewares: [frappe-site]
-      service: realtime
-  services:
-    realtime:
-      loadBalancer:
-        servers:
-          - url: %s
-`, frappeSiteMiddleware, realtimeURL(rt)), "sio-guarded@file", "sio-plain@file")
+	tr := e.traefik([]string{"guarded", "plain"}, guardedAndPlainRoutes(realtimeURL(rt), `{setMissingOrigin: "true", logLevel: info}`), "sio-guarded@file", "sio-plain@file")
 
 	t.Run("without the guard: Invalid origin", func(t *testing.T) {
 		r := e.client("plain-no-origin", tr.URL("plain"), nil, session)
