@@ -259,11 +259,11 @@ func TestDemoComposeFile(t *testing.T) {
 			if m == nil || m.Plugin["socketioguard"] == nil {
 				t.Fatalf("%s: no %s plugin middleware", source, mw)
 			}
-			cfg, err := p.createConfig(m.Plugin["socketioguard"])
+			cfg, err := p.CreateConfig(m.Plugin["socketioguard"])
 			if err != nil {
 				t.Fatalf("%s %s: %v", source, mw, err)
 			}
-			if _, err := p.newHandler(nopHandler{}, cfg, mw+"@docker"); err != nil {
+			if _, err := p.New(nopHandler{}, cfg, mw+"@docker"); err != nil {
 				t.Fatalf("%s %s: New refuses it: %v", source, mw, err)
 			}
 			out, _ := json.Marshal(cfg.Interface())

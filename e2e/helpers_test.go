@@ -167,6 +167,16 @@ func expectDelivered(t *testing.T, r stack.ClientEvent, transport, id string) {
 	}
 }
 
+// expectStayedOnPolling: the websocket upgrade failed silently, as the report
+// describes ("works, but slowly"): the event still arrived, over polling.
+func expectStayedOnPolling(t *testing.T, r stack.ClientEvent, id string) {
+	t.Helper()
+	expectDelivered(t, r, "polling", id)
+	if r.Upgraded {
+		t.Errorf("the client upgraded to websocket: the upgrade headers were not lost")
+	}
+}
+
 // expectRefused: the client never connected and saw the given error first.
 func expectRefused(t *testing.T, r stack.ClientEvent, message string, status int) {
 	t.Helper()
@@ -419,6 +429,30 @@ http:
       service: realtime
   services:
     realtime:
+      loadBalancer:
+        servers:
+          - url: %s
+`, frappeSiteMiddleware, pluginYAML, upstream)
+}
+
+// frappeRoute: entrypoint websecure, router "frappe-socketio" for /socket.io
+// with the site header and the guard (configured by pluginYAML, a flow
+// mapping) in front of upstream (e.g. the nginx sidecar).
+func frappeRoute(upstream, pluginYAML string) string {
+	return fmt.Sprintf(`
+http:
+  middlewares:%s
+    sio-guard:
+      plugin:
+        socketioguard: %s
+  routers:
+    frappe-socketio:
+      rule: PathPrefix(`+"`/socket.io`"+`)
+      entryPoints: [websecure]
+      middlewares: [frappe-site, sio-guard]
+      service: frappe-socketio
+  services:
+    frappe-socketio:
       loadBalancer:
         servers:
           - url: %s

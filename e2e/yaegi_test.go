@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -51,14 +50,6 @@ func loadInterpreted(t *testing.T) *interpretedPlugin {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func (p *interpretedPlugin) createConfig(config map[string]any) (reflect.Value, error) {
-	return p.CreateConfig(config)
-}
-
-func (p *interpretedPlugin) newHandler(next http.Handler, cfg reflect.Value, name string) (http.Handler, error) {
-	return p.New(next, cfg, name)
 }
 
 func (p *interpretedPlugin) handler(t *testing.T, next http.Handler, config map[string]any) http.Handler {
@@ -223,11 +214,11 @@ func TestConfigDecodesAlikeFromEveryProvider(t *testing.T) {
 
 	var want string
 	for name, raw := range sources {
-		cfg, err := p.createConfig(raw)
+		cfg, err := p.CreateConfig(raw)
 		if err != nil {
 			t.Fatalf("%s: decode: %v", name, err)
 		}
-		if _, err := p.newHandler(http.NotFoundHandler(), cfg, "sio-guard@docker"); err != nil {
+		if _, err := p.New(http.NotFoundHandler(), cfg, "sio-guard@docker"); err != nil {
 			t.Fatalf("%s: New refused it: %v", name, err)
 		}
 		got, _ := json.Marshal(cfg.Interface())
@@ -260,17 +251,17 @@ func TestBadConfigIsRefusedThroughTraefiksDecoder(t *testing.T) {
 		{map[string]any{"logLevel": "trace"}, `logLevel "trace" is not one of off, error, warn, info, debug`},
 	}
 	for _, c := range cases {
-		cfg, err := p.createConfig(c.config)
+		cfg, err := p.CreateConfig(c.config)
 		if err != nil {
 			t.Fatalf("%v: decode: %v", c.config, err)
 		}
-		_, err = p.newHandler(http.NotFoundHandler(), cfg, "sio-guard@docker")
+		_, err = p.New(http.NotFoundHandler(), cfg, "sio-guard@docker")
 		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Errorf("%v: error %v, want %q", c.config, err, c.wantErr)
 		}
 	}
 	// What mapstructure itself refuses (a word where a number belongs).
-	if _, err := p.createConfig(map[string]any{"fallbackStatus": "many"}); err == nil {
+	if _, err := p.CreateConfig(map[string]any{"fallbackStatus": "many"}); err == nil {
 		t.Errorf("fallbackStatus=many decoded")
 	}
 }
