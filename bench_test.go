@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -54,4 +55,14 @@ func TestNonEngineIORequestAllocatesNothing(t *testing.T) {
 	if allocs := testing.AllocsPerRun(100, func() { guard.ServeHTTP(rw, req) }); allocs != 0 {
 		t.Errorf("a non-Engine.IO request costs %v allocations, want 0", allocs)
 	}
+}
+
+// hugeQuery is a 1 MiB query with the Engine.IO keys at its end: the most an
+// entrypoint lets through by default (Traefik's maxHeaderBytes is 1 MiB).
+var hugeQuery = "/socket.io/?" + strings.Repeat("p=1&", (1<<20)/4) + "EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC"
+
+// BenchmarkServeHTTPHugeQuery is what a client can make the guard do per
+// request with the longest query Traefik accepts (report time and memory).
+func BenchmarkServeHTTPHugeQuery(b *testing.B) {
+	benchmarkGuard(b, hugeQuery)
 }

@@ -25,6 +25,8 @@ type Config struct {
 	NormalizePath bool `json:"normalizePath,omitempty"`
 	// SetMissingOrigin sets Origin to <scheme>://<host> when a request has none.
 	SetMissingOrigin bool `json:"setMissingOrigin,omitempty"`
+	// AllowJSONP lets JSONP polling requests (a "j" query parameter) through.
+	AllowJSONP bool `json:"allowJSONP,omitempty"`
 	// DiagnoseResponses inspects the backend's answers to Engine.IO requests.
 	DiagnoseResponses bool `json:"diagnoseResponses,omitempty"`
 	// FallbackStatus is the status fallback mode answers Engine.IO requests with.
@@ -45,6 +47,7 @@ func CreateConfig() *Config {
 		RepairUpgrade:     true,
 		NormalizePath:     true,
 		SetMissingOrigin:  false,
+		AllowJSONP:        false,
 		DiagnoseResponses: true,
 		FallbackStatus:    421,
 		LogLevel:          "error",
@@ -79,6 +82,7 @@ type settings struct {
 	repairUpgrade     bool
 	normalizePath     bool
 	setMissingOrigin  bool
+	allowJSONP        bool
 	diagnoseResponses bool
 	fallbackStatus    int
 	logLevel          logLevel
@@ -95,6 +99,7 @@ func validate(cfg *Config) (settings, error) {
 		repairUpgrade:     cfg.RepairUpgrade,
 		normalizePath:     cfg.NormalizePath,
 		setMissingOrigin:  cfg.SetMissingOrigin,
+		allowJSONP:        cfg.AllowJSONP,
 		diagnoseResponses: cfg.DiagnoseResponses,
 		fallbackStatus:    cfg.FallbackStatus,
 	}
@@ -134,7 +139,7 @@ func validate(cfg *Config) (settings, error) {
 	}
 	s.logLevel = level
 
-	if s.inspectPath, err = validateInspectPath(cfg.InspectPath); err != nil {
+	if s.inspectPath, err = validateInspectPath(cfg.InspectPath, s.paths); err != nil {
 		return s, err
 	}
 	s.commonPrefix = commonPrefix(s.paths, s.inspectPath)
@@ -181,13 +186,18 @@ func validateChoices(key string, values, allowed []string, why string) ([]string
 	return clean, nil
 }
 
-func validateInspectPath(raw string) (string, error) {
+func validateInspectPath(raw string, paths []string) (string, error) {
 	p := strings.TrimSpace(raw)
 	if p == "" {
 		return "", nil
 	}
 	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#* \t") {
 		return "", fmt.Errorf("inspectPath %q must be a plain absolute path such as /socket.io/.guard (or empty to turn inspection off)", raw)
+	}
+	for i, engineIOPath := range paths {
+		if p == engineIOPath || p == strings.TrimSuffix(engineIOPath, "/") {
+			return "", fmt.Errorf("inspectPath %q is the Engine.IO path paths[%d] %q, so it would answer every Socket.IO handshake: use a path of its own, e.g. %s.guard", raw, i, engineIOPath, engineIOPath)
+		}
 	}
 	return p, nil
 }

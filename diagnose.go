@@ -35,9 +35,10 @@ type answerWatcher struct {
 	// upgradeForwarded: the request left Traefik as a websocket handshake,
 	// so a 400 means a hop further down dropped the upgrade.
 	upgradeForwarded bool
-	// guardHeaders are the header keys set before the backend answered (by
-	// the guard or earlier middlewares); replacing an answer keeps only these.
-	guardHeaders []string
+	// headersBefore are the answer's headers as they were before forwarding
+	// (set by the guard or earlier middlewares); an answer the guard replaces
+	// keeps exactly these values and none the backend added.
+	headersBefore http.Header
 
 	state   answerState
 	status  int
@@ -47,20 +48,12 @@ type answerWatcher struct {
 func newAnswerWatcher(g *Guard, rw http.ResponseWriter, req *http.Request, websocket bool) *answerWatcher {
 	w := &answerWatcher{guard: g, rw: rw, req: req, websocket: websocket}
 	if len(rw.Header()) > 0 {
-		w.guardHeaders = headerKeys(rw.Header())
+		w.headersBefore = rw.Header().Clone()
 	}
 	if websocket {
 		w.upgradeForwarded = headerHasToken(req.Header, "Connection", "upgrade") && headerHasToken(req.Header, "Upgrade", "websocket")
 	}
 	return w
-}
-
-func headerKeys(h http.Header) []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 func (w *answerWatcher) Header() http.Header { return w.rw.Header() }
@@ -176,9 +169,10 @@ func (w *answerWatcher) replaceWithGuardAnswer() {
 	h := w.rw.Header()
 	contentType := h.Get("Content-Type")
 	for k := range h {
-		if !contains(w.guardHeaders, k) {
-			delete(h, k)
-		}
+		delete(h, k)
+	}
+	for k, values := range w.headersBefore {
+		h[k] = values
 	}
 	transport := "polling"
 	if w.websocket {

@@ -36,6 +36,14 @@ type problem struct {
 
 // Rejections: the guard answers before the backend sees the request.
 var (
+	problemQueryAmbiguous = problem{
+		id: "query-ambiguous", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
+		hint: "send each of EIO, transport, sid and j once: Socket.IO clients never repeat them, and servers disagree on which copy counts; if a proxy rule appends its own copy of one of them, remove that rule",
+	}
+	problemJSONPRefused = problem{
+		id: "jsonp-refused", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
+		hint: "JSONP polling (the j parameter) answers with a script that any web page can include and read; Socket.IO clients since v3 never use it. Only Socket.IO v2 clients with forceJSONP need it: set allowJSONP: true for them (see the readme's Security section)",
+	}
 	problemQueryMissing = problem{
 		id: "query-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelError,
 		hint: "a hop between the client and Traefik dropped the query string (e.g. an nginx rewrite or proxy_pass without $is_args$args); forward the request URI unchanged",
@@ -55,6 +63,10 @@ var (
 	problemUpgradeMissing = problem{
 		id: "upgrade-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelError,
 		hint: "transport=websocket arrived without Upgrade: websocket and Connection: upgrade; a proxy in front of Traefik strips hop-by-hop headers (nginx needs proxy_http_version 1.1 and proxy_set_header Upgrade/Connection)",
+	}
+	problemWebSocketHandshakeInvalid = problem{
+		id: "websocket-handshake-invalid", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
+		hint: "the request asks for a websocket without Upgrade/Connection and is not shaped like a browser's websocket handshake (GET, Sec-WebSocket-Version 13, a 16-byte Sec-WebSocket-Key, no body), so the guard will not turn it into one; this is the client's doing, not a stripping proxy's",
 	}
 	problemUpgradeImpossible = problem{
 		id: "upgrade-impossible", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,

@@ -6,22 +6,31 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
 
 // FuzzServeHTTP sends arbitrary path/query/header combinations through the
-// guard: it must never panic, and a request outside the Engine.IO paths must
-// reach the backend exactly as it arrived, with nothing added to the answer.
+// guard (with the Frappe recipe's setMissingOrigin). It must never panic; a
+// request outside the Engine.IO paths reaches the backend exactly as it
+// arrived, with nothing added to the answer; and for every request it
+// forwards, what an attacker could aim at holds:
+//   - an Origin that is present is never changed;
+//   - an Origin is added only when Sec-Fetch-Site is absent or exactly same-origin;
+//   - the query reaches the backend byte for byte;
+//   - Upgrade is only ever added to a GET shaped like an RFC 6455 handshake;
+//   - EIO, transport, sid and j have at most one value each, however spelled.
 func FuzzServeHTTP(f *testing.F) {
-	f.Add("GET", "/socket.io/", "EIO=4&transport=polling&t=x", "", "", "", "", false)
-	f.Add("GET", "/socket.io", "EIO=4&transport=websocket&sid=abc", "", "", "dGhlIHNhbXBsZSBub25jZQ==", "13", false)
-	f.Add("GET", "/socket.io/", "EIO=4&transport=websocket", "websocket", "Upgrade", "k", "13", true)
-	f.Add("POST", "/socket.io/", "EIO=3;transport=polling;sid=", "h2c", "keep-alive, upgrade", "", "", false)
-	f.Add("OPTIONS", "/socket.io/socket.io.min.js", "%zz=%&EIO", "", "", "", "", false)
-	f.Add("GET", "/api/method/ping", "EIO=4&transport=polling", "websocket", "Upgrade", "k", "13", false)
-	f.Add("PUT", "/socket.iox", "transport=websocket", "", "close", "", "", true)
-	f.Fuzz(func(t *testing.T, method, path, rawQuery, upgrade, connection, wsKey, wsVersion string, http2 bool) {
+	f.Add("GET", "/socket.io/", "EIO=4&transport=polling&t=x", "", "", "", "", false, "", "", "")
+	f.Add("GET", "/socket.io", "EIO=4&transport=websocket&sid=abc", "", "", "dGhlIHNhbXBsZSBub25jZQ==", "13", false, "", "same-origin", "")
+	f.Add("GET", "/socket.io/", "EIO=4&transport=websocket", "websocket", "Upgrade", "k", "13", true, "https://a.example", "", "")
+	f.Add("POST", "/socket.io/", "EIO=3;transport=polling;sid=", "h2c", "keep-alive, upgrade", "", "", false, "", "cross-site", "5")
+	f.Add("OPTIONS", "/socket.io/socket.io.min.js", "%zz=%&EIO", "", "", "", "", false, "", "", "")
+	f.Add("GET", "/api/method/ping", "EIO=4&transport=polling", "websocket", "Upgrade", "k", "13", false, "", "same-site", "")
+	f.Add("PUT", "/socket.iox", "transport=websocket", "", "close", "", "", true, "", "", "")
+	f.Add("GET", "/socket.io/", "EIO=4&transport=polling&%6A=0&transport=websocket", "", "", "dGhlIHNhbXBsZSBub25jZQ==", "13", false, "", "none", "0")
+	f.Fuzz(func(t *testing.T, method, path, rawQuery, upgrade, connection, wsKey, wsVersion string, http2 bool, origin, fetchSite, contentLength string) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n()<>@,;:\\\"/[]?={}") {
 			return
 		}
@@ -45,6 +54,9 @@ func FuzzServeHTTP(f *testing.F) {
 		setIfNotEmpty(req.Header, "Connection", connection)
 		setIfNotEmpty(req.Header, "Sec-WebSocket-Key", wsKey)
 		setIfNotEmpty(req.Header, "Sec-WebSocket-Version", wsVersion)
+		setIfNotEmpty(req.Header, "Origin", origin)
+		setIfNotEmpty(req.Header, "Sec-Fetch-Site", fetchSite)
+		setIfNotEmpty(req.Header, "Content-Length", contentLength)
 		before := req.Clone(context.Background())
 
 		var seen *http.Request
@@ -60,6 +72,9 @@ func FuzzServeHTTP(f *testing.F) {
 		guard.ServeHTTP(rec, req)
 
 		if _, _, isEngineIO := matchEngineIOPath(guard.settings.paths, path); isEngineIO {
+			if seen != nil {
+				checkForwardedEngineIORequest(t, before, seen)
+			}
 			return
 		}
 		if seen == nil {
@@ -80,38 +95,114 @@ func FuzzServeHTTP(f *testing.F) {
 	})
 }
 
-// FuzzReadEngineIOQuery checks the allocation-free query reader against
-// net/url wherever net/url accepts the query.
+// checkForwardedEngineIORequest holds the guard's promises about a request it
+// forwarded (before: as it arrived; seen: as the backend got it).
+func checkForwardedEngineIORequest(t *testing.T, before, seen *http.Request) {
+	t.Helper()
+	if seen.URL.RawQuery != before.URL.RawQuery {
+		t.Fatalf("query changed: %q -> %q", before.URL.RawQuery, seen.URL.RawQuery)
+	}
+	if _, after, _ := strings.Cut(seen.RequestURI, "?"); strings.Contains(before.RequestURI, "?") && after != before.URL.RawQuery {
+		t.Fatalf("RequestURI's query changed: %q -> %q", before.RequestURI, seen.RequestURI)
+	}
+	// An empty Origin counts as absent (the readme's promise); a server
+	// trims header values, so one of spaces arrives empty.
+	absent := strings.TrimSpace(before.Header.Get("Origin")) == ""
+	if origin := before.Header.Get("Origin"); !absent && seen.Header.Get("Origin") != origin {
+		t.Fatalf("a present Origin changed: %q -> %q", origin, seen.Header.Get("Origin"))
+	}
+	if absent && seen.Header.Get("Origin") != before.Header.Get("Origin") {
+		if fetchSite, present := before.Header["Sec-Fetch-Site"]; present && !(len(fetchSite) == 1 && fetchSite[0] == "same-origin") {
+			t.Fatalf("Origin %q added with Sec-Fetch-Site %q", seen.Header.Get("Origin"), fetchSite)
+		}
+	}
+	if !headerHasToken(before.Header, "Upgrade", "websocket") && headerHasToken(seen.Header, "Upgrade", "websocket") {
+		if flaw := websocketHandshakeFlaw(before); flaw != "" {
+			t.Fatalf("Upgrade added to %s %v: %s", before.Method, before.Header, flaw)
+		}
+	}
+	values := searchParams(seen.URL.RawQuery)
+	for _, key := range []string{"EIO", "transport", "sid", "j"} {
+		if len(values[key]) > 1 {
+			t.Fatalf("forwarded with %d values for %s: %q", len(values[key]), key, seen.URL.RawQuery)
+		}
+	}
+}
+
+// FuzzReadEngineIOQuery checks the guard's query reader against a plain
+// reading of the query as engine.io's URLSearchParams does it (with ";" also
+// separating, as Traefik forwards it): the same keys present, the same
+// values, and a repeated key always noticed.
 func FuzzReadEngineIOQuery(f *testing.F) {
 	f.Add("EIO=4&transport=polling&t=N8hyd6w")
 	f.Add("EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC")
 	f.Add("transport=web%73ocket&EIO=4&EIO=3")
 	f.Add("EIO=%zz&transport=+polling")
 	f.Add("sid=&sid=x")
+	f.Add("%6A=0;%45IO=4&j")
+	f.Add(strings.Repeat("p=1&", maxParsedQuery/4) + "EIO=4&%6a&j=1")
 	f.Fuzz(func(t *testing.T, rawQuery string) {
-		var r engineIORequest
-		readEngineIOQuery(rawQuery, &r)
-		values, err := url.ParseQuery(rawQuery)
-		if err != nil || strings.Contains(rawQuery, ";") {
-			return
-		}
-		_, hasEIO := values["EIO"]
-		_, hasTransport := values["transport"]
-		if r.hasEIO != hasEIO || r.eio != values.Get("EIO") ||
-			r.hasTransport != hasTransport || r.transport != values.Get("transport") {
-			t.Fatalf("%q: read %+v, net/url reads %v", rawQuery, r, values)
-		}
-		if r.hasSID != (firstNonEmpty(values["sid"]) != "") {
-			t.Fatalf("%q: hasSID %v, net/url reads %v", rawQuery, r.hasSID, values["sid"])
-		}
+		// Both readings: url.ParseQuery's (short queries) and the scan's.
+		var parsed, scanned engineIORequest
+		readEngineIOQuery(rawQuery, &parsed)
+		readEngineIOQuery(rawQuery+strings.Repeat("&", maxParsedQuery), &scanned)
+		checkQueryReading(t, rawQuery, parsed)
+		checkQueryReading(t, rawQuery, scanned)
 	})
 }
 
-func firstNonEmpty(values []string) string {
-	if len(values) == 0 {
-		return ""
+func checkQueryReading(t *testing.T, rawQuery string, r engineIORequest) {
+	t.Helper()
+	{
+		values := searchParams(rawQuery)
+		repeated := false
+		for _, key := range []string{"EIO", "transport", "sid", "j"} {
+			repeated = repeated || len(values[key]) > 1
+		}
+		if (r.ambiguousKey != "") != repeated {
+			t.Fatalf("%q: ambiguous %q, URLSearchParams reads %v", rawQuery, r.ambiguousKey, values)
+		}
+		if repeated {
+			return
+		}
+		if r.hasEIO != (values["EIO"] != nil) || r.hasTransport != (values["transport"] != nil) || r.hasJSONP != (values["j"] != nil) ||
+			r.hasSID != (len(values["sid"]) == 1 && values["sid"][0] != "") {
+			t.Fatalf("%q: read %+v, URLSearchParams reads %v", rawQuery, r, values)
+		}
+		for key, got := range map[string]string{"EIO": r.eio, "transport": r.transport} {
+			if want := values[key]; want != nil && 3*len(want[0]) <= maxDecodedValue && got != want[0] {
+				t.Fatalf("%q: %s %q, URLSearchParams reads %q", rawQuery, key, got, want[0])
+			}
+		}
 	}
-	return values[0]
+}
+
+// searchParams reads a query as the WHATWG URLSearchParams does, the way
+// engine.io builds its query: pairs split at "&" (and ";" here), at the first
+// "=", "+" as space, valid escapes decoded, malformed ones kept.
+func searchParams(rawQuery string) map[string][]string {
+	values := map[string][]string{}
+	for _, pair := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		key, value, _ := strings.Cut(pair, "=")
+		values[decodeComponent(key)] = append(values[decodeComponent(key)], decodeComponent(value))
+	}
+	return values
+}
+
+func decodeComponent(s string) string {
+	s = strings.ReplaceAll(s, "+", " ")
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if b, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil && !strings.ContainsAny(s[i+1:i+3], "+-") {
+				out = append(out, byte(b))
+				i += 2
+				continue
+			}
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
 }
 
 func setIfNotEmpty(h http.Header, name, value string) {

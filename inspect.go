@@ -2,8 +2,9 @@ package socketioguard
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
-	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -15,6 +16,7 @@ type counters struct {
 	requests   int64
 	mu         sync.Mutex
 	repairs    map[string]int64
+	withheld   map[string]int64 // repairs not made, as "<repair>:<reason>"
 	rejections map[string]int64
 	diagnoses  map[string]int64
 }
@@ -22,14 +24,16 @@ type counters struct {
 func newCounters() *counters {
 	return &counters{
 		repairs:    map[string]int64{},
+		withheld:   map[string]int64{},
 		rejections: map[string]int64{},
 		diagnoses:  map[string]int64{},
 	}
 }
 
-func (c *counters) countRepair(kind string)  { c.add(c.repairs, kind) }
-func (c *counters) countRejection(id string) { c.add(c.rejections, id) }
-func (c *counters) countDiagnosis(id string) { c.add(c.diagnoses, id) }
+func (c *counters) countRepair(kind string)   { c.add(c.repairs, kind) }
+func (c *counters) countWithheld(kind string) { c.add(c.withheld, kind) }
+func (c *counters) countRejection(id string)  { c.add(c.rejections, id) }
+func (c *counters) countDiagnosis(id string)  { c.add(c.diagnoses, id) }
 
 func (c *counters) add(m map[string]int64, key string) {
 	c.mu.Lock()
@@ -40,6 +44,7 @@ func (c *counters) add(m map[string]int64, key string) {
 type counterSnapshot struct {
 	EngineIORequests int64            `json:"engineIORequests"`
 	Repairs          map[string]int64 `json:"repairs"`
+	Withheld         map[string]int64 `json:"withheld"`
 	Rejections       map[string]int64 `json:"rejections"`
 	Diagnoses        map[string]int64 `json:"diagnoses"`
 }
@@ -50,6 +55,7 @@ func (c *counters) snapshot() counterSnapshot {
 	return counterSnapshot{
 		EngineIORequests: atomic.LoadInt64(&c.requests),
 		Repairs:          copyCounts(c.repairs),
+		Withheld:         copyCounts(c.withheld),
 		Rejections:       copyCounts(c.rejections),
 		Diagnoses:        copyCounts(c.diagnoses),
 	}
@@ -66,15 +72,17 @@ func copyCounts(m map[string]int64) map[string]int64 {
 // inspection is the answer to a GET on inspectPath: what arrived at the guard
 // (after every hop in front of it, Traefik's entrypoint included) and what
 // the guard would do with an Engine.IO request like it. It never contains
-// Cookie, Authorization or the sid value.
+// Cookie, Authorization, the sid value or the values of the application's
+// own query parameters (only their names).
 type inspection struct {
-	Middleware string              `json:"middleware"`
-	Mode       string              `json:"mode"`
-	Request    inspectedRequest    `json:"request"`
-	Headers    inspectedHeaders    `json:"headers"`
-	Verdict    inspectionVerdict   `json:"verdict"`
-	Counters   counterSnapshot     `json:"counters"`
-	Query      map[string][]string `json:"query"`
+	Middleware     string              `json:"middleware"`
+	Mode           string              `json:"mode"`
+	Request        inspectedRequest    `json:"request"`
+	Headers        inspectedHeaders    `json:"headers"`
+	Verdict        inspectionVerdict   `json:"verdict"`
+	Counters       counterSnapshot     `json:"counters"`
+	Query          map[string][]string `json:"query"`          // the keys Engine.IO defines
+	OtherQueryKeys []string            `json:"otherQueryKeys"` // names only
 }
 
 type inspectedRequest struct {
@@ -100,16 +108,19 @@ type inspectedHeaders struct {
 	XForwardedPort         string `json:"xForwardedPort"`
 	XRealIP                string `json:"xRealIp"`
 	XFrappeSiteName        string `json:"xFrappeSiteName"`
+	SecFetchSite           string `json:"secFetchSite"`
 	CookiePresent          bool   `json:"cookiePresent"`
 }
 
 type inspectionVerdict struct {
 	Action  string   `json:"action"` // forward or reject
 	Repairs []string `json:"repairs"`
-	Status  int      `json:"status,omitempty"`
-	Error   string   `json:"error,omitempty"`
-	Detail  string   `json:"detail,omitempty"`
-	Hint    string   `json:"hint,omitempty"`
+	// OriginNotSet says why setMissingOrigin leaves this request's missing Origin missing.
+	OriginNotSet string `json:"originNotSet,omitempty"`
+	Status       int    `json:"status,omitempty"`
+	Error        string `json:"error,omitempty"`
+	Detail       string `json:"detail,omitempty"`
+	Hint         string `json:"hint,omitempty"`
 }
 
 func (g *Guard) serveInspect(rw http.ResponseWriter, req *http.Request) {
@@ -139,12 +150,13 @@ func (g *Guard) serveInspect(rw http.ResponseWriter, req *http.Request) {
 			XForwardedPort:         h.Get("X-Forwarded-Port"),
 			XRealIP:                h.Get("X-Real-Ip"),
 			XFrappeSiteName:        h.Get("X-Frappe-Site-Name"),
+			SecFetchSite:           h.Get("Sec-Fetch-Site"),
 			CookiePresent:          h.Get("Cookie") != "",
 		},
-		Query:    redactedQueryValues(req.URL.RawQuery),
 		Counters: g.counters.snapshot(),
 		Verdict:  g.verdictFor(req),
 	}
+	answer.Query, answer.OtherQueryKeys = inspectedQuery(req.URL.RawQuery)
 	if g.settings.fallback {
 		answer.Mode = modeFallback
 	}
@@ -156,6 +168,7 @@ func (g *Guard) serveInspect(rw http.ResponseWriter, req *http.Request) {
 	}
 	rw.Header().Set("Content-Type", "application/json")
 	rw.Header().Set("Cache-Control", "no-store")
+	rw.Header().Set("X-Content-Type-Options", "nosniff")
 	rw.WriteHeader(http.StatusOK)
 	_, _ = rw.Write(append(body, '\n'))
 }
@@ -173,20 +186,47 @@ func (g *Guard) verdictFor(req *http.Request) inspectionVerdict {
 	if p := g.findProblem(req, eio); p != nil {
 		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: g.describeProblem(p, req, eio), Hint: p.hint}
 	}
-	repairs := g.plannedRepairs(req, eio)
+	repairs, originWithheld := g.plannedRepairs(req, eio)
 	if repairs == nil {
 		repairs = []string{}
 	}
-	return inspectionVerdict{Action: "forward", Repairs: repairs}
+	return inspectionVerdict{Action: "forward", Repairs: repairs, OriginNotSet: originWithheld}
 }
 
-func redactedQueryValues(rawQuery string) map[string][]string {
-	values, _ := url.ParseQuery(rawQuery)
-	if values == nil {
-		values = url.Values{}
+// engineIOQueryKeys are the query keys Engine.IO defines; the inspection
+// shows their values (sid redacted) and only the names of all others.
+var engineIOQueryKeys = []string{keyEIO, keyTransport, keySID, "t", "b64", keyJSONP}
+
+// maxInspectedPairs bounds the inspection's work on a huge query.
+const maxInspectedPairs = 100
+
+func inspectedQuery(rawQuery string) (engineIO map[string][]string, otherKeys []string) {
+	engineIO, otherKeys = map[string][]string{}, []string{}
+	rest := rawQuery
+	for read := 0; rest != ""; read++ {
+		if read == maxInspectedPairs {
+			otherKeys = append(otherKeys, fmt.Sprintf("(%d more bytes of query not read)", len(rest)))
+			break
+		}
+		pair := rest
+		if end := strings.IndexAny(rest, "&;"); end >= 0 {
+			pair, rest = rest[:end], rest[end+1:]
+		} else {
+			rest = ""
+		}
+		if pair == "" {
+			continue
+		}
+		rawKey, rawValue, _ := strings.Cut(pair, "=")
+		key := lenientUnescape(rawKey)
+		switch {
+		case key == keySID:
+			engineIO[key] = append(engineIO[key], "REDACTED")
+		case contains(engineIOQueryKeys, key):
+			engineIO[key] = append(engineIO[key], shortened(lenientUnescape(rawValue)))
+		case !contains(otherKeys, key):
+			otherKeys = append(otherKeys, shortened(key))
+		}
 	}
-	for i := range values["sid"] {
-		values["sid"][i] = "REDACTED"
-	}
-	return values
+	return engineIO, otherKeys
 }

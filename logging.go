@@ -33,9 +33,12 @@ func parseLogLevel(s string) (logLevel, bool) {
 
 func (l logLevel) String() string { return logLevelNames[l] }
 
-// logLinesPerSecond bounds what one middleware instance writes: Traefik shows
-// stderr at its default level, and a broken hop can fail thousands of
-// requests a second. What is held back is counted on the next line written.
+// logLinesPerSecond bounds what one middleware instance writes for one event
+// id: Traefik shows stderr at its default level, and a broken hop can fail
+// thousands of requests a second. Each id has a budget of its own, so that a
+// client flooding one id cannot hide another (backend-not-socketio behind 50
+// query-missing a second). What is held back is counted on the next line
+// written for the same id. The ids are the guard's own, a fixed set.
 const logLinesPerSecond = 5
 
 // logger writes one logfmt line per event. Errors go to stderr (Traefik shows
@@ -54,7 +57,12 @@ type logger struct {
 	stderr     io.Writer
 	now        func() time.Time
 
-	mu          sync.Mutex
+	mu      sync.Mutex
+	budgets map[string]*logBudget // by event id
+}
+
+// logBudget is one event id's lines in the current one-second window.
+type logBudget struct {
 	windowStart time.Time
 	inWindow    int
 	suppressed  int
@@ -67,7 +75,7 @@ func (l *logger) event(level logLevel, event string, req *http.Request, hint str
 	if !l.enabled(level) {
 		return
 	}
-	suppressed, ok := l.admit()
+	suppressed, ok := l.admit(event)
 	if !ok {
 		return
 	}
@@ -98,23 +106,31 @@ func (l *logger) event(level logLevel, event string, req *http.Request, hint str
 	_, _ = io.WriteString(out, b.String())
 }
 
-// admit applies the per-second budget and returns how many lines were held
-// back since the last one written.
-func (l *logger) admit() (int, bool) {
+// admit applies the event's per-second budget and returns how many of its
+// lines were held back since the last one written.
+func (l *logger) admit(event string) (int, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
-	if now.Sub(l.windowStart) >= time.Second || now.Before(l.windowStart) {
-		l.windowStart = now
-		l.inWindow = 0
+	if l.budgets == nil {
+		l.budgets = map[string]*logBudget{}
 	}
-	if l.inWindow >= logLinesPerSecond {
-		l.suppressed++
+	b := l.budgets[event]
+	if b == nil {
+		b = &logBudget{}
+		l.budgets[event] = b
+	}
+	now := l.now()
+	if now.Sub(b.windowStart) >= time.Second || now.Before(b.windowStart) {
+		b.windowStart = now
+		b.inWindow = 0
+	}
+	if b.inWindow >= logLinesPerSecond {
+		b.suppressed++
 		return 0, false
 	}
-	l.inWindow++
-	suppressed := l.suppressed
-	l.suppressed = 0
+	b.inWindow++
+	suppressed := b.suppressed
+	b.suppressed = 0
 	return suppressed, true
 }
 

@@ -113,9 +113,11 @@ func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, missingSlash 
 	// Repair what a hop stripped, where the request proves what it was
 	// (only these can need a repair: the common polling request skips the call).
 	if eio.missingSlash || eio.transport == transportWebsocket || g.settings.setMissingOrigin {
-		if repairs := g.plannedRepairs(req, eio); repairs != nil {
-			g.applyRepairs(rw, req, repairs)
+		repairs, originWithheld := g.plannedRepairs(req, eio)
+		if originWithheld != "" {
+			g.withholdOrigin(req, originWithheld)
 		}
+		g.applyRepairs(rw, req, repairs)
 	}
 
 	if !g.settings.diagnoseResponses || req.Method == http.MethodOptions {
@@ -129,14 +131,18 @@ func (g *Guard) rejectInvalid(rw http.ResponseWriter, req *http.Request, eio *en
 }
 
 // findProblem returns the first problem that makes the request unusable for
-// the Socket.IO server, or nil. CORS preflights (OPTIONS) are the server's
-// CORS layer's business and pass.
+// the Socket.IO server (or unsafe to pass on), or nil. CORS preflights
+// (OPTIONS) are the server's CORS layer's business and pass.
 func (g *Guard) findProblem(req *http.Request, eio *engineIORequest) *problem {
 	switch {
 	case req.Method == http.MethodOptions:
 		return nil
+	case eio.ambiguousKey != "":
+		return &problemQueryAmbiguous
 	case !eio.hasEIO && !eio.hasTransport:
 		return &problemQueryMissing
+	case eio.hasJSONP && !g.settings.allowJSONP:
+		return &problemJSONPRefused
 	case !g.settings.eioAccepted[eio.eio]: // missing, or not accepted
 		return &problemEIOUnsupported
 	case !g.settings.transportAccepted[eio.transport]:
@@ -147,55 +153,104 @@ func (g *Guard) findProblem(req *http.Request, eio *engineIORequest) *problem {
 		return nil
 	case eio.overHTTP2OrLater:
 		return &problemUpgradeImpossible
-	case g.settings.repairUpgrade && eio.upgradeProvable(req.Method):
-		return nil // repaired below
+	case !g.settings.repairUpgrade || !eio.hasWebSocketProof || eio.upgradeOther:
+		return &problemUpgradeMissing
+	case eio.handshakeFlaw != "":
+		return &problemWebSocketHandshakeInvalid
 	}
-	return &problemUpgradeMissing
+	return nil // repaired below
 }
 
 // describeProblem is the detail of a rejection: the offending value and
 // what is accepted.
 func (g *Guard) describeProblem(p *problem, req *http.Request, eio *engineIORequest) string {
 	switch p.id {
+	case problemQueryAmbiguous.id:
+		return fmt.Sprintf("the query carries %s more than once (query: %q); engine.io reads the last value, python-engineio the first, and no Socket.IO client repeats it",
+			eio.ambiguousKey, redactedQuery(req.URL.RawQuery))
 	case problemQueryMissing.id:
 		return fmt.Sprintf("%s %s arrived without EIO and transport in the query (query: %q)", req.Method, req.URL.Path, redactedQuery(req.URL.RawQuery))
+	case problemJSONPRefused.id:
+		return "the query has a j parameter (JSONP polling), which allowJSONP does not allow"
 	case problemEIOUnsupported.id:
 		if !eio.hasEIO {
 			return fmt.Sprintf("EIO is missing; accepted: %s", strings.Join(g.settings.eioVersions, ", "))
 		}
-		return fmt.Sprintf("EIO %q is not one of %s", eio.eio, strings.Join(g.settings.eioVersions, ", "))
+		return fmt.Sprintf("EIO %q is not one of %s", shortened(eio.eio), strings.Join(g.settings.eioVersions, ", "))
 	case problemTransportUnknown.id:
 		if !eio.hasTransport {
 			return fmt.Sprintf("transport is missing; accepted: %s", strings.Join(g.settings.transports, ", "))
 		}
-		return fmt.Sprintf("transport %q is not one of %s", eio.transport, strings.Join(g.settings.transports, ", "))
+		return fmt.Sprintf("transport %q is not one of %s", shortened(eio.transport), strings.Join(g.settings.transports, ", "))
 	case problemBadHandshakeMethod.id:
 		return fmt.Sprintf("%s without sid; only GET may open a session", req.Method)
 	case problemUpgradeImpossible.id:
 		return fmt.Sprintf("transport=websocket over %s", req.Proto)
+	case problemWebSocketHandshakeInvalid.id:
+		return "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: " + eio.handshakeFlaw
 	}
-	detail := fmt.Sprintf("transport=websocket with Upgrade %q and Connection %q", req.Header.Get("Upgrade"), req.Header.Get("Connection"))
-	if !eio.upgradeProvable(req.Method) {
+	detail := fmt.Sprintf("transport=websocket with Upgrade %q and Connection %q", shortened(req.Header.Get("Upgrade")), shortened(req.Header.Get("Connection")))
+	switch {
+	case !eio.hasWebSocketProof:
 		return detail + ", and no Sec-WebSocket-Key/-Version that would prove a websocket handshake"
+	case eio.upgradeOther:
+		return detail + ": Upgrade names another protocol, which the guard does not rewrite"
 	}
 	return detail + "; repairUpgrade is off, so the guard did not restore them"
 }
 
 // plannedRepairs lists what applyRepairs will change, in the order of
-// X-Socketio-Guard-Repaired. It changes nothing, so inspection can show it.
-func (g *Guard) plannedRepairs(req *http.Request, eio *engineIORequest) []string {
-	var repairs []string
+// X-Socketio-Guard-Repaired, and why a missing Origin is left missing ("" when
+// it is not). It changes nothing, so inspection can show it.
+func (g *Guard) plannedRepairs(req *http.Request, eio *engineIORequest) (repairs []string, originWithheld string) {
 	if g.settings.normalizePath && eio.missingSlash {
 		repairs = append(repairs, repairPath)
 	}
-	if g.settings.repairUpgrade && eio.transport == transportWebsocket &&
-		!eio.hasUsableUpgrade() && eio.upgradeProvable(req.Method) {
+	if g.settings.repairUpgrade && eio.transport == transportWebsocket && !eio.hasUsableUpgrade() &&
+		eio.hasWebSocketProof && eio.handshakeFlaw == "" && !eio.upgradeOther && !eio.overHTTP2OrLater {
 		repairs = append(repairs, repairUpgrade)
 	}
-	if g.settings.setMissingOrigin && strings.TrimSpace(req.Header.Get("Origin")) == "" && originFor(req) != "" {
-		repairs = append(repairs, repairOrigin)
+	if g.settings.setMissingOrigin && strings.TrimSpace(req.Header.Get("Origin")) == "" {
+		if originWithheld = originWithheldBecause(req, eio); originWithheld == "" {
+			repairs = append(repairs, repairOrigin)
+		}
 	}
-	return repairs
+	return repairs, originWithheld
+}
+
+// originWithheldBecause says why a missing Origin must stay missing, or "".
+//
+// The Origin the guard sets tells the Socket.IO server "this request comes
+// from a page of this very site". That holds for a browser's same-origin
+// request and says nothing new for a non-browser client (which can send any
+// Origin itself). It must not be said of a request another site's page made
+// a browser send with the victim's cookies (a <script>, <img> or navigation
+// carries no Origin): browsers mark those with Sec-Fetch-Site, and JSONP is
+// the way such a page would read the answer.
+func originWithheldBecause(req *http.Request, eio *engineIORequest) string {
+	if eio.hasJSONP {
+		return "jsonp: a JSONP request is a script any page can include"
+	}
+	if fetchSite, present := req.Header["Sec-Fetch-Site"]; present {
+		if len(fetchSite) != 1 || fetchSite[0] != "same-origin" {
+			return fmt.Sprintf("sec-fetch-site: the browser says the request comes from a %s page (Sec-Fetch-Site %q), not from this site's own", fetchSiteKind(fetchSite), shortened(strings.Join(fetchSite, ", ")))
+		}
+	}
+	if originFor(req) == "" {
+		return fmt.Sprintf("host: Host %q is not a plain host name or address", shortened(req.Host))
+	}
+	return ""
+}
+
+// fetchSiteKind names a Sec-Fetch-Site value for the log and the counters.
+func fetchSiteKind(values []string) string {
+	if len(values) == 1 {
+		switch values[0] {
+		case "same-site", "cross-site", "none":
+			return values[0]
+		}
+	}
+	return "unknown"
 }
 
 func (g *Guard) applyRepairs(rw http.ResponseWriter, req *http.Request, repairs []string) {
@@ -230,11 +285,20 @@ func (g *Guard) applyRepairs(rw http.ResponseWriter, req *http.Request, repairs 
 	rw.Header().Set(headerRepaired, strings.Join(repairs, ","))
 }
 
-// originFor is <scheme>://<host> of the request as the client addressed it.
+// withholdOrigin records a missing Origin the guard did not set.
+func (g *Guard) withholdOrigin(req *http.Request, reason string) {
+	kind, _, _ := strings.Cut(reason, ":")
+	g.counters.countWithheld(repairOrigin + ":" + kind)
+	g.log.event(levelInfo, "origin-not-set", req, reason)
+}
+
+// originFor is <scheme>://<host> of the request as the client addressed it,
+// or "" when Host is not a plain host name or address with an optional port
+// (the Origin is a URL the Socket.IO server may call back: Frappe does).
 // Traefik sets X-Forwarded-Proto (http, https, or ws/wss for upgrades).
 func originFor(req *http.Request) string {
 	host := req.Host
-	if host == "" || strings.ContainsAny(host, " /\\@") {
+	if !isPlainHost(host) {
 		return ""
 	}
 	scheme := "http"
@@ -249,6 +313,27 @@ func originFor(req *http.Request) string {
 		scheme = "http"
 	}
 	return scheme + "://" + host
+}
+
+// isPlainHost accepts name[:port], IPv4[:port] and [IPv6][:port].
+func isPlainHost(host string) bool {
+	if host == "" || len(host) > 261 {
+		return false
+	}
+	name, port := host, ""
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 || strings.Trim(host[1:end], "0123456789abcdefABCDEF:.") != "" {
+			return false
+		}
+		name, port = "", host[end+1:]
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
+		name, port = host[:i], host[i:]
+	}
+	if name != "" && (strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "" || name[0] == '.' || name[0] == '-') {
+		return false
+	}
+	return port == "" || len(port) > 1 && len(port) <= 6 && port[0] == ':' && strings.Trim(port[1:], "0123456789") == ""
 }
 
 // rejectMisrouted answers an Engine.IO request that reached a router in
@@ -270,25 +355,43 @@ func (g *Guard) reject(rw http.ResponseWriter, req *http.Request, p problem, sta
 	writeGuardAnswer(rw, status, p, detail, hint)
 }
 
-// redactedQuery shortens a query for an error detail and hides the sid value.
+// redactedQuery shortens a query for an error detail and hides every sid
+// value, however the key is spelled ("%73id", "+sid", after ";"): any key
+// that, decoded and trimmed, is sid. Only what is shown is read.
 func redactedQuery(rawQuery string) string {
 	const max = 200
-	q := redactSID(rawQuery)
+	q, truncated := rawQuery, len(rawQuery) > 2*max
+	if truncated {
+		q = q[:2*max]
+	}
+	q = redactSID(q)
 	if len(q) > max {
-		q = q[:max] + "…"
+		q, truncated = q[:max], true
+	}
+	if truncated {
+		q += "…"
 	}
 	return q
 }
 
 func redactSID(rawQuery string) string {
-	if !strings.Contains(rawQuery, "sid=") {
-		return rawQuery
-	}
-	parts := strings.Split(rawQuery, "&")
-	for i, part := range parts {
-		if strings.HasPrefix(part, "sid=") {
-			parts[i] = "sid=REDACTED"
+	var b strings.Builder
+	rest := rawQuery
+	for {
+		end := strings.IndexAny(rest, "&;")
+		pair := rest
+		if end >= 0 {
+			pair = rest[:end]
 		}
+		key, _, hasValue := strings.Cut(pair, "=")
+		if hasValue && strings.TrimSpace(lenientUnescape(key)) == keySID {
+			pair = key + "=REDACTED"
+		}
+		b.WriteString(pair)
+		if end < 0 {
+			return b.String()
+		}
+		b.WriteByte(rest[end])
+		rest = rest[end+1:]
 	}
-	return strings.Join(parts, "&")
 }

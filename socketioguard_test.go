@@ -243,6 +243,125 @@ func guardScenarios() []scenario {
 			wantSeen:    map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Origin": "http://v2.sysmayal.cloud"},
 		},
 
+		// Attacks: what a hostile page or client could make the guard do.
+		// A page on another site includes the handshake as a <script>,
+		// <img> or link: the browser sends the victim's cookies and no
+		// Origin, and says where the request comes from in Sec-Fetch-Site.
+		{
+			name: "setMissingOrigin: the site's own page (Sec-Fetch-Site same-origin) gets its Origin", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Sec-Fetch-Site": "same-origin", "X-Forwarded-Proto": "https"},
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "origin",
+			wantSeen: map[string]string{"Origin": "https://v2.sysmayal.cloud"},
+		},
+		{
+			name: "setMissingOrigin: a sibling subdomain's page (same-site) gets no Origin", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Sec-Fetch-Site": "same-site"},
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": ""},
+		},
+		{
+			name: "setMissingOrigin: another site's page (cross-site) gets no Origin", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Sec-Fetch-Site": "cross-site"},
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": ""},
+		},
+		{
+			name: "setMissingOrigin: a navigation from the address bar (none) gets no Origin", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Sec-Fetch-Site": "none"},
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": ""},
+		},
+		{
+			name: "setMissingOrigin: an unknown or empty Sec-Fetch-Site gets no Origin", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Sec-Fetch-Site": "same-origin, cross-site"},
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": ""},
+		},
+		{
+			name: "setMissingOrigin: a cross-site websocket keeps the Origin the browser sent", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}),
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": "https://evil.example"},
+		},
+		{
+			name: "setMissingOrigin: a Host that is not a plain host name gets no Origin", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Host": "evil.example/api?x="},
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": ""},
+		},
+		{
+			name: "setMissingOrigin: an IPv6 host with a port gets its Origin", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Host": "[::1]:8443"},
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "origin", wantSeen: map[string]string{"Origin": "http://[::1]:8443"},
+		},
+		{
+			name: "JSONP polling is refused by default", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling&j=0", wantStatus: 400, wantError: "jsonp-refused",
+		},
+		{
+			name: "JSONP spelled with an escape is refused", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling&%6A=0", wantStatus: 400, wantError: "jsonp-refused",
+		},
+		{
+			name: "JSONP after a semicolon is refused", config: frappeRecipe,
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling;j=0", wantStatus: 400, wantError: "jsonp-refused",
+		},
+		{
+			name: "JSONP as a bare key is refused", method: "GET", target: "/socket.io/?EIO=3&transport=polling&j", wantStatus: 400, wantError: "jsonp-refused",
+		},
+		{
+			name:   "allowJSONP lets a JSONP handshake through, never with an Origin set by the guard",
+			config: func(c *Config) { c.SetMissingOrigin = true; c.AllowJSONP = true }, method: "GET", target: "/socket.io/?EIO=3&transport=polling&j=0",
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": ""},
+		},
+		{
+			name: "transport given twice (engine.io reads the last, the guard would check the first)", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling&transport=websocket", headers: strippedWebsocketHeaders(),
+			wantStatus: 400, wantError: "query-ambiguous",
+		},
+		{
+			name: "EIO given twice, once escaped", method: "GET", target: "/socket.io/?EIO=4&%45IO=3&transport=polling",
+			wantStatus: 400, wantError: "query-ambiguous",
+		},
+		{
+			name: "sid given twice after a semicolon", method: "POST", target: "/socket.io/?EIO=4&transport=polling&sid=a;%73id=b",
+			wantStatus: 400, wantError: "query-ambiguous",
+		},
+		{
+			name: "the verdict does not depend on how long the query is", method: "GET",
+			target: "/socket.io/?" + strings.Repeat("x=1&", 20000) + "EIO=4&transport=polling", answer: socketIOHandshake,
+			wantStatus: 200, wantForwarded: true,
+		},
+		{
+			name: "a stripped handshake that is a POST is not turned into an upgrade", method: "POST",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=x", headers: strippedWebsocketHeaders(),
+			wantStatus: 400, wantError: "websocket-handshake-invalid",
+		},
+		{
+			name: "a stripped handshake with a body is not turned into an upgrade", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=x", headers: websocketHeaders(map[string]string{"Upgrade": "", "Connection": "", "Content-Length": "40"}),
+			wantStatus: 400, wantError: "websocket-handshake-invalid",
+		},
+		{
+			name: "a stripped handshake with a chunked body is not turned into an upgrade", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=x", headers: websocketHeaders(map[string]string{"Upgrade": "", "Connection": "", "Transfer-Encoding": "chunked"}),
+			wantStatus: 400, wantError: "websocket-handshake-invalid",
+		},
+		{
+			name: "a stripped handshake with Sec-WebSocket-Version 8 is not turned into an upgrade", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(map[string]string{"Upgrade": "", "Connection": "", "Sec-WebSocket-Version": "8"}),
+			wantStatus: 400, wantError: "websocket-handshake-invalid",
+		},
+		{
+			name: "a stripped handshake whose key is not 16 bytes is not turned into an upgrade", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(map[string]string{"Upgrade": "", "Connection": "", "Sec-WebSocket-Key": "a2V5"}),
+			wantStatus: 400, wantError: "websocket-handshake-invalid",
+		},
+		{
+			name: "a stripped handshake with a key but no version is not turned into an upgrade", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(map[string]string{"Upgrade": "", "Connection": "", "Sec-WebSocket-Version": ""}),
+			wantStatus: 400, wantError: "websocket-handshake-invalid",
+		},
+		{
+			name: "an intact upgrade with a bad key is the server's to judge", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(map[string]string{"Sec-WebSocket-Key": "bad"}),
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Sec-WebSocket-Key": "bad"},
+		},
+
 		// The answer tells what is behind the router.
 		{
 			name: "web app behind the Socket.IO router answers 404", method: "GET",
@@ -317,6 +436,12 @@ func guardScenarios() []scenario {
 			wantStatus: 404, wantForwarded: true,
 		},
 	}
+}
+
+// frappeRecipe is the readme's Frappe configuration.
+func frappeRecipe(c *Config) {
+	c.SetMissingOrigin = true
+	c.EIOVersions = []string{"4"}
 }
 
 func TestGuardScenarios(t *testing.T) {
@@ -446,6 +571,14 @@ func newScenarioRequest(sc scenario) *http.Request {
 	req.Host = "v2.sysmayal.cloud"
 	req.RemoteAddr = "203.0.113.7:51234"
 	for k, v := range sc.headers {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		if k == "Sec-Fetch-Site" && strings.Contains(v, ", ") {
+			req.Header[k] = strings.Split(v, ", ") // two header lines
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	if sc.http2 {
@@ -604,10 +737,16 @@ func TestLogsAreRateLimitedAndCarryNoSecrets(t *testing.T) {
 	if n := strings.Count(stderr.String(), "\n"); n != logLinesPerSecond {
 		t.Fatalf("wrote %d lines in one second, want %d:\n%s", n, logLinesPerSecond, stderr.String())
 	}
-	clock = clock.Add(1100 * time.Millisecond)
+	// Another event id has a budget of its own, in the same second.
 	send("/socket.io/?EIO=4&transport=websocket&sid=SECRET-SID", strippedWebsocketHeaders()) // repair: warn level
-	if !strings.Contains(stdout.String(), "suppressed=15") || !strings.Contains(stdout.String(), "event=repaired-upgrade") {
-		t.Errorf("warn line should report the 15 suppressed lines: %q", stdout.String())
+	if !strings.Contains(stdout.String(), "event=repaired-upgrade") || strings.Contains(stdout.String(), "suppressed=") {
+		t.Errorf("a flood of query-missing must not hold back or count into repaired-upgrade: %q", stdout.String())
+	}
+	clock = clock.Add(1100 * time.Millisecond)
+	stderr.Reset()
+	send("/socket.io/?sid=SECRET-SID", nil)
+	if !strings.Contains(stderr.String(), "suppressed=15") || !strings.Contains(stderr.String(), "event=query-missing") {
+		t.Errorf("the next query-missing line should report its 15 suppressed lines: %q", stderr.String())
 	}
 	all := stdout.String() + stderr.String()
 	for _, secret := range []string{"SECRET-COOKIE", "SECRET-TOKEN", "SECRET-SID"} {
@@ -697,8 +836,11 @@ func TestInspect(t *testing.T) {
 	if !got.Headers.SecWebSocketKey || got.Headers.Upgrade != "" || !got.Headers.CookiePresent || got.Headers.XForwardedProto != "wss" {
 		t.Errorf("headers = %+v", got.Headers)
 	}
-	if got.Query["room"][0] != "x" || got.Query["sid"][0] != "REDACTED" {
-		t.Errorf("query = %v", got.Query)
+	if got.Query["room"] != nil || strings.Join(got.OtherQueryKeys, ",") != "room" || got.Query["sid"][0] != "REDACTED" || got.Query["EIO"][0] != "4" {
+		t.Errorf("query = %v, other keys %v: want Engine.IO keys with values (sid redacted), the app's own by name only", got.Query, got.OtherQueryKeys)
+	}
+	if rec.Header().Get("X-Content-Type-Options") != "nosniff" || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("inspect answer headers: %v", rec.Header())
 	}
 	if got.Counters.EngineIORequests != 1 || got.Counters.Rejections["query-missing"] != 1 {
 		t.Errorf("counters = %+v", got.Counters)
@@ -787,30 +929,62 @@ func TestUpgradeCompletesThroughTheGuard(t *testing.T) {
 	}
 }
 
+// TestReadEngineIOQuery: the guard reads the query as engine.io (Node's
+// URLSearchParams) will, whatever the spelling, and notices a repeated key.
 func TestReadEngineIOQuery(t *testing.T) {
 	cases := []struct {
 		query                  string
 		eio, transport         string
 		hasEIO, hasTransp, sid bool
+		jsonp                  bool
+		ambiguous              string
 	}{
-		{"EIO=4&transport=polling&t=N8hyd6w", "4", "polling", true, true, false},
-		{"EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", "4", "websocket", true, true, true},
-		{"transport=polling&EIO=3&b64=1", "3", "polling", true, true, false},
-		{"EIO=4;transport=polling", "4", "polling", true, true, false}, // Traefik forwards ";" as "&"
-		{"EIO=4&transport=web%73ocket", "4", "websocket", true, true, false},
-		{"EIO=4&EIO=3&transport=polling", "4", "polling", true, true, false}, // first value wins
-		{"EIO=&transport=", "", "", true, true, false},
-		{"sid=&EIO=4&transport=polling", "4", "polling", true, true, false}, // empty sid is a handshake
-		{"eio=4&Transport=polling", "", "", false, false, false},            // keys are case-sensitive
-		{"", "", "", false, false, false},
-		{"&&&", "", "", false, false, false},
-		{"EIO=%zz&transport=polling", "", "polling", false, true, false}, // a malformed pair is skipped, as net/url does
+		{query: "EIO=4&transport=polling&t=N8hyd6w", eio: "4", transport: "polling", hasEIO: true, hasTransp: true},
+		{query: "EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", eio: "4", transport: "websocket", hasEIO: true, hasTransp: true, sid: true},
+		{query: "transport=polling&EIO=3&b64=1", eio: "3", transport: "polling", hasEIO: true, hasTransp: true},
+		{query: "EIO=4;transport=polling", eio: "4", transport: "polling", hasEIO: true, hasTransp: true}, // Traefik forwards ";" as "&"
+		{query: "EIO=4&transport=web%73ocket", eio: "4", transport: "websocket", hasEIO: true, hasTransp: true},
+		{query: "%45IO=%34&%74ransport=polling", eio: "4", transport: "polling", hasEIO: true, hasTransp: true},
+		{query: "EIO=&transport=", hasEIO: true, hasTransp: true},
+		{query: "sid=&EIO=4&transport=polling", eio: "4", transport: "polling", hasEIO: true, hasTransp: true}, // empty sid is a handshake
+		{query: "eio=4&Transport=polling"}, // keys are case-sensitive
+		{query: ""},
+		{query: "&&&"},
+		{query: "EIO=%zz&transport=polling", eio: "%zz", transport: "polling", hasEIO: true, hasTransp: true}, // kept as sent, as URLSearchParams does
+		{query: "EIO=4&transport=po%lling", eio: "4", transport: "po%lling", hasEIO: true, hasTransp: true},
+		{query: "EIO=4&transport=polling&app=a%26transport%3Dwebsocket", eio: "4", transport: "polling", hasEIO: true, hasTransp: true}, // an escaped & is data
+		{query: "EIO+=4&+transport=polling"}, // "EIO " is not EIO for the server either
+
+		// JSONP, however spelled.
+		{query: "EIO=4&transport=polling&j=0", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, jsonp: true},
+		{query: "EIO=4&transport=polling&%6A=0", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, jsonp: true},
+		{query: "EIO=4&transport=polling;j=0", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, jsonp: true},
+		{query: "EIO=4&transport=polling&j", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, jsonp: true}, // a bare key is present
+		{query: "EIO=4&transport=polling&j=%zz", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, jsonp: true},
+		{query: "EIO=4&transport=polling&jj=0&xj=1", eio: "4", transport: "polling", hasEIO: true, hasTransp: true},
+
+		// A repeated key: servers disagree on which copy counts.
+		{query: "EIO=4&EIO=3&transport=polling", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, ambiguous: "EIO"},
+		{query: "EIO=4&transport=polling&transport=websocket", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, ambiguous: "transport"},
+		{query: "EIO=4&transport=polling;%74ransport=websocket", eio: "4", transport: "", hasEIO: true, hasTransp: true, ambiguous: "transport"},
+		{query: "EIO=4&transport=polling&sid=a&sid=b", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, sid: true, ambiguous: "sid"},
+		{query: "EIO=4&transport=polling&sid=&sid=b", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, sid: true, ambiguous: "sid"},
+		{query: "EIO=4&transport=polling&j&j", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, jsonp: true, ambiguous: "j"},
+		{query: strings.Repeat("x=1&", 20000) + "EIO=4&transport=polling", eio: "4", transport: "polling", hasEIO: true, hasTransp: true},
+		{query: strings.Repeat("jx&", 10) + "EIO=4&transport=polling&j=1", eio: "4", transport: "polling", hasEIO: true, hasTransp: true, jsonp: true},
 	}
 	for _, c := range cases {
 		var r engineIORequest
 		readEngineIOQuery(c.query, &r)
-		if r.eio != c.eio || r.transport != c.transport || r.hasEIO != c.hasEIO || r.hasTransport != c.hasTransp || r.hasSID != c.sid {
-			t.Errorf("%q: got %+v", c.query, r)
+		if c.ambiguous != "" { // which copy the guard read does not matter: it refuses
+			if r.ambiguousKey != c.ambiguous {
+				t.Errorf("%.80q: ambiguous key %q, want %q", c.query, r.ambiguousKey, c.ambiguous)
+			}
+			continue
+		}
+		if r.eio != c.eio || r.transport != c.transport || r.hasEIO != c.hasEIO || r.hasTransport != c.hasTransp || r.hasSID != c.sid ||
+			r.hasJSONP != c.jsonp || r.ambiguousKey != c.ambiguous {
+			t.Errorf("%.80q: got %+v", c.query, r)
 		}
 	}
 }
