@@ -67,8 +67,9 @@ http:
 		routers = append(routers, ep+"@file")
 	}
 	sio := "PathPrefix(`/socket.io`)"
-	route("healthy", sio, "frappe-site, sio-guard-frappe", "realtime")
-	route("sidecarlost", sio, "frappe-site, sio-guard-frappe", "sidecar-no-upgrade")
+	pinnedSIO := "Host(`127.0.0.1`) && " + sio // the guard sets the Origin from Host
+	route("healthy", pinnedSIO, "frappe-site, sio-guard-frappe", "realtime")
+	route("sidecarlost", pinnedSIO, "frappe-site, sio-guard-frappe", "sidecar-no-upgrade")
 	route("misrouted", "PathPrefix(`/`)", "sio-fallback", "webapp")
 	route("noroute", "Host(`v2.sysmayal.cloud`)", "", "realtime")
 	route("webbehind", sio, "sio-guard", "webapp")

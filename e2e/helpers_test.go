@@ -409,6 +409,7 @@ http:
 // guardedAndPlainRoutes: the Frappe route to upstream twice, on entrypoint
 // "guarded" with the guard (configured by pluginYAML, a flow mapping) and on
 // "plain" without it, both with the site header — a scenario and its control.
+// Host() is pinned, as every route whose guard may set the Origin must be.
 func guardedAndPlainRoutes(upstream, pluginYAML string) string {
 	return fmt.Sprintf(`
 http:
@@ -418,12 +419,12 @@ http:
         socketioguard: %s
   routers:
     sio-guarded:
-      rule: PathPrefix(`+"`/socket.io`"+`)
+      rule: Host(`+"`127.0.0.1`"+`) && PathPrefix(`+"`/socket.io`"+`)
       entryPoints: [guarded]
       middlewares: [frappe-site, sio-guard]
       service: realtime
     sio-plain:
-      rule: PathPrefix(`+"`/socket.io`"+`)
+      rule: Host(`+"`127.0.0.1`"+`) && PathPrefix(`+"`/socket.io`"+`)
       entryPoints: [plain]
       middlewares: [frappe-site]
       service: realtime
@@ -447,7 +448,7 @@ http:
         socketioguard: %s
   routers:
     frappe-socketio:
-      rule: PathPrefix(`+"`/socket.io`"+`)
+      rule: Host(`+"`127.0.0.1`"+`) && PathPrefix(`+"`/socket.io`"+`)
       entryPoints: [websecure]
       middlewares: [frappe-site, sio-guard]
       service: frappe-socketio

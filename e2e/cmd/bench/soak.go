@@ -165,7 +165,7 @@ http:
           inspectPath: /socket.io/.guard
   routers:
     frappe-socketio:
-      rule: PathPrefix(`+"`/socket.io`"+`)
+      rule: Host(`+"`127.0.0.1`"+`) && PathPrefix(`+"`/socket.io`"+`)
       entryPoints: [web]
       middlewares: [frappe-site, sio-guard]
       service: realtime
