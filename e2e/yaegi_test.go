@@ -111,6 +111,7 @@ var (
 		"traefik.http.middlewares.sio-guard.plugin.socketioguard.repairUpgrade":     "true",
 		"traefik.http.middlewares.sio-guard.plugin.socketioguard.normalizePath":     "false",
 		"traefik.http.middlewares.sio-guard.plugin.socketioguard.setMissingOrigin":  "true",
+		"traefik.http.middlewares.sio-guard.plugin.socketioguard.allowJSONP":        "true",
 		"traefik.http.middlewares.sio-guard.plugin.socketioguard.diagnoseResponses": "true",
 		"traefik.http.middlewares.sio-guard.plugin.socketioguard.fallbackStatus":    "404",
 		"traefik.http.middlewares.sio-guard.plugin.socketioguard.logLevel":          "warn",
@@ -142,6 +143,7 @@ http:
           repairUpgrade: true
           normalizePath: false
           setMissingOrigin: true
+          allowJSONP: true
           diagnoseResponses: true
           fallbackStatus: 404
           logLevel: warn
@@ -156,6 +158,7 @@ http:
   repairUpgrade = true
   normalizePath = false
   setMissingOrigin = true
+  allowJSONP = true
   diagnoseResponses = true
   fallbackStatus = 404
   logLevel = "warn"
@@ -163,7 +166,7 @@ http:
 `
 	// spec.plugin of a Kubernetes Middleware, as the API server hands it over (JSON).
 	crdSpecPlugin = `{"socketioguard": {"paths": ["/socket.io/", "/realtime/"], "mode": "guard", "eioVersions": [4],
-	  "transports": ["polling", "websocket"], "repairUpgrade": true, "normalizePath": false, "setMissingOrigin": true,
+	  "transports": ["polling", "websocket"], "repairUpgrade": true, "normalizePath": false, "setMissingOrigin": true, "allowJSONP": true,
 	  "diagnoseResponses": true, "fallbackStatus": 404, "logLevel": "warn", "inspectPath": "/socket.io/.guard"}}`
 )
 
@@ -229,7 +232,7 @@ func TestConfigDecodesAlikeFromEveryProvider(t *testing.T) {
 			t.Errorf("%s decodes to\n%s\nothers to\n%s", name, got, want)
 		}
 	}
-	for _, field := range []string{`"paths":["/socket.io/","/realtime/"]`, `"eioVersions":["4"]`, `"fallbackStatus":404`, `"setMissingOrigin":true`} {
+	for _, field := range []string{`"paths":["/socket.io/","/realtime/"]`, `"eioVersions":["4"]`, `"fallbackStatus":404`, `"setMissingOrigin":true`, `"allowJSONP":true`} {
 		if !strings.Contains(want, field) {
 			t.Errorf("decoded config lacks %s: %s", field, want)
 		}
@@ -249,6 +252,7 @@ func TestBadConfigIsRefusedThroughTraefiksDecoder(t *testing.T) {
 		{map[string]any{"fallbackStatus": "200"}, "fallbackStatus 200 is not an HTTP error status"},
 		{map[string]any{"eioVersions": "4,5"}, `eioVersions[1] "5" is not one of 3, 4`},
 		{map[string]any{"logLevel": "trace"}, `logLevel "trace" is not one of off, error, warn, info, debug`},
+		{map[string]any{"inspectPath": "/socket.io"}, `inspectPath "/socket.io" is the Engine.IO path paths[0] "/socket.io/"`},
 	}
 	for _, c := range cases {
 		cfg, err := p.CreateConfig(c.config)
