@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sysmayal/socketioguard/e2e/stack"
@@ -81,4 +82,17 @@ func BenchmarkYaegiFallbackNonEngineIO(b *testing.B) {
 
 func BenchmarkYaegiGuardPollingNoDiagnosis(b *testing.B) {
 	benchLoop(b, interpretedHandler(b, stack.PluginModule, repo(b), map[string]any{"diagnoseResponses": false}), pollingTarget)
+}
+
+// hugeTarget carries a 1 MiB query (Traefik's default maxHeaderBytes) with
+// the Engine.IO keys at its end: what a client can make the guard do.
+var hugeTarget = "/socket.io/?" + strings.Repeat("p=1&", (1<<20)/4) + "EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC"
+
+func BenchmarkYaegiGuardHugeQuery(b *testing.B) {
+	benchLoop(b, interpretedHandler(b, stack.PluginModule, repo(b), nil), hugeTarget)
+}
+
+func BenchmarkYaegiPassthroughHugeQuery(b *testing.B) {
+	src := filepath.Join(repo(b), "e2e", "bench", "passthrough")
+	benchLoop(b, interpretedHandler(b, "example.com/passthrough", src, map[string]any{"headers": map[string]any{"X-Demo": "bench"}}), hugeTarget)
 }
