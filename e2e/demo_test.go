@@ -48,10 +48,7 @@ func TestDemoCommandRunsTheReportsChecks(t *testing.T) {
 func TestBrowserRavenPage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	chromium := os.Getenv("SOCKETIOGUARD_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
+	chromium := chromiumPath()
 	if _, err := os.Stat(chromium); err != nil {
 		t.Fatalf("no Chromium at %s: run scripts/setup-e2e.sh --browser (make e2e does)", chromium)
 	}

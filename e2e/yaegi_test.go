@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +30,7 @@ import (
 // writers Traefik would hand it as stdout and stderr.
 type interpretedPlugin struct {
 	*interpreted.Plugin
-	stdout, stderr *lockedBuffer
+	stdout, stderr *interpreted.LockedBuffer
 }
 
 func loadInterpreted(t *testing.T) *interpretedPlugin {
@@ -44,7 +43,7 @@ func loadInterpreted(t *testing.T) *interpretedPlugin {
 	if err := stack.MountPlugin(tools.Repo, dir); err != nil {
 		t.Fatal(err)
 	}
-	p := &interpretedPlugin{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
+	p := &interpretedPlugin{stdout: &interpreted.LockedBuffer{}, stderr: &interpreted.LockedBuffer{}}
 	p.Plugin, err = interpreted.Load(filepath.Join(dir, "plugins-local"), stack.PluginModule, "", p.stdout, p.stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -404,20 +403,3 @@ func (s *hopByHopStripper) RoundTrip(req *http.Request) (*http.Response, error) 
 }
 
 const handshakeBody = `0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

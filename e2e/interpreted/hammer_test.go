@@ -1,7 +1,6 @@
 package interpreted
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,7 +78,7 @@ func TestInterpretedGuardUnderConcurrentLoad(t *testing.T) {
 	if err := stack.MountPlugin(tools.Repo, dir); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncWriter
+	var logs LockedBuffer
 	p, err := Load(filepath.Join(dir, "plugins-local"), stack.PluginModule, "", &logs, &logs)
 	if err != nil {
 		t.Fatal(err)
@@ -140,21 +139,4 @@ func check(h http.Handler, r hammerRequest) error {
 		return fmt.Errorf("%s %s: %d, want %d (%s)", r.method, r.target, rec.Code, r.want, rec.Body.String())
 	}
 	return nil
-}
-
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

@@ -6,6 +6,7 @@
 package interpreted
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 
 	"github.com/mitchellh/mapstructure"
 	"github.com/traefik/yaegi/interp"
@@ -82,4 +84,23 @@ func (p *Plugin) Handler(next http.Handler, config map[string]any, name string) 
 		return nil, err
 	}
 	return p.New(next, cfg, name)
+}
+
+// LockedBuffer collects a plugin's output; Yaegi writes to it from whichever
+// goroutine serves a request.
+type LockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
