@@ -10,8 +10,8 @@ import (
 	"strings"
 )
 
-// sniffLimit bounds how much of a 400 answer is held back to read its
-// Engine.IO error; Engine.IO's error bodies are under 60 bytes.
+// sniffLimit bounds how much of an error answer is held back to read it;
+// Engine.IO's error bodies are under 60 bytes.
 const sniffLimit = 512
 
 type answerState int
@@ -20,7 +20,7 @@ const (
 	awaitingHeader answerState = iota
 	passingThrough             // the backend's answer goes to the client as it comes
 	replacing                  // the backend is not Socket.IO: its answer is dropped
-	sniffing                   // a 400: held back (up to sniffLimit) to read its code
+	sniffing                   // an error: held back (up to sniffLimit) to read what it says
 	hijacked                   // a 101: the connection belongs to the proxy now
 )
 
@@ -39,6 +39,10 @@ type answerWatcher struct {
 	// (set by the guard or earlier middlewares); an answer the guard replaces
 	// keeps exactly these values and none the backend added.
 	headersBefore http.Header
+
+	// hijackAttempted / hijackFailed: Traefik's proxy asked the guard for
+	// the connection (it got a 101), and whether the writer below refused.
+	hijackAttempted, hijackFailed bool
 
 	state   answerState
 	status  int
@@ -82,18 +86,23 @@ func (w *answerWatcher) writeHeaderAgain(status int) {
 	}
 }
 
-// judge recognises the web app (or any non-Engine.IO server) answering:
-// Engine.IO never answers 404 on its path, and never answers a polling
-// request with HTML, except "ok" (200 text/html) to a polling POST. Gateway
-// errors (5xx) are the hop's own answer and are left alone; Engine.IO's
-// refused upgrades are text/html 400s.
+// judge decides from the status and content type alone. Engine.IO never
+// answers 404 on its path, and never answers a polling request with a 200
+// HTML page (its "ok" to a POST aside): those come from another server, and
+// are replaced. Its refusals are 400s (403 for allowRequest's), held back to
+// be read; so is a 500 to a websocket handshake, which Traefik writes itself
+// when the connection could not be handed over. Everything else — gateway
+// errors, redirects and 401/403 pages of an authentication layer — is some
+// hop's own answer and passes unchanged, unnamed.
 func (w *answerWatcher) judge(status int) answerState {
 	switch {
 	case status == http.StatusNotFound:
 		return replacing
-	case status == http.StatusBadRequest:
+	case status == http.StatusBadRequest || status == http.StatusForbidden:
 		return sniffing
-	case w.websocket || status >= 500 || w.req.Method == http.MethodPost && status == http.StatusOK:
+	case w.websocket && status == http.StatusInternalServerError:
+		return sniffing
+	case w.websocket || status != http.StatusOK || w.req.Method == http.MethodPost:
 		return passingThrough
 	case isHTML(w.rw.Header().Get("Content-Type")):
 		return replacing
@@ -145,10 +154,13 @@ func (w *answerWatcher) Flush() {
 
 // Hijack hands the client connection to Traefik's proxy for a 101 upgrade.
 func (w *answerWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.hijackAttempted = true
 	conn, brw, err := http.NewResponseController(w.rw).Hijack()
-	if err == nil {
-		w.state = hijacked
+	if err != nil {
+		w.hijackFailed = true // the writer below cannot hand the connection over
+		return conn, brw, err
 	}
+	w.state = hijacked
 	return conn, brw, err
 }
 
@@ -183,13 +195,17 @@ func (w *answerWatcher) replaceWithGuardAnswer() {
 	w.guard.reject(w.rw, w.req, problemBackendNotSocketIO, problemBackendNotSocketIO.status, detail, problemBackendNotSocketIO.hint)
 }
 
-// sendSniffed marks a held-back 400 with its diagnosis and sends it unchanged.
+// sendSniffed marks a held-back answer with its diagnosis and sends it unchanged.
 func (w *answerWatcher) sendSniffed() {
 	w.state = passingThrough
-	if p := w.diagnose400(w.sniffed); p != nil {
+	if p := w.diagnose(w.sniffed); p != nil {
+		message := ""
+		if p.id == problemWebSocketRefused.id {
+			message = serverMessage(w.sniffed)
+		}
 		w.rw.Header().Set(headerDiagnosis, p.id)
 		w.guard.counters.countDiagnosis(p.id)
-		w.guard.log.event(p.level, p.id, w.req, p.hint)
+		w.guard.log.event(p.level, p.id, w.req, p.hint, message)
 	}
 	w.rw.WriteHeader(w.status)
 	if len(w.sniffed) > 0 {
@@ -198,16 +214,55 @@ func (w *answerWatcher) sendSniffed() {
 	w.sniffed = nil
 }
 
-// diagnose400 reads a 400 answer: Engine.IO polling errors are JSON
-// {"code":N,...}; refused upgrades are plain text carrying the same message.
-func (w *answerWatcher) diagnose400(body []byte) *problem {
-	if engineIOErrorCode(body) == 1 || (w.websocket && string(bytes.TrimSpace(body)) == engineIOMessages[1]) {
+// diagnose names a held-back answer, only where the answer proves it.
+// Engine.IO writes polling refusals as JSON {"code":N,...} (400, or 403 for
+// code 4) and websocket refusals raw: 400, text/html, the message as body.
+// A handshake that reached engine.io without its upgrade headers is handled
+// as a plain request and refused with JSON code 3.
+func (w *answerWatcher) diagnose(body []byte) *problem {
+	code := engineIOErrorCode(body)
+	text := string(bytes.TrimSpace(body))
+	switch {
+	case w.status == http.StatusInternalServerError: // websocket only: see judge
+		return w.diagnoseHijack(text)
+	case code == 1 || w.websocket && text == engineIOMessages[1]:
 		return &problemSessionUnknown
-	}
-	if w.upgradeForwarded {
+	case code == 4 || w.websocket && w.status == http.StatusBadRequest && text == engineIOMessages[4]:
+		return &problemBackendForbidden
+	case code == 5 && !w.websocket:
+		return &problemBackendEIOMismatch
+	case !w.websocket || !w.upgradeForwarded || w.status != http.StatusBadRequest:
+		return nil
+	case code == codeBadRequest:
 		return &problemUpgradeLostDownstream
 	}
+	return &problemWebSocketRefused // the server's own reason: ws, python-engineio, engine.io raw
+}
+
+// traefikErrorBody is what Traefik's proxy writes with its own 500
+// (pkg/proxy/httputil ErrorHandler: the status text, no content type).
+const traefikErrorBody = "Internal Server Error"
+
+// diagnoseHijack names Traefik's own 500 to a websocket handshake the guard
+// forwarded as an upgrade: the connection could not be handed over.
+func (w *answerWatcher) diagnoseHijack(text string) *problem {
+	switch {
+	case w.hijackFailed:
+		return &problemHijackFailedBefore // the guard's own Hijack was refused
+	case w.upgradeForwarded && !w.hijackAttempted && text == traefikErrorBody:
+		return &problemHijackFailedAfter
+	}
 	return nil
+}
+
+// serverMessage is the first line of a refusal, at most 120 characters,
+// for the log (which quotes and escapes it).
+func serverMessage(body []byte) string {
+	line, _, _ := strings.Cut(string(bytes.TrimSpace(body)), "\n")
+	if len(line) > 120 {
+		line = line[:120] + "…"
+	}
+	return line
 }
 
 // engineIOErrorCode returns the "code" of an Engine.IO JSON error, or -1.

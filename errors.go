@@ -78,7 +78,7 @@ var (
 	}
 	problemBackendNotSocketIO = problem{
 		id: "backend-not-socketio", status: http.StatusBadGateway, code: codeBadRequest, level: levelError,
-		hint: "the service behind this router is not the Socket.IO server (the web app answered); point the router for PathPrefix(`/socket.io`) at the Socket.IO service and make sure no other router claims /socket.io for this host",
+		hint: "the service behind this router is not the Socket.IO server (the web app answered; a 200 HTML page can also be an authentication layer's login page); point the router for PathPrefix(`/socket.io`) at the Socket.IO service and make sure no other router claims /socket.io for this host",
 	}
 )
 
@@ -86,11 +86,31 @@ var (
 var (
 	problemSessionUnknown = problem{
 		id: "session-unknown", level: levelWarn,
-		hint: "the Socket.IO server does not know this sid: several replicas without sticky sessions (use loadBalancer.sticky.cookie or one replica), or the server restarted",
+		hint: "the Socket.IO server does not know this sid. Either the session ended in that process — a restart, a ping timeout, a client gone mid-upgrade: the client opens a new one by itself — or the session's requests reach several replicas without sticky sessions (use loadBalancer.sticky.cookie, or one replica). To tell them apart: socketioguard doctor <url> --replicas-check 10 (sessions that break at once mean replicas without stickiness)",
 	}
 	problemUpgradeLostDownstream = problem{
 		id: "upgrade-lost-downstream", level: levelError,
-		hint: "Traefik forwarded a websocket handshake with Upgrade/Connection but the backend answered 400: a hop between Traefik and the Socket.IO server (e.g. an nginx sidecar) drops them; add proxy_http_version 1.1 and proxy_set_header Upgrade $http_upgrade / Connection \"upgrade\" there",
+		hint: "Traefik forwarded a websocket handshake with Upgrade/Connection, but Engine.IO answered it as a plain request (400 code 3): a hop between Traefik and the Socket.IO server (e.g. an nginx sidecar) drops them; add proxy_http_version 1.1 and proxy_set_header Upgrade $http_upgrade / Connection \"upgrade\" there",
+	}
+	problemWebSocketRefused = problem{
+		id: "websocket-refused", level: levelWarn,
+		hint: "the Socket.IO server received the websocket handshake and refused it for its own reason (the message field): e.g. ws's invalid Sec-WebSocket-Key, python-engineio's origin check, engine.io's transport or session checks; usually one client's doing",
+	}
+	problemBackendEIOMismatch = problem{
+		id: "backend-eio-mismatch", level: levelWarn,
+		hint: "the Socket.IO server refused the client's Engine.IO version (400 code 5), which the guard's eioVersions let through: e.g. EIO=3 (a Socket.IO v2 client) to a server without allowEIO3 (Frappe sets none); align eioVersions with the server (the guard then refuses at the edge with eio-unsupported), or enable allowEIO3 on the server",
+	}
+	problemBackendForbidden = problem{
+		id: "backend-forbidden", level: levelWarn,
+		hint: "the Socket.IO server's allowRequest refused the request (Engine.IO code 4 Forbidden): its own origin, CORS or authentication check; look at that check's configuration on the server, not at the proxies",
+	}
+	problemHijackFailedBefore = problem{
+		id: "hijack-failed", level: levelError,
+		hint: "Traefik could not hand the websocket connection over (a 500 instead of the 101): a middleware placed BEFORE socketioguard in this router's chain (entrypoint middlewares come first) wraps the response writer without http.Hijacker, so every websocket fails. Take that middleware off the Socket.IO router, or use a version that implements Hijack; Traefik logs \"can't switch protocols using non-Hijacker ResponseWriter\" at DEBUG",
+	}
+	problemHijackFailedAfter = problem{
+		id: "hijack-failed", level: levelError,
+		hint: "Traefik answered 500 to a websocket handshake the guard forwarded with its upgrade headers, and never asked the guard for the connection: most likely a middleware placed AFTER socketioguard in this router's chain wraps the response writer without http.Hijacker (Traefik logs \"can't switch protocols using non-Hijacker ResponseWriter\" at DEBUG); take it off the Socket.IO router. Less likely: a backend that switched to another protocol, or a panic in a middleware",
 	}
 )
 

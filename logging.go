@@ -71,7 +71,9 @@ type logBudget struct {
 // enabled is checked before building a line, so that a disabled level costs nothing.
 func (l *logger) enabled(level logLevel) bool { return level != levelOff && level <= l.level }
 
-func (l *logger) event(level logLevel, event string, req *http.Request, hint string) {
+// event writes one line; message is the other side's own words, when the
+// event quotes them (a server's refusal), else "".
+func (l *logger) event(level logLevel, event string, req *http.Request, hint, message string) {
 	if !l.enabled(level) {
 		return
 	}
@@ -90,6 +92,9 @@ func (l *logger) event(level logLevel, event string, req *http.Request, hint str
 		writeField(&b, "host", req.Host)
 		writeField(&b, "path", req.URL.Path)
 		writeField(&b, "remote", req.RemoteAddr)
+	}
+	if message != "" {
+		writeField(&b, "message", message)
 	}
 	if hint != "" {
 		writeField(&b, "hint", hint)

@@ -280,7 +280,7 @@ func (g *Guard) applyRepairs(rw http.ResponseWriter, req *http.Request, repairs 
 		if repair == repairUpgrade {
 			level = levelWarn
 		}
-		g.log.event(level, "repaired-"+repair, req, repairHints[repair])
+		g.log.event(level, "repaired-"+repair, req, repairHints[repair], "")
 	}
 	rw.Header().Set(headerRepaired, strings.Join(repairs, ","))
 }
@@ -289,7 +289,7 @@ func (g *Guard) applyRepairs(rw http.ResponseWriter, req *http.Request, repairs 
 func (g *Guard) withholdOrigin(req *http.Request, reason string) {
 	kind, _, _ := strings.Cut(reason, ":")
 	g.counters.countWithheld(repairOrigin + ":" + kind)
-	g.log.event(levelInfo, "origin-not-set", req, reason)
+	g.log.event(levelInfo, "origin-not-set", req, reason, "")
 }
 
 // originFor is <scheme>://<host> of the request as the client addressed it,
@@ -351,7 +351,7 @@ func (g *Guard) rejectMisrouted(rw http.ResponseWriter, req *http.Request) {
 
 func (g *Guard) reject(rw http.ResponseWriter, req *http.Request, p problem, status int, detail, hint string) {
 	g.counters.countRejection(p.id)
-	g.log.event(p.level, p.id, req, hint)
+	g.log.event(p.level, p.id, req, hint, "")
 	writeGuardAnswer(rw, status, p, detail, hint)
 }
 

@@ -36,6 +36,17 @@ var (
 	sessionUnknown    = backendAnswer{400, "application/json", `{"code":1,"message":"Session ID unknown"}`, ""}
 	sessionUnknownWS  = backendAnswer{400, "text/html", "Session ID unknown", ""}
 	badRequest        = backendAnswer{400, "application/json", `{"code":3,"message":"Bad request"}`, ""}
+	// Other servers' and libraries' refusals of a websocket handshake that arrived whole.
+	wsInvalidKey      = backendAnswer{400, "text/html", "Missing or invalid Sec-WebSocket-Key header", ""}
+	pythonBadOrigin   = backendAnswer{400, "text/plain", "Not an accepted origin.", ""}
+	engineIORawBadReq = backendAnswer{400, "text/html", "Bad request", ""}
+	forbiddenWS       = backendAnswer{400, "text/html", "Forbidden", ""}
+	forbiddenPolling  = backendAnswer{403, "application/json", `{"code":4,"message":"Forbidden"}`, ""}
+	eioMismatch       = backendAnswer{400, "application/json", `{"code":5,"message":"Unsupported protocol version"}`, ""}
+	authLoginPage     = backendAnswer{401, "text/html; charset=utf-8", "<html>Sign in</html>", ""}
+	authRedirect      = backendAnswer{302, "text/html; charset=utf-8", `<a href="/login">Found</a>`, ""}
+	wafForbidden      = backendAnswer{403, "text/html", "<html>Request blocked</html>", ""}
+	appError500       = backendAnswer{500, "application/json", `{"error":"boom"}`, ""}
 )
 
 // scenario is one request as a user's deployment would send it, and what the
@@ -403,6 +414,56 @@ func guardScenarios() []scenario {
 			name: "a repaired upgrade lost again downstream", method: "GET",
 			target: "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", headers: strippedWebsocketHeaders(), answer: badRequest,
 			wantStatus: 400, wantDiagnosis: "upgrade-lost-downstream", wantRepaired: "upgrade", wantForwarded: true,
+		},
+		{
+			name: "a bad Sec-WebSocket-Key refused by ws is the server's refusal, not a lost upgrade", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(nil), answer: wsInvalidKey,
+			wantStatus: 400, wantDiagnosis: "websocket-refused", wantForwarded: true, wantBody: wsInvalidKey.body,
+		},
+		{
+			name: "python-engineio's origin refusal of a websocket", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(nil), answer: pythonBadOrigin,
+			wantStatus: 400, wantDiagnosis: "websocket-refused", wantForwarded: true, wantBody: pythonBadOrigin.body,
+		},
+		{
+			name: "engine.io's raw Bad request to an upgrade that arrived", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket&sid=x", headers: websocketHeaders(nil), answer: engineIORawBadReq,
+			wantStatus: 400, wantDiagnosis: "websocket-refused", wantForwarded: true,
+		},
+		{
+			name: "allowRequest refused a websocket (raw Forbidden)", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(nil), answer: forbiddenWS,
+			wantStatus: 400, wantDiagnosis: "backend-forbidden", wantForwarded: true, wantBody: "Forbidden",
+		},
+		{
+			name: "allowRequest refused a polling handshake (403 code 4)", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling", answer: forbiddenPolling,
+			wantStatus: 403, wantDiagnosis: "backend-forbidden", wantForwarded: true, wantBody: forbiddenPolling.body,
+		},
+		{
+			name: "EIO=3 to a server without allowEIO3 (Frappe)", method: "GET",
+			target: "/socket.io/?EIO=3&transport=polling", answer: eioMismatch,
+			wantStatus: 400, wantDiagnosis: "backend-eio-mismatch", wantForwarded: true, wantBody: eioMismatch.body,
+		},
+		{
+			name: "an authentication layer's 401 page passes unchanged and unnamed", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling", answer: authLoginPage,
+			wantStatus: 401, wantForwarded: true, wantBody: authLoginPage.body,
+		},
+		{
+			name: "a redirect to a login page passes unchanged and unnamed", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling", answer: authRedirect,
+			wantStatus: 302, wantForwarded: true, wantBody: authRedirect.body,
+		},
+		{
+			name: "a WAF's HTML 403 passes unchanged and unnamed", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling", answer: wafForbidden,
+			wantStatus: 403, wantForwarded: true, wantBody: wafForbidden.body,
+		},
+		{
+			name: "a backend's own 500 to a websocket handshake is not named", method: "GET",
+			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(nil), answer: appError500,
+			wantStatus: 500, wantForwarded: true, wantBody: appError500.body,
 		},
 		{
 			name: "polling 400 other than session unknown gets no diagnosis", method: "GET",

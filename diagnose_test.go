@@ -1,0 +1,101 @@
+package socketioguard
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// proxyUpgrade behaves like Traefik's proxy after the backend answered 101:
+// it asks for the client connection, and when the writer cannot hand it
+// over, answers with Traefik's own 500 (pkg/proxy/httputil ErrorHandler).
+var proxyUpgrade = http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+	conn, _, err := http.NewResponseController(rw).Hijack()
+	if errors.Is(err, http.ErrNotSupported) {
+		rw.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(rw, "Internal Server Error")
+		return
+	}
+	if conn != nil {
+		conn.Close()
+	}
+})
+
+// writerWithoutHijack is the bug reported against several public plugins:
+// a ResponseWriter wrapper that does not offer Hijack.
+type writerWithoutHijack struct{ rw http.ResponseWriter }
+
+func (w writerWithoutHijack) Header() http.Header         { return w.rw.Header() }
+func (w writerWithoutHijack) Write(b []byte) (int, error) { return w.rw.Write(b) }
+func (w writerWithoutHijack) WriteHeader(status int)      { w.rw.WriteHeader(status) }
+
+func breaksHijack(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		next.ServeHTTP(writerWithoutHijack{rw}, req)
+	})
+}
+
+// TestHijackFailedIsNamedWhereverTheCulpritStands: a middleware that cannot
+// hand the connection over makes every websocket a bare 500; the guard names
+// it, before or after itself in the chain, and says which side to look at.
+func TestHijackFailedIsNamedWhereverTheCulpritStands(t *testing.T) {
+	cases := []struct {
+		name      string
+		chain     func(guard func(next http.Handler) http.Handler) http.Handler
+		headers   map[string]string
+		wantID    string
+		wantWhere string
+	}{
+		{"culprit before the guard", func(guard func(http.Handler) http.Handler) http.Handler { return breaksHijack(guard(proxyUpgrade)) },
+			websocketHeaders(nil), "hijack-failed", "BEFORE socketioguard"},
+		{"culprit after the guard", func(guard func(http.Handler) http.Handler) http.Handler { return guard(breaksHijack(proxyUpgrade)) },
+			websocketHeaders(nil), "hijack-failed", "AFTER socketioguard"},
+		{"culprit after the guard, upgrade repaired first", func(guard func(http.Handler) http.Handler) http.Handler { return guard(breaksHijack(proxyUpgrade)) },
+			strippedWebsocketHeaders(), "hijack-failed", "AFTER socketioguard"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			guard := func(next http.Handler) http.Handler { return newTestGuard(t, CreateConfig(), next, &logs) }
+			req := newScenarioRequest(scenario{method: "GET", target: "/socket.io/?EIO=4&transport=websocket", headers: c.headers})
+			rec := httptest.NewRecorder() // itself offers no Hijack, as behind a culprit
+			c.chain(guard).ServeHTTP(rec, req)
+			if rec.Code != 500 || rec.Header().Get(headerDiagnosis) != c.wantID || rec.Body.String() != "Internal Server Error" {
+				t.Errorf("answer %d %q, diagnosis %q", rec.Code, rec.Body.String(), rec.Header().Get(headerDiagnosis))
+			}
+			if !strings.Contains(logs.String(), "level=error") || !strings.Contains(logs.String(), c.wantWhere) {
+				t.Errorf("log should name the side of the culprit (%s): %q", c.wantWhere, logs.String())
+			}
+		})
+	}
+}
+
+// TestRefusalMessageIsLoggedSafely: the server's own reason is in the log
+// line, its first line only, shortened, with control characters escaped.
+func TestRefusalMessageIsLoggedSafely(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{"Missing or invalid Sec-WebSocket-Key header", `message="Missing or invalid Sec-WebSocket-Key header"`},
+		{"bad\x1b[31m thing\r\nlevel=error event=forged", `message="bad\x1b[31m thing\r"`},
+		{strings.Repeat("x", 300), `message="` + strings.Repeat("x", 120) + "…\""},
+	} {
+		var logs bytes.Buffer
+		cfg := CreateConfig()
+		cfg.LogLevel = "warn"
+		backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+			writeBackendAnswer(rw, backendAnswer{400, "text/html", c.body, ""})
+		})
+		guard := newTestGuard(t, cfg, backend, &logs)
+		rec := httptest.NewRecorder()
+		guard.ServeHTTP(rec, newScenarioRequest(scenario{method: "GET", target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(nil)}))
+		if rec.Header().Get(headerDiagnosis) != "websocket-refused" || rec.Body.String() != c.body {
+			t.Errorf("%q: diagnosis %q, body %q", c.body, rec.Header().Get(headerDiagnosis), rec.Body.String())
+		}
+		if strings.Count(logs.String(), "\n") != 1 || !strings.Contains(logs.String(), "event=websocket-refused") || !strings.Contains(logs.String(), c.want) {
+			t.Errorf("%q: log %q, want %s", c.body, logs.String(), c.want)
+		}
+	}
+}
