@@ -30,8 +30,9 @@ const (
 // env is one scenario's stack; everything it started is stopped at the end,
 // and every process's output is printed when the scenario failed.
 type env struct {
-	t  *testing.T
-	st *stack.Stack
+	t          *testing.T
+	st         *stack.Stack
+	sessionApp *stack.Webapp
 }
 
 func newEnv(t *testing.T) *env {
@@ -76,11 +77,32 @@ func (e *env) must(err error) {
 	}
 }
 
+// realtime starts a Frappe-like realtime server whose session callbacks go
+// to the env's web app (Frappe's server_ip), so that scenarios about the
+// transport do not depend on the Origin being reachable; the scenarios about
+// the Origin callback start theirs without it.
 func (e *env) realtime(name string) *stack.Realtime {
 	e.t.Helper()
-	rt, err := e.st.StartRealtime(name, "")
+	return e.realtimeWith(name, stack.RealtimeOptions{ServerIP: stack.Addr(e.sessions().Port)})
+}
+
+func (e *env) realtimeWith(name string, o stack.RealtimeOptions) *stack.Realtime {
+	e.t.Helper()
+	rt, err := e.st.StartRealtime(name, o)
 	e.must(err)
 	return rt
+}
+
+// sessions is the web app that answers the realtime servers' session
+// callbacks (get_user_info, can_subscribe_doc), started once per env.
+func (e *env) sessions() *stack.Webapp {
+	e.t.Helper()
+	if e.sessionApp == nil {
+		w, err := e.st.StartWebapp("sessions", stack.WebappOptions{})
+		e.must(err)
+		e.sessionApp = w
+	}
+	return e.sessionApp
 }
 
 func (e *env) webapp() *stack.Webapp {

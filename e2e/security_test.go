@@ -56,12 +56,13 @@ func TestCrossSiteJSONPCannotJoinTheVictimsNamespace(t *testing.T) {
 	}
 	ports, err := stack.FreePorts(2)
 	e.must(err)
-	rt, err := e.st.StartRealtimeOn("realtime", ports[0], ports[1], "")
-	e.must(err)
+	// The realtime server calls the web app directly (Frappe's server_ip):
+	// it cannot resolve the *.example.test names the browser uses.
 	web, err := e.st.StartWebapp("webapp", stack.WebappOptions{
-		StaticDir: filepath.Join(e.st.Tools.Repo, "demo", "page"), Site: site, Publish: fmt.Sprintf("http://127.0.0.1:%d", rt.ControlPort),
+		StaticDir: filepath.Join(e.st.Tools.Repo, "demo", "page"), Site: site, Publish: fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
 	})
 	e.must(err)
+	rt := e.realtimeWith("realtime", stack.RealtimeOptions{Port: ports[0], ControlPort: ports[1], ServerIP: stack.Addr(web.Port)})
 	evil := httptest.NewServer(http.HandlerFunc(serveAttackerPage))
 	t.Cleanup(evil.Close)
 	certFile, keyFile := writeCertificate(t, e.st.Dir, appHost, evilHost)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -50,6 +52,7 @@ type doctorOptions struct {
 	replicasCheck int
 	waitEvent     string
 	subscribe     string
+	hold          time.Duration
 	timeout       time.Duration
 	insecure      bool
 }
@@ -80,6 +83,7 @@ func doctor(ctx context.Context, o doctorOptions) report {
 		{"namespace", false, d.namespaceConnect},
 		{"stickiness", false, d.stickiness},
 		{"event", false, d.event},
+		{"hold", false, d.hold},
 	}
 	stopped := ""
 	for i, c := range checks {
@@ -116,6 +120,11 @@ type session struct {
 	namespaceResult string // what the polling GET said to the CONNECT packet
 	namespaceOK     bool
 	namespaceSeen   bool
+	// originByGuard: the handshake's answer says socketioguard set the Origin
+	// (X-Socketio-Guard-Repaired: origin), from the Host it saw.
+	originByGuard bool
+	// frappeUser is who Frappe says the --cookie session is ("" = unknown).
+	frappeUser string
 }
 
 func (d *session) ctx(parent context.Context) (context.Context, context.CancelFunc) {
@@ -183,10 +192,11 @@ func (d *session) handshake(parent context.Context) step {
 	}
 	open, ok := parseOpen(a.Body)
 	if a.Status != http.StatusOK || !ok {
-		id, fix := classifyFailure(a, false)
+		id, fix := d.classify(a, false)
 		return step{Status: fail, ID: id, Summary: fmt.Sprintf("GET %s → %d %s", url, a.Status, a.ContentType), Evidence: &a, Fix: fix}
 	}
 	d.open = open
+	d.originByGuard = strings.Contains(a.Repaired, "origin")
 	summary := fmt.Sprintf("200 %s in %s: sid %s…, upgrades %v, pingInterval %d ms, pingTimeout %d ms",
 		a.ContentType, a.Elapsed, open.SID[:min(6, len(open.SID))], open.Upgrades, open.PingInterval, open.PingTimeout)
 	if a.Repaired != "" {
@@ -209,7 +219,7 @@ func (d *session) polling(parent context.Context) step {
 		return step{Status: fail, ID: "no-answer", Summary: "POST with sid: " + err.Error()}
 	}
 	if post.Status != http.StatusOK || strings.TrimSpace(post.Body) != "ok" {
-		id, fix := classifyFailure(post, false)
+		id, fix := d.classify(post, false)
 		return step{Status: fail, ID: id, Summary: fmt.Sprintf("POST with sid → %d", post.Status), Evidence: &post, Fix: fix}
 	}
 	get, err := d.t.do(ctx, http.MethodGet, url, "")
@@ -218,7 +228,7 @@ func (d *session) polling(parent context.Context) step {
 			Fix: "the long-poll got no answer in time: a proxy timeout shorter than pingInterval, or buffering"}
 	}
 	if get.Status != http.StatusOK {
-		id, fix := classifyFailure(get, false)
+		id, fix := d.classify(get, false)
 		return step{Status: fail, ID: id, Summary: fmt.Sprintf("GET with sid → %d", get.Status), Evidence: &get, Fix: fix}
 	}
 	d.namespaceOK, d.namespaceResult, d.namespaceSeen = d.t.namespaceAnswer(get.Body)
@@ -234,7 +244,7 @@ func (d *session) upgrade(parent context.Context) step {
 	defer cancel()
 	conn, a, err := d.t.dialWebsocket(ctx, d.open.SID)
 	if err != nil {
-		id, fix := classifyFailure(a, true)
+		id, fix := d.classify(a, true)
 		return step{Status: fail, ID: id, Summary: fmt.Sprintf("websocket with sid → %d: %v", a.Status, shortErr(err)), Evidence: &a, Fix: fix}
 	}
 	defer conn.CloseNow()
@@ -262,7 +272,7 @@ func (d *session) directWebsocket(parent context.Context) step {
 	defer cancel()
 	conn, a, err := d.t.dialWebsocket(ctx, "")
 	if err != nil {
-		id, fix := classifyFailure(a, true)
+		id, fix := d.classify(a, true)
 		return step{Status: fail, ID: id, Summary: fmt.Sprintf("websocket without sid → %d: %v", a.Status, shortErr(err)), Evidence: &a, Fix: fix}
 	}
 	defer conn.CloseNow()
@@ -275,15 +285,26 @@ func (d *session) directWebsocket(parent context.Context) step {
 }
 
 // 6. the namespace CONNECT sent in step 3.
-func (d *session) namespaceConnect(context.Context) step {
+func (d *session) namespaceConnect(parent context.Context) step {
 	switch {
 	case !d.namespaceSeen:
 		return step{Status: fail, ID: "namespace-no-answer", Summary: fmt.Sprintf("no answer to CONNECT %s in the poll", d.o.namespace),
 			Fix: "the server did not answer the Socket.IO CONNECT: is it a Socket.IO (not bare Engine.IO) server, of a compatible version?"}
+	case d.namespaceOK && d.o.namespace == "/":
+		return step{Status: pass, Summary: "connected to / — the default namespace, which Frappe serves without authentication: " +
+			"nothing app-specific was checked. Apps usually live in their own namespace (Frappe: /<site>); pass --namespace"}
 	case d.namespaceOK:
-		return step{Status: pass, Summary: "connected to " + d.o.namespace}
+		ctx, cancel := d.ctx(parent)
+		defer cancel()
+		summary := "connected to " + d.o.namespace
+		if d.frappeUser = d.t.frappeSessionUser(ctx); d.frappeUser == "Guest" {
+			summary += " as Guest: Frappe did not recognise the session in --cookie (it connects unknown sessions as Guest and refuses their doc_subscribe without a word)"
+		} else if d.frappeUser != "" {
+			summary += " as " + d.frappeUser
+		}
+		return step{Status: pass, Summary: summary}
 	}
-	return step{Status: fail, ID: "namespace-refused", Summary: fmt.Sprintf("%s refused: %q", d.o.namespace, d.namespaceResult), Fix: namespaceFix(d.namespaceResult)}
+	return step{Status: fail, ID: "namespace-refused", Summary: fmt.Sprintf("%s refused: %q", d.o.namespace, d.namespaceResult), Fix: d.namespaceFix(d.namespaceResult)}
 }
 
 // 7. stickiness: N sessions, each followed by a POST that must reach the same process.
@@ -330,7 +351,7 @@ func (d *session) event(parent context.Context) step {
 	defer cancel()
 	conn, a, err := d.t.dialWebsocket(ctx, "")
 	if err != nil {
-		id, fix := classifyFailure(a, true)
+		id, fix := d.classify(a, true)
 		return step{Status: fail, ID: id, Summary: "websocket: " + shortErr(err), Evidence: &a, Fix: fix}
 	}
 	defer conn.CloseNow()
@@ -343,7 +364,7 @@ func (d *session) event(parent context.Context) step {
 		return step{Status: fail, ID: "namespace-no-answer", Summary: "no answer to CONNECT: " + shortErr(err)}
 	}
 	if ok, msg, _ := d.t.namespaceAnswer(answer); !ok {
-		return step{Status: fail, ID: "namespace-refused", Summary: fmt.Sprintf("%s refused: %q", d.o.namespace, msg), Fix: namespaceFix(msg)}
+		return step{Status: fail, ID: "namespace-refused", Summary: fmt.Sprintf("%s refused: %q", d.o.namespace, msg), Fix: d.namespaceFix(msg)}
 	}
 	nsPrefix := "42"
 	if d.o.namespace != "/" {
@@ -356,6 +377,10 @@ func (d *session) event(parent context.Context) step {
 	started := time.Now()
 	want := nsPrefix + `["` + d.o.waitEvent + `"`
 	got, err := readText(ctx, conn, func(s string) bool { return strings.HasPrefix(s, want) })
+	if err != nil && d.frappeUser == "Guest" {
+		return step{Status: fail, ID: "session-guest", Summary: fmt.Sprintf("no %s within %s: the namespace connected as Guest", d.o.waitEvent, d.o.timeout),
+			Fix: "Frappe did not recognise the session in --cookie: it connected the client as Guest and refused doc_subscribe without a word. Pass the sid cookie of a logged-in session (log in again: the session may have expired)"}
+	}
 	if err != nil {
 		return step{Status: fail, ID: "event-missing", Summary: fmt.Sprintf("no %s within %s", d.o.waitEvent, d.o.timeout),
 			Fix: "the transport works but the event never came: check that it is published to a room this client joined (Frappe: doc:<doctype>/<name>, --subscribe) in this namespace"}
@@ -363,64 +388,236 @@ func (d *session) event(parent context.Context) step {
 	return step{Status: pass, Summary: fmt.Sprintf("%s after %s: %s", d.o.waitEvent, time.Since(started).Round(time.Millisecond), trim(strings.TrimPrefix(got, nsPrefix), 160))}
 }
 
+// 9. hold an upgraded session open, answering pings like a client, and
+// report whether and when a hop cut it (off unless --hold).
+func (d *session) hold(parent context.Context) step {
+	if d.o.hold <= 0 {
+		return step{Status: skip, Summary: "not asked (--hold DURATION)"}
+	}
+	ctx, cancel := context.WithTimeout(parent, d.o.hold+d.o.timeout)
+	defer cancel()
+	conn, a, err := d.t.dialWebsocket(ctx, "")
+	if err != nil {
+		id, fix := d.classify(a, true)
+		return step{Status: fail, ID: id, Summary: fmt.Sprintf("websocket without sid → %d: %v", a.Status, shortErr(err)), Evidence: &a, Fix: fix}
+	}
+	defer conn.CloseNow()
+	first, err := readText(ctx, conn, func(string) bool { return true })
+	open, ok := parseOpen(first)
+	if err != nil || !ok {
+		return step{Status: fail, ID: "probe", Summary: fmt.Sprintf("first frame %q: %v", first, err)}
+	}
+	held := heldSession(ctx, conn, d.o.hold, d.o.eio, time.Duration(open.PingInterval)*time.Millisecond)
+	return holdVerdict(held, d.o.hold, time.Duration(open.PingInterval)*time.Millisecond, time.Duration(open.PingTimeout)*time.Millisecond)
+}
+
+// held is what happened to a session held open.
+type held struct {
+	lasted       time.Duration
+	pings        int  // heartbeats exchanged
+	serverClosed bool // Engine.IO close packet, or a close frame from the server
+	err          error
+}
+
+// heldSession answers the server's pings (EIO=4) or sends its own (EIO=3)
+// until d passes or the connection ends.
+func heldSession(ctx context.Context, conn *websocket.Conn, d time.Duration, eio string, pingInterval time.Duration) held {
+	started := time.Now()
+	holdCtx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if eio == "3" && pingInterval > 0 { // Engine.IO v3: the client pings
+		go func() {
+			ticker := time.NewTicker(pingInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-holdCtx.Done():
+					return
+				case <-ticker.C:
+					_ = conn.Write(holdCtx, websocket.MessageText, []byte("2"))
+				}
+			}
+		}()
+	}
+	h := held{}
+	for {
+		_, msg, err := conn.Read(holdCtx)
+		h.lasted = time.Since(started)
+		if err != nil {
+			if holdCtx.Err() != nil && ctx.Err() == nil {
+				return h // held for the whole duration
+			}
+			var ce websocket.CloseError
+			h.serverClosed = errors.As(err, &ce) && (ce.Code == websocket.StatusNormalClosure || ce.Code == websocket.StatusGoingAway)
+			h.err = err
+			return h
+		}
+		switch string(msg) {
+		case "2": // ping (EIO=4): answer like a client
+			h.pings++
+			_ = conn.Write(holdCtx, websocket.MessageText, []byte("3"))
+		case "3": // pong (EIO=3)
+			h.pings++
+		case "1": // the server closes the session
+			h.serverClosed = true
+			h.err = errors.New("Engine.IO close packet")
+			return h
+		}
+	}
+}
+
+// holdVerdict says whether the session survived, and if not, which hop
+// limit the timing points at.
+func holdVerdict(h held, d, pingInterval, pingTimeout time.Duration) step {
+	lasted := h.lasted.Round(100 * time.Millisecond)
+	timing := fmt.Sprintf("pingInterval %s, pingTimeout %s", pingInterval, pingTimeout)
+	switch {
+	case h.err == nil:
+		return step{Status: pass, Summary: fmt.Sprintf("websocket held for %s, %d heartbeat(s) exchanged (%s)", d, h.pings, timing)}
+	case h.serverClosed:
+		return step{Status: fail, ID: "server-closed", Summary: fmt.Sprintf("the server closed the session after %s (%d heartbeats; %s)", lasted, h.pings, timing),
+			Fix: "the Socket.IO server ended the session itself: a restart, or a missed heartbeat (pingTimeout)"}
+	case h.pings == 0 && h.lasted < pingInterval:
+		return step{Status: fail, ID: "hop-idle-timeout", Summary: fmt.Sprintf("the websocket was cut after %s of silence, before the server's first ping (%s): %s", lasted, timing, shortErr(h.err)),
+			Fix: fmt.Sprintf("a hop between here and the Socket.IO server closes connections idle for about %s, less than pingInterval: raise its idle timeout above pingInterval + pingTimeout (%s) — nginx: proxy_read_timeout and proxy_send_timeout; cloud load balancers and tunnels: their idle timeout — or lower the server's pingInterval", lasted, pingInterval+pingTimeout)}
+	}
+	return step{Status: fail, ID: "hop-max-lifetime", Summary: fmt.Sprintf("the websocket was cut after %s although %d heartbeat(s) flowed (%s): %s", lasted, h.pings, timing, shortErr(h.err)),
+		Fix: fmt.Sprintf("a hop limits how long a connection may live (about %s), whatever flows: some load balancers and tunnels do. Raise or remove that limit; clients reconnect, but every cut costs a reconnection and the events in between", lasted)}
+}
+
+// classify names a failed answer for this session (host, EIO version).
+func (d *session) classify(a answer, websocketRequest bool) (id, fix string) {
+	return classifyFailure(a, websocketRequest, d.t.base.Hostname(), d.o.eio)
+}
+
 // classifyFailure names a failed answer with the plugin's error ids: the
-// guard's own headers first, then what the status and body prove.
-func classifyFailure(a answer, websocketRequest bool) (id, fix string) {
+// guard's own headers first (and its own hint, whole), then only what the
+// status and body prove.
+func classifyFailure(a answer, websocketRequest bool, host, eio string) (id, fix string) {
 	if a.GuardError != "" {
-		return a.GuardError, fixes[a.GuardError]
+		if hint := guardHint(a.Body); hint != "" {
+			return a.GuardError, hint
+		}
+		return a.GuardError, fixFor(a.GuardError, host, eio)
 	}
 	if a.Diagnosis != "" {
-		return a.Diagnosis, fixes[a.Diagnosis]
+		return a.Diagnosis, fixFor(a.Diagnosis, host, eio)
 	}
 	code, _, isEngineIO := engineIOError(a.Body)
+	text := strings.TrimSpace(a.Body)
 	switch {
 	case a.Status == 0:
 		return "no-answer", "no HTTP answer"
-	case a.Status == http.StatusNotFound && strings.TrimSpace(a.Body) == "404 page not found":
-		return "no-socketio-route", "Traefik has no router for this host and path: " + fixes["no-socketio-route"]
-	case a.Status == http.StatusNotFound || strings.HasPrefix(a.ContentType, "text/html") && a.Status < 400:
-		return "backend-not-socketio", fixes["backend-not-socketio"]
-	case isEngineIO && code == 1 || strings.TrimSpace(a.Body) == "Session ID unknown":
-		return "session-unknown", fixes["session-unknown"]
+	case a.Status == http.StatusNotFound && text == "404 page not found":
+		return "no-socketio-route", "Traefik has no router for this host and path: " + fixFor("no-socketio-route", host, eio)
+	case a.Status == http.StatusNotFound || strings.HasPrefix(a.ContentType, "text/html") && a.Status == http.StatusOK:
+		return "backend-not-socketio", fixFor("backend-not-socketio", host, eio)
+	case isEngineIO && code == 1 || websocketRequest && text == "Session ID unknown":
+		return "session-unknown", fixFor("session-unknown", host, eio)
 	case isEngineIO && code == 0:
-		return "transport-unknown", fixes["transport-unknown"]
+		return "transport-unknown", fixFor("transport-unknown", host, eio)
 	case isEngineIO && code == 2:
-		return "bad-handshake-method", fixes["bad-handshake-method"]
+		return "bad-handshake-method", fixFor("bad-handshake-method", host, eio)
+	case isEngineIO && code == 4 || websocketRequest && a.Status == http.StatusBadRequest && text == "Forbidden":
+		return "backend-forbidden", fixFor("backend-forbidden", host, eio)
 	case isEngineIO && code == 5:
-		return "eio-unsupported", fixes["eio-unsupported"]
+		// No guard header: the Socket.IO server itself refused the version.
+		return "backend-eio-mismatch", fixFor("backend-eio-mismatch", host, eio)
+	case websocketRequest && a.Status == http.StatusBadRequest && isEngineIO && code == 3:
+		return "upgrade-missing", fixFor("upgrade-missing", host, eio)
 	case websocketRequest && a.Status == http.StatusBadRequest:
-		return "upgrade-missing", fixes["upgrade-missing"]
+		return "websocket-refused", fmt.Sprintf("the Socket.IO server received the websocket handshake and refused it: %q", trim(text, 120))
+	case websocketRequest && a.Status == http.StatusInternalServerError && text == "Internal Server Error":
+		return "hijack-failed", fixFor("hijack-failed", host, eio)
 	case a.Status >= 500:
 		return "gateway-error", fmt.Sprintf("a proxy answered %d: the hop behind it (the Socket.IO server?) is down or unreachable", a.Status)
 	}
 	return "unexpected-answer", "an answer Engine.IO never gives: look at the evidence for which hop wrote it"
 }
 
-// fixes are the plugin's error reference in one line each (readme.md, "Error reference").
-var fixes = map[string]string{
-	"query-missing":           "a hop dropped the query string (nginx rewrite, proxy_pass without $is_args$args): forward the request URI unchanged",
-	"eio-unsupported":         "client and server speak different Engine.IO versions (EIO=4: client v3/v4; EIO=3: v2 with allowEIO3)",
-	"transport-unknown":       "the transport is not enabled: check the client's and the server's transports",
-	"bad-handshake-method":    "a POST arrived without its sid: a hop dropped part of the query",
-	"upgrade-missing":         "a hop strips Upgrade/Connection: nginx needs proxy_http_version 1.1 and proxy_set_header Upgrade $http_upgrade / Connection \"upgrade\" (or put socketioguard in Traefik with repairUpgrade)",
-	"upgrade-impossible":      "websockets need HTTP/1.1",
-	"no-socketio-route":       "add a router Host(`<host>`) && PathPrefix(`/socket.io`) to the Socket.IO service, with a higher priority than the web app's",
-	"backend-not-socketio":    "the web app, not the Socket.IO server, answers /socket.io: point that route at the Socket.IO service (Frappe: socketio_port 9000/9001)",
-	"session-unknown":         "the session's requests reach another Socket.IO process: sticky sessions (loadBalancer.sticky.cookie) or one replica",
-	"upgrade-lost-downstream": "a hop between Traefik and the Socket.IO server (nginx sidecar) drops Upgrade/Connection: add proxy_http_version 1.1 and the two proxy_set_header lines there",
+// guardHint is the hint of one of socketioguard's own JSON answers, whole
+// (it names the router rule with the host, for instance).
+func guardHint(body string) string {
+	var answer struct {
+		Guard struct {
+			Hint string `json:"hint"`
+		} `json:"guard"`
+	}
+	if json.Unmarshal([]byte(body), &answer) != nil {
+		return ""
+	}
+	return answer.Guard.Hint
 }
 
-// namespaceFix explains Frappe's refusals (frappe/realtime/middlewares/authenticate.js).
-func namespaceFix(message string) string {
-	switch message {
-	case "Invalid origin":
-		return "Frappe compares the hostnames of Origin and Host; browsers send no Origin on same-origin polling: enable setMissingOrigin on socketioguard (or pass --origin to check with one)"
-	case "Invalid namespace":
-		return "the namespace must be the site name: set X-Frappe-Site-Name in the proxy, or pass --namespace /<site>"
-	case "No cookie transmitted.", "No sid transmitted.":
-		return "Frappe needs the session cookie: pass --cookie 'sid=<your session>'"
+// fixFor is the plugin's error reference in one line (readme.md, "Error
+// reference"), with this run's host and EIO version filled in.
+func fixFor(id, host, eio string) string {
+	fix, ok := fixes[id]
+	if !ok {
+		return "see readme.md, Error reference: " + id
+	}
+	return strings.NewReplacer("<host>", host, "<eio>", eio).Replace(fix)
+}
+
+var fixes = map[string]string{
+	"query-missing":               "a hop dropped the query string (nginx rewrite, proxy_pass without $is_args$args): forward the request URI unchanged",
+	"query-ambiguous":             "the query carries EIO, transport, sid or j twice: a hop appends its own copy; remove that rule",
+	"jsonp-refused":               "socketioguard refuses JSONP polling (the j parameter) unless allowJSONP: Socket.IO clients since v3 never use it",
+	"eio-unsupported":             "socketioguard refused EIO=<eio> at the edge (its eioVersions): use a client of the server's version, or extend eioVersions if the server accepts it",
+	"backend-eio-mismatch":        "the Socket.IO server itself refused EIO=<eio> (a server without allowEIO3 — Frappe sets none — refuses EIO=3): use a Socket.IO v3/v4 client (EIO=4), or enable allowEIO3 on the server. With socketioguard in front, set eioVersions: 4 so that it refuses such clients at the edge with a clear answer",
+	"backend-forbidden":           "the Socket.IO server's allowRequest refused the request (code 4 Forbidden): look at its origin, CORS or authentication check, not at the proxies",
+	"transport-unknown":           "the transport is not enabled: check the client's and the server's transports",
+	"bad-handshake-method":        "a POST arrived without its sid: a hop dropped part of the query",
+	"upgrade-missing":             "a hop strips Upgrade/Connection: nginx needs proxy_http_version 1.1 and proxy_set_header Upgrade $http_upgrade / Connection \"upgrade\" (or put socketioguard in Traefik with repairUpgrade)",
+	"upgrade-impossible":          "websockets need HTTP/1.1",
+	"websocket-handshake-invalid": "socketioguard would not turn this request into a websocket upgrade: it is not shaped like a browser's handshake",
+	"no-socketio-route":           "add a router Host(`<host>`) && PathPrefix(`/socket.io`) to the Socket.IO service, with a higher priority than the web app's",
+	"backend-not-socketio":        "the web app, not the Socket.IO server, answers /socket.io: point that route at the Socket.IO service (Frappe: socketio_port 9000/9001)",
+	"session-unknown":             "the server does not know the session: either its requests reach several Socket.IO processes (sticky sessions: loadBalancer.sticky.cookie, or one replica) or the session ended there (a restart, a ping timeout); run again with --replicas-check 10: sessions that break at once mean replicas without stickiness",
+	"upgrade-lost-downstream":     "a hop between Traefik and the Socket.IO server (nginx sidecar) drops Upgrade/Connection: add proxy_http_version 1.1 and the two proxy_set_header lines there",
+	"websocket-refused":           "the Socket.IO server received the websocket handshake and refused it for its own reason (see the evidence's body)",
+	"hijack-failed":               "polling works but Traefik answers the websocket handshake with a bare 500: a middleware on this router wraps the response writer without http.Hijacker, so Traefik cannot hand the connection over (it logs \"can't switch protocols using non-Hijacker ResponseWriter\" at DEBUG). Take that middleware off the Socket.IO router, or use a version that implements Hijack",
+}
+
+// namespaceFix explains Frappe's refusals (frappe/realtime/middlewares/
+// authenticate.js), with what this run knows: whether an Origin reached
+// Frappe (the doctor's --origin, or socketioguard's), and which.
+func (d *session) namespaceFix(message string) string {
+	host := d.t.base.Hostname()
+	origin, originBy := d.o.origin, "--origin"
+	if origin == "" && d.originByGuard {
+		origin, originBy = d.t.base.Scheme+"://"+d.t.base.Host, "socketioguard (setMissingOrigin, from the Host it saw)"
+	}
+	switch {
+	case message == "Invalid origin" && origin == "":
+		return "Frappe compares the hostnames of Origin and Host, and no Origin reached it: browsers send none on same-origin polling requests. Enable setMissingOrigin on socketioguard (and pin Host() on the router), or pass --origin " + d.t.base.Scheme + "://" + d.t.base.Host + " to check as the site's own page"
+	case message == "Invalid origin" && hostnameOf(origin) != host:
+		return fmt.Sprintf("the Origin sent by %s (%s) names another host than %s, and Frappe refuses pages of other hosts; pass --origin %s://%s to check as the site's own page", originBy, origin, host, d.t.base.Scheme, d.t.base.Host)
+	case message == "Invalid origin":
+		return fmt.Sprintf("the Origin %s (sent by %s) matches %s, so Frappe saw another Host: a hop between here and Frappe rewrites Host (nginx proxy_set_header Host with an upstream name, Traefik passHostHeader: false). Forward the client's Host unchanged", origin, originBy, host)
+	case message == "Invalid namespace":
+		return fmt.Sprintf("the namespace must be /<site>, and Frappe resolves the site from X-Frappe-Site-Name (else Host or Origin): you connected %s. Set X-Frappe-Site-Name to the site name in the proxy (Traefik: a headers middleware with customRequestHeaders) or pass --namespace /<site>", d.o.namespace)
+	case message == "No cookie transmitted.":
+		return "Frappe needs the session cookie and no Cookie header reached it: pass --cookie 'sid=<session>' (a browser sends its own; if it does not reach Frappe, a hop drops Cookie)"
+	case message == "No authentication method used. Use cookie or authorization header.":
+		return "a Cookie reached Frappe but without sid, and no Authorization header: pass --cookie 'sid=<session of a logged-in user>' (Frappe also takes an Authorization header)"
+	case strings.HasPrefix(message, "Unauthorized"):
+		callback := "<Origin>/api/method/frappe.realtime.get_user_info"
+		if origin != "" {
+			callback = origin + "/api/method/frappe.realtime.get_user_info"
+		}
+		return fmt.Sprintf("Frappe's realtime server could not check the session: it calls %s, which must be reachable from the realtime server and answer (a tunnel or public URL it cannot reach, a certificate it does not trust); or set server_ip in Frappe's configuration so that it calls the web server directly", callback)
 	}
 	return "the Socket.IO server's middleware refused the connection; the message above is its reason"
+}
+
+// hostnameOf is a URL's host name, without scheme and port.
+func hostnameOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
 }
 
 func shortErr(err error) string {

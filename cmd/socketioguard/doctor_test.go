@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseOpen(t *testing.T) {
@@ -54,26 +56,88 @@ func TestNamespaceAnswer(t *testing.T) {
 
 // The plugin's ids where the cause is the same, from what an answer proves.
 func TestClassifyFailure(t *testing.T) {
+	guardAnswer := `{"code":3,"message":"Bad request","guard":{"error":"no-socketio-route","detail":"…","hint":"add a router with rule Host(` + "`v2.sysmayal.cloud`" + `) && PathPrefix(` + "`/socket.io`" + `) to the Socket.IO service, with a higher priority than this router (frappe-web@docker)"}}`
 	cases := []struct {
 		a         answer
 		websocket bool
 		id        string
+		fixHas    string
 	}{
-		{answer{Status: 421, GuardError: "no-socketio-route"}, false, "no-socketio-route"},
-		{answer{Status: 400, Diagnosis: "upgrade-lost-downstream"}, true, "upgrade-lost-downstream"},
-		{answer{Status: 404, ContentType: "text/plain; charset=utf-8", Body: "404 page not found\n"}, false, "no-socketio-route"},
-		{answer{Status: 404, ContentType: "text/html", Body: "<h1>Page not found</h1>"}, false, "backend-not-socketio"},
-		{answer{Status: 200, ContentType: "text/html", Body: "<!doctype html>"}, false, "backend-not-socketio"},
-		{answer{Status: 400, ContentType: "application/json", Body: `{"code":1,"message":"Session ID unknown"}`}, false, "session-unknown"},
-		{answer{Status: 400, ContentType: "text/html", Body: "Session ID unknown"}, true, "session-unknown"},
-		{answer{Status: 400, ContentType: "application/json", Body: `{"code":5,"message":"Unsupported protocol version"}`}, false, "eio-unsupported"},
-		{answer{Status: 400, ContentType: "application/json", Body: `{"code":3,"message":"Bad request"}`}, true, "upgrade-missing"},
-		{answer{Status: 502, ContentType: "text/html", Body: "<center>502 Bad Gateway</center>"}, false, "gateway-error"},
+		{answer{Status: 421, GuardError: "no-socketio-route", Body: guardAnswer}, false, "no-socketio-route", "Host(`v2.sysmayal.cloud`) && PathPrefix(`/socket.io`) to the Socket.IO service, with a higher priority than this router (frappe-web@docker)"},
+		{answer{Status: 421, GuardError: "no-socketio-route", Body: "not json"}, false, "no-socketio-route", "Host(`v2.sysmayal.cloud`)"},
+		{answer{Status: 400, Diagnosis: "upgrade-lost-downstream"}, true, "upgrade-lost-downstream", "nginx sidecar"},
+		{answer{Status: 404, ContentType: "text/plain; charset=utf-8", Body: "404 page not found\n"}, false, "no-socketio-route", "Host(`v2.sysmayal.cloud`)"},
+		{answer{Status: 404, ContentType: "text/html", Body: "<h1>Page not found</h1>"}, false, "backend-not-socketio", "point that route"},
+		{answer{Status: 200, ContentType: "text/html", Body: "<!doctype html>"}, false, "backend-not-socketio", "point that route"},
+		{answer{Status: 400, ContentType: "application/json", Body: `{"code":1,"message":"Session ID unknown"}`}, false, "session-unknown", "--replicas-check"},
+		{answer{Status: 400, ContentType: "text/html", Body: "Session ID unknown"}, true, "session-unknown", "a restart"},
+		{answer{Status: 400, ContentType: "application/json", Body: `{"code":5,"message":"Unsupported protocol version"}`}, false, "backend-eio-mismatch", "server itself refused EIO=3"},
+		{answer{Status: 400, Diagnosis: "backend-eio-mismatch", Body: `{"code":5,"message":"Unsupported protocol version"}`}, false, "backend-eio-mismatch", "eioVersions: 4"},
+		{answer{Status: 400, GuardError: "eio-unsupported"}, false, "eio-unsupported", "socketioguard refused EIO=3"},
+		{answer{Status: 403, ContentType: "application/json", Body: `{"code":4,"message":"Forbidden"}`}, false, "backend-forbidden", "allowRequest"},
+		{answer{Status: 400, ContentType: "text/html", Body: "Forbidden"}, true, "backend-forbidden", "allowRequest"},
+		{answer{Status: 400, ContentType: "application/json", Body: `{"code":3,"message":"Bad request"}`}, true, "upgrade-missing", "proxy_http_version"},
+		{answer{Status: 400, ContentType: "text/html", Body: "Missing or invalid Sec-WebSocket-Key header"}, true, "websocket-refused", "Missing or invalid Sec-WebSocket-Key header"},
+		{answer{Status: 500, ContentType: "text/plain; charset=utf-8", Body: "Internal Server Error"}, true, "hijack-failed", "Hijacker"},
+		{answer{Status: 500, ContentType: "application/json", Body: `{"error":"boom"}`}, true, "gateway-error", "down or unreachable"},
+		{answer{Status: 502, ContentType: "text/html", Body: "<center>502 Bad Gateway</center>"}, false, "gateway-error", "down or unreachable"},
 	}
 	for _, c := range cases {
-		id, fix := classifyFailure(c.a, c.websocket)
-		if id != c.id || fix == "" {
-			t.Errorf("%+v: %q (fix %q), want %q", c.a, id, fix, c.id)
+		id, fix := classifyFailure(c.a, c.websocket, "v2.sysmayal.cloud", "3")
+		if id != c.id || !strings.Contains(fix, c.fixHas) || strings.Contains(fix, "<host>") {
+			t.Errorf("%+v: %q (fix %q), want %q with %q", c.a, id, fix, c.id, c.fixHas)
+		}
+	}
+}
+
+// Frappe's refusals, each with its own fix, from what the run knows.
+func TestNamespaceFix(t *testing.T) {
+	cases := []struct {
+		message, origin string
+		originByGuard   bool
+		want            string
+	}{
+		{"Invalid origin", "", false, "Enable setMissingOrigin"},
+		{"Invalid origin", "https://v2.sysmayal.cloud", false, "a hop between here and Frappe rewrites Host"},
+		{"Invalid origin", "", true, "sent by socketioguard"},
+		{"Invalid origin", "https://evil.example", false, "names another host than v2.sysmayal.cloud"},
+		{"Invalid namespace", "", false, "X-Frappe-Site-Name"},
+		{"No cookie transmitted.", "", false, "--cookie 'sid=<session>'"},
+		{"No authentication method used. Use cookie or authorization header.", "", false, "without sid"},
+		{"Unauthorized: Error: Not Found", "https://v2.sysmayal.cloud", false, "https://v2.sysmayal.cloud/api/method/frappe.realtime.get_user_info, which must be reachable from the realtime server"},
+		{"Unauthorized: Error: connect ECONNREFUSED", "", true, "https://v2.sysmayal.cloud/api/method/frappe.realtime.get_user_info"},
+	}
+	for _, c := range cases {
+		tg, err := newTarget(doctorOptions{rawURL: "https://v2.sysmayal.cloud", namespace: "/v2.sysmayal.cloud", eio: "4", origin: c.origin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &session{o: doctorOptions{origin: c.origin, namespace: "/v2.sysmayal.cloud"}, t: tg, originByGuard: c.originByGuard}
+		if got := d.namespaceFix(c.message); !strings.Contains(got, c.want) {
+			t.Errorf("%q (origin %q, by guard %v): %q, want %q", c.message, c.origin, c.originByGuard, got, c.want)
+		}
+	}
+}
+
+// What a held websocket's end says about the hops.
+func TestHoldVerdict(t *testing.T) {
+	cut := errors.New("failed to get reader: EOF")
+	cases := []struct {
+		h    held
+		want string
+	}{
+		{held{lasted: 10 * time.Second, pings: 2}, "pass"},
+		{held{lasted: 2 * time.Second, err: cut}, "hop-idle-timeout"},
+		{held{lasted: 61 * time.Second, pings: 2, err: cut}, "hop-max-lifetime"},
+		{held{lasted: 5 * time.Second, pings: 0, serverClosed: true, err: cut}, "server-closed"},
+	}
+	for _, c := range cases {
+		s := holdVerdict(c.h, 10*time.Second, 25*time.Second, 20*time.Second)
+		if got := s.Status; got != c.want && s.ID != c.want {
+			t.Errorf("%+v: %s %s %q", c.h, s.Status, s.ID, s.Summary)
+		}
+		if s.Status == fail && (s.Fix == "" || !strings.Contains(s.Summary, "pingInterval 25s")) {
+			t.Errorf("%+v: %q / %q", c.h, s.Summary, s.Fix)
 		}
 	}
 }

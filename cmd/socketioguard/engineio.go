@@ -237,3 +237,27 @@ func newHTTPClient(insecure bool) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Transport: tr, Jar: jar}
 }
+
+// frappeSessionUser asks Frappe who the --cookie session belongs to, the way
+// its realtime server does (/api/method/frappe.realtime.get_user_info): ""
+// when there is no cookie or the answer is not Frappe's.
+func (t *target) frappeSessionUser(ctx context.Context) string {
+	if t.cookie == "" {
+		return ""
+	}
+	u := *t.base
+	u.Path = "/api/method/frappe.realtime.get_user_info"
+	a, err := t.do(ctx, http.MethodGet, u.String(), "")
+	if err != nil || a.Status != http.StatusOK {
+		return ""
+	}
+	var info struct {
+		Message struct {
+			User string `json:"user"`
+		} `json:"message"`
+	}
+	if json.Unmarshal([]byte(a.Body), &info) != nil {
+		return ""
+	}
+	return info.Message.User
+}

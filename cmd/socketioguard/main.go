@@ -77,6 +77,7 @@ func parseDoctorFlags(args []string, stderr io.Writer) (doctorOptions, bool, err
 	fs.IntVar(&o.replicasCheck, "replicas-check", 0, "open N sessions and count those another replica answers (stickiness)")
 	fs.StringVar(&o.waitEvent, "wait-event", "", "wait for this event in the namespace (e.g. message_created)")
 	fs.StringVar(&o.subscribe, "subscribe", "", "Frappe: join doc:<doctype>/<name> first, e.g. 'Raven Channel/general'")
+	fs.DurationVar(&o.hold, "hold", 0, "keep an upgraded session open this long, answering pings, and report whether a hop cuts it (e.g. 2m)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of each step")
 	fs.BoolVar(&o.insecure, "insecure", false, "go on when the TLS certificate is not trusted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -103,6 +104,9 @@ func parseDoctorFlags(args []string, stderr io.Writer) (doctorOptions, bool, err
 	}
 	if !strings.HasPrefix(o.namespace, "/") {
 		o.namespace = "/" + o.namespace
+	}
+	if o.hold < 0 {
+		return o, false, fmt.Errorf("--hold %s must not be negative", o.hold)
 	}
 	if o.timeout <= 0 {
 		return o, false, fmt.Errorf("--timeout %s must be positive", o.timeout)

@@ -1,13 +1,19 @@
-// A stand-in for Frappe's realtime server (frappe/realtime/index.js, v15),
-// faithful where it matters for the transport: Socket.IO 4 on its own port,
+// A stand-in for Frappe's realtime server (frappe/realtime/index.js and
+// middlewares/authenticate.js, v15 / develop), faithful where it matters to
+// the guard and the doctor: Socket.IO 4 on its own port,
 // http.createServer() without a request handler (a path Socket.IO does not
-// own is never answered), one namespace per site, Frappe's authentication
-// order ("Invalid namespace", "Invalid origin", cookie checks), rooms
-// "doc:<doctype>/<name>", and events published from outside (Frappe uses
-// Redis pub/sub; here a control port takes the same {event, room, message}).
+// own is never answered), no allowEIO3 (an EIO=3 handshake gets engine.io's
+// 400 code 5), one namespace per site, Frappe's authentication in Frappe's
+// order with Frappe's messages, the callback to <Origin>/api/method/
+// frappe.realtime.get_user_info (or http://<server_ip> when --server-ip is
+// given, as Frappe's conf.server_ip), the rooms every socket joins, and
+// doc_subscribe joining only after the permission callback. Events are
+// published from outside (Frappe uses Redis pub/sub; here a control port
+// takes the same {event, room, message, namespace}).
 //
 // usage: node realtime.js --port 9000 --control-port 9100 [--name replica-a]
-//        [--webapp http://127.0.0.1:8000]   (asks it who the user is, like Frappe)
+//          [--server-ip 127.0.0.1:8000] [--default-site raven.localhost]
+//          [--ping-interval 25000] [--ping-timeout 20000] [--refuse-requests]
 "use strict";
 
 const http = require("node:http");
@@ -23,20 +29,25 @@ const server = http.createServer();
 const io = new Server(server, {
   cors: { origin: true, credentials: true },
   cleanupEmptyChildNamespaces: true,
-  allowEIO3: true,
+  pingInterval: Number(args["ping-interval"] || 25000),
+  pingTimeout: Number(args["ping-timeout"] || 20000),
+  // Not Frappe: stands for a server whose allowRequest refuses (origin, CORS or auth checks).
+  allowRequest: args["refuse-requests"] ? (req, callback) => callback("Forbidden", false) : undefined,
 });
 
 // Multitenancy, as Frappe: any "/<sitename>" namespace, validated on connect.
 const realtime = io.of(/^\/.*$/);
 
+// Frappe's authenticate middleware, in its order and with its messages.
 realtime.use((socket, next) => {
   const headers = socket.request.headers;
   const namespace = socket.nsp.name.slice(1);
-  if (namespace !== siteName(headers)) {
+  const site = siteName(headers);
+  if (namespace !== site) {
     next(new Error("Invalid namespace"));
-    return;
+    // Frappe does not return here: the next refusal may follow.
   }
-  if (hostname(headers.host) !== hostname(headers.origin)) {
+  if (getHostname(headers.host) !== getHostname(headers.origin)) {
     next(new Error("Invalid origin"));
     return;
   }
@@ -44,25 +55,37 @@ realtime.use((socket, next) => {
     next(new Error("No cookie transmitted."));
     return;
   }
-  const sid = /(?:^|;\s*)sid=([^;]*)/.exec(headers.cookie);
+  const sid = cookieValue(headers.cookie, "sid");
   if (!sid && !headers.authorization) {
-    next(new Error("No sid transmitted."));
+    next(new Error("No authentication method used. Use cookie or authorization header."));
     return;
   }
-  userInfo(socket, sid ? sid[1] : "")
-    .then((user) => {
-      socket.user = user;
+  frappeCall(socket, "/api/method/frappe.realtime.get_user_info", {}, sid, site)
+    .then(({ status, body }) => {
+      if (status !== 200) throw new Error(statusText(status));
+      socket.user = body.message.user;
+      socket.user_type = body.message.user_type;
+      socket.sid = sid;
       next();
     })
-    .catch((err) => next(new Error(`Unauthorized: ${err.message}`)));
+    .catch((err) => next(new Error(`Unauthorized: Error: ${err.message}`)));
 });
 
 realtime.on("connection", (socket) => {
   socket.join(`user:${socket.user}`);
-  socket.join("all");
+  socket.join("website");
+  if (socket.user_type === "System User") socket.join("all");
   socket.on("doc_subscribe", (doctype, docname) => {
-    socket.join(`doc:${doctype}/${docname}`);
-    socket.emit("doc_subscribed", { doctype, docname });
+    // Joins only when the permission call answers 200; Frappe sends no
+    // acknowledgement. (doc_subscribed is this stand-in's addition, for the
+    // test harness's readiness; Frappe's own clients never wait for it.)
+    frappeCall(socket, "/api/method/frappe.realtime.can_subscribe_doc", { doctype, docname }, socket.sid, socket.nsp.name.slice(1))
+      .then(({ status }) => {
+        if (status !== 200) return;
+        socket.join(`doc:${doctype}/${docname}`);
+        socket.emit("doc_subscribed", { doctype, docname });
+      })
+      .catch((err) => log(`doc_subscribe: ${err.message}`));
   });
   socket.on("doc_unsubscribe", (doctype, docname) => {
     socket.leave(`doc:${doctype}/${docname}`);
@@ -104,43 +127,66 @@ if (controlPort) {
   control.listen(controlPort, host, () => log(`control on ${host}:${controlPort}`));
 }
 
+// Frappe's get_site_name: X-Frappe-Site-Name, else default_site for
+// localhost, else the Origin's hostname, else the Host's.
 function siteName(headers) {
-  if (headers["x-frappe-site-name"]) return hostname(headers["x-frappe-site-name"]);
-  if (headers.origin) return hostname(headers.origin);
-  return hostname(headers.host);
+  const hostName = getHostname(headers.host);
+  if (headers["x-frappe-site-name"]) return getHostname(headers["x-frappe-site-name"]);
+  if (["localhost", "127.0.0.1"].includes(hostName) && args["default-site"]) return args["default-site"];
+  if (headers.origin) return getHostname(headers.origin);
+  return hostName;
 }
 
-function hostname(value) {
-  if (!value) return undefined;
-  try {
-    const url = value.includes("://") ? new URL(value) : new URL(`http://${value}`);
-    return url.hostname;
-  } catch {
-    return undefined;
-  }
+// Frappe's get_hostname: scheme and port ignored.
+function getHostname(url) {
+  if (!url) return undefined;
+  if (url.indexOf("://") > -1) url = url.split("/")[2];
+  return url.match(/:/g) ? url.slice(0, url.indexOf(":")) : url;
 }
 
-// Frappe asks the web app who the session belongs to
-// (/api/method/frappe.realtime.get_user_info). Without --webapp every sid is Administrator.
-function userInfo(socket, sid) {
-  if (!args.webapp) return Promise.resolve("Administrator");
+// Frappe's get_url: http://<server_ip><path> when server_ip is configured,
+// else <Origin><path> — the Origin is the URL the realtime server calls.
+function frappeURL(socket, path) {
+  if (args["server-ip"]) return `http://${args["server-ip"]}${path}`;
+  return `${socket.request.headers.origin}${path}`;
+}
+
+function frappeCall(socket, path, query, sid, site) {
   return new Promise((resolve, reject) => {
-    const url = new URL("/api/method/frappe.realtime.get_user_info", args.webapp);
-    const req = http.get(url, { headers: { Cookie: `sid=${sid}`, "X-Frappe-Site-Name": socket.nsp.name.slice(1) }, timeout: 5000 }, (res) => {
+    let url;
+    try {
+      url = new URL(frappeURL(socket, path));
+    } catch (err) {
+      reject(new Error(`invalid URL ${frappeURL(socket, path)}`));
+      return;
+    }
+    for (const [k, v] of Object.entries({ ...query, sid })) if (v) url.searchParams.set(k, v);
+    const headers = { "X-Frappe-Site-Name": site || "" };
+    if (sid) headers.Cookie = `sid=${sid}`;
+    if (socket.request.headers.authorization) headers.Authorization = socket.request.headers.authorization;
+    const req = http.get(url, { headers, timeout: 5000 }, (res) => {
       let body = "";
       res.on("data", (c) => (body += c));
       res.on("end", () => {
-        if (res.statusCode !== 200) return reject(new Error(`get_user_info answered ${res.statusCode}`));
         try {
-          resolve(JSON.parse(body).message.user);
-        } catch (err) {
-          reject(err);
+          resolve({ status: res.statusCode, body: body ? JSON.parse(body) : {} });
+        } catch {
+          resolve({ status: res.statusCode, body: {} });
         }
       });
     });
-    req.on("timeout", () => req.destroy(new Error("get_user_info timed out")));
+    req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
   });
+}
+
+function statusText(status) {
+  return http.STATUS_CODES[status] || String(status);
+}
+
+function cookieValue(header, key) {
+  const m = new RegExp(`(?:^|;\\s*)${key}=([^;]*)`).exec(header || "");
+  return m ? decodeURIComponent(m[1]) : "";
 }
 
 function parseArgs(argv) {

@@ -24,9 +24,20 @@ const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://placeholder");
+  // Who a session belongs to, as Frappe answers its realtime server (v15
+  // passes the session as ?sid=, develop as the sid cookie). A session Frappe
+  // does not know is Guest: the client connects, but as Guest.
   if (url.pathname === "/api/method/frappe.realtime.get_user_info") {
+    const user = sessionUser(req, url);
     res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(JSON.stringify({ message: { user: "Administrator", user_type: "System User" } }));
+    res.end(JSON.stringify({ message: { user, user_type: user === "Guest" ? "Website User" : "System User" } }));
+    return;
+  }
+  // doc_subscribe's permission check: Guest may read no document.
+  if (url.pathname === "/api/method/frappe.realtime.can_subscribe_doc") {
+    const allowed = sessionUser(req, url) !== "Guest";
+    res.writeHead(allowed ? 200 : 403, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(allowed ? { message: true } : { exc_type: "PermissionError" }));
     return;
   }
   if (url.pathname === "/api/method/raven.get_site") {
@@ -73,6 +84,14 @@ const server = http.createServer((req, res) => {
   res.writeHead(404, { "Content-Type": "text/html; charset=utf-8", "Set-Cookie": "sid=Guest; Path=/" });
   res.end("<!doctype html><title>Not Found</title><h1>Page not found</h1>\n");
 });
+
+// sessionUser: the demo's sessions ("demo-session", "e2e-session", …) are
+// Administrator's; "Guest", an empty sid, or one starting with "expired" is not a session.
+function sessionUser(req, url) {
+  const m = /(?:^|;\s*)sid=([^;]*)/.exec(req.headers.cookie || "");
+  const sid = url.searchParams.get("sid") || (m ? m[1] : "");
+  return !sid || sid === "Guest" || sid.startsWith("expired") ? "Guest" : "Administrator";
+}
 
 let messageCount = 0;
 

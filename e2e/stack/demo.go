@@ -58,7 +58,10 @@ func StartDemo(st *Stack, o DemoOptions) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Realtime, err = st.StartRealtimeOn("realtime", realtimePort, controlPort, d.Webapp.URL())
+	// No server_ip: the realtime server calls the Origin back, as Frappe does
+	// by default, so the Origin the guard sets must reach the web app through
+	// Traefik (the demo's web router).
+	d.Realtime, err = st.StartRealtime("realtime", RealtimeOptions{Port: realtimePort, ControlPort: controlPort})
 	if err != nil {
 		return nil, err
 	}

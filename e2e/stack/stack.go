@@ -317,33 +317,52 @@ type Realtime struct {
 	Port, ControlPort int
 }
 
-// StartRealtime starts e2e/node/realtime.js on a free port.
-func (s *Stack) StartRealtime(name, webappURL string) (*Realtime, error) {
-	ports, err := FreePorts(2)
-	if err != nil {
-		return nil, err
-	}
-	return s.StartRealtimeOn(name, ports[0], ports[1], webappURL)
+// RealtimeOptions configure the Frappe-like realtime server.
+type RealtimeOptions struct {
+	Port, ControlPort int // 0: free ports (a restart passes the old ones)
+	// ServerIP is Frappe's conf.server_ip (host:port of the web app): the
+	// server then calls http://<ServerIP>/api/method/… instead of the Origin.
+	ServerIP     string
+	DefaultSite  string        // Frappe's default_site, for Host localhost/127.0.0.1
+	PingInterval time.Duration // Engine.IO's pingInterval (default 25 s)
+	// RefuseRequests makes allowRequest refuse every request (code 4 Forbidden).
+	RefuseRequests bool
 }
 
-// StartRealtimeOn starts the realtime server on given ports (a restart keeps them).
-func (s *Stack) StartRealtimeOn(name string, port, controlPort int, webappURL string) (*Realtime, error) {
-	args := []string{filepath.Join(s.Tools.NodeDir, "realtime.js"), "--port", fmt.Sprint(port),
-		"--control-port", fmt.Sprint(controlPort), "--name", name}
-	if webappURL != "" {
-		args = append(args, "--webapp", webappURL)
+// StartRealtime starts e2e/node/realtime.js.
+func (s *Stack) StartRealtime(name string, o RealtimeOptions) (*Realtime, error) {
+	if o.Port == 0 || o.ControlPort == 0 {
+		ports, err := FreePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		o.Port, o.ControlPort = ports[0], ports[1]
+	}
+	args := []string{filepath.Join(s.Tools.NodeDir, "realtime.js"), "--port", fmt.Sprint(o.Port),
+		"--control-port", fmt.Sprint(o.ControlPort), "--name", name}
+	if o.ServerIP != "" {
+		args = append(args, "--server-ip", o.ServerIP)
+	}
+	if o.DefaultSite != "" {
+		args = append(args, "--default-site", o.DefaultSite)
+	}
+	if o.PingInterval > 0 {
+		args = append(args, "--ping-interval", fmt.Sprint(o.PingInterval.Milliseconds()))
+	}
+	if o.RefuseRequests {
+		args = append(args, "--refuse-requests")
 	}
 	p, err := s.Start(name, nil, s.Tools.Node, args...)
 	if err != nil {
 		return nil, err
 	}
-	if err := WaitTCP(p, Addr(controlPort), 10*time.Second); err != nil {
+	if err := WaitTCP(p, Addr(o.ControlPort), 10*time.Second); err != nil {
 		return nil, err
 	}
-	if err := WaitTCP(p, Addr(port), 10*time.Second); err != nil {
+	if err := WaitTCP(p, Addr(o.Port), 10*time.Second); err != nil {
 		return nil, err
 	}
-	return &Realtime{Process: p, Port: port, ControlPort: controlPort}, nil
+	return &Realtime{Process: p, Port: o.Port, ControlPort: o.ControlPort}, nil
 }
 
 // Publish stands in for frappe.publish_realtime: the event goes to a room of a namespace.

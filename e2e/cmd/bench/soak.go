@@ -145,7 +145,12 @@ func soak(st *stack.Stack, clients, channels, events int) (*soakReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := st.StartRealtimeOn("realtime", ports[0], ports[1], "")
+	web, err := st.StartWebapp("webapp", stack.WebappOptions{}) // answers the realtime server's session callbacks
+	if err != nil {
+		return nil, err
+	}
+	realtimeOptions := stack.RealtimeOptions{Port: ports[0], ControlPort: ports[1], ServerIP: stack.Addr(web.Port)}
+	rt, err := st.StartRealtime("realtime", realtimeOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +247,7 @@ http:
 	}
 	restart := time.Now()
 	rt.Stop()
-	if rt, err = st.StartRealtimeOn("realtime-restarted", ports[0], ports[1], ""); err != nil {
+	if rt, err = st.StartRealtime("realtime-restarted", realtimeOptions); err != nil {
 		return nil, err
 	}
 	if _, err := d.waitFor("status", 180*time.Second, allReady); err != nil {
