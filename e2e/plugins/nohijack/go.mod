@@ -1,0 +1,3 @@
+module example.com/nohijack
+
+go 1.22
