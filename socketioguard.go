@@ -344,7 +344,7 @@ func (g *Guard) rejectMisrouted(rw http.ResponseWriter, req *http.Request) {
 		host = h
 	}
 	detail := fmt.Sprintf("%s %s for host %q reached a router that does not serve Socket.IO", req.Method, req.URL.Path, host)
-	hint := fmt.Sprintf("add a router with rule Host(`%s`) && PathPrefix(`%s`) to the Socket.IO service, with a higher priority than this router (%s)",
+	hint := fmt.Sprintf("add a router with rule Host(`%s`) && PathPrefix(`%s`) to the Socket.IO service, with a higher priority than the router that uses the middleware %s",
 		host, strings.TrimSuffix(g.settings.paths[0], "/"), g.name)
 	g.reject(rw, req, problemNoSocketIORoute, g.settings.fallbackStatus, detail, hint)
 }

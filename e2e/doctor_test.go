@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sysmayal/socketioguard/e2e/stack"
 )
 
 // TestDoctorNamesTheBrokenHop runs `socketioguard doctor` (built from
@@ -26,6 +28,23 @@ func TestDoctorNamesTheBrokenHop(t *testing.T) {
 
 	rt := e.realtime("realtime")
 	replicaB := e.realtime("replica-b")
+	// A server pinging every 5 s behind an nginx that cuts connections idle
+	// for 2 s: a hop's idle timeout below pingInterval.
+	slowPing := e.realtimeWith("slow-ping", stack.RealtimeOptions{ServerIP: stack.Addr(e.sessions().Port), PingInterval: 5 * time.Second})
+	idleSidecar := e.nginx("sidecar-idle-2s", fmt.Sprintf(`
+  server {
+    listen 127.0.0.1:{{port}};
+    location /socket.io/ {
+      proxy_pass %s;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_set_header Host $host;
+      proxy_read_timeout 2s;
+    }
+  }`, realtimeURL(slowPing)))
+	// Frappe's default: the session callback goes to the Origin (no server_ip).
+	originCallback := e.realtimeWith("origin-callback", stack.RealtimeOptions{})
 	web := e.webapp()
 	sidecarNoUpgrade := e.nginx("sidecar-no-upgrade", sidecarWithoutUpgrade(realtimeURL(rt)))
 	routers := []string{}
@@ -44,7 +63,19 @@ http:
       plugin:
         socketioguard:
           mode: fallback
+    nohijack:
+      plugin:
+        nohijack: {}
   services:
+    sessions:
+      loadBalancer:
+        servers: [{url: %s}]
+    sidecar-idle:
+      loadBalancer:
+        servers: [{url: %s}]
+    origin-callback:
+      loadBalancer:
+        servers: [{url: %s}]
     realtime:
       loadBalancer:
         servers: [{url: %s}]
@@ -61,7 +92,15 @@ http:
     webapp:
       loadBalancer:
         servers: [{url: %s}]
-  routers:`, frappeSiteMiddleware, realtimeURL(rt), realtimeURL(rt), realtimeURL(replicaB), realtimeURL(rt), realtimeURL(replicaB), sidecarNoUpgrade.URL(), web.URL())
+  routers:
+    healthy-web:
+      rule: Host(`+"`127.0.0.1`"+`)
+      entryPoints: [healthy]
+      service: sessions
+    originback-web:
+      rule: Host(`+"`127.0.0.1`"+`)
+      entryPoints: [originback]
+      service: sessions`, frappeSiteMiddleware, e.sessions().URL(), idleSidecar.URL(), realtimeURL(originCallback), realtimeURL(rt), realtimeURL(rt), realtimeURL(replicaB), realtimeURL(rt), realtimeURL(replicaB), sidecarNoUpgrade.URL(), web.URL())
 	route := func(ep, rule, middlewares, service string) {
 		fmt.Fprintf(&dyn, "\n    %s:\n      rule: %q\n      entryPoints: [%s]\n      middlewares: [%s]\n      service: %s", ep, rule, ep, middlewares, service)
 		routers = append(routers, ep+"@file")
@@ -76,8 +115,17 @@ http:
 	route("noorigin", sio, "frappe-site", "realtime")
 	route("roundrobin", sio, "frappe-site, sio-guard-frappe", "replicas")
 	route("sticky", sio, "frappe-site, sio-guard-frappe", "replicas-sticky")
-	eps := []string{"healthy", "sidecarlost", "misrouted", "noroute", "webbehind", "noorigin", "roundrobin", "sticky"}
-	tr := e.traefik(eps, dyn.String(), routers...)
+	route("culpritbefore", pinnedSIO, "frappe-site, nohijack, sio-guard-frappe", "realtime")
+	route("culpritafter", pinnedSIO, "frappe-site, sio-guard-frappe, nohijack", "realtime")
+	route("idle", pinnedSIO, "frappe-site, sio-guard-frappe", "sidecar-idle")
+	// The Origin the guard sets is the URL Frappe calls back: reachable
+	// through Traefik's web router, or not (no router for it on that entrypoint).
+	route("originback", pinnedSIO, "frappe-site, sio-guard-frappe", "origin-callback")
+	route("originlost", pinnedSIO, "frappe-site, sio-guard-frappe", "origin-callback")
+	eps := []string{"healthy", "sidecarlost", "misrouted", "noroute", "webbehind", "noorigin", "roundrobin", "sticky", "culpritbefore", "culpritafter", "idle", "originback", "originlost"}
+	tr, err := e.st.StartTraefik(stack.TraefikOptions{EntryPoints: eps, Dynamic: dyn.String(), Routers: append(routers, "healthy-web@file", "originback-web@file"),
+		LocalPlugins: map[string]string{"nohijack": filepath.Join(e.st.Tools.Repo, "e2e", "plugins", "nohijack")}})
+	e.must(err)
 	strippingFront := e.nginx("front-strips", nginxProxy(tr.URL("healthy"), ""))
 	dropsQuery := e.nginx("front-drops-query", nginxProxy(tr.URL("healthy"), `rewrite ^/socket.io/.*$ /socket.io/? break;
       proxy_http_version 1.1;`))
@@ -90,17 +138,26 @@ http:
 		wantOK   bool
 		failStep int
 		failID   string
+		wantText string // in a step's summary or fix
 	}{
-		{"healthy, every check incl. stickiness and an event", tr.URL("healthy"), []string{"--replicas-check", "4", "--wait-event", "message_created", "--subscribe", doctype + "/" + channel}, true, true, 0, ""},
-		{"front proxy strips upgrade headers (repaired by the guard)", strippingFront.URL(), nil, false, true, 0, ""},
-		{"sidecar behind Traefik loses the upgrade", tr.URL("sidecarlost"), nil, false, false, 4, "upgrade-lost-downstream"},
-		{"web router catches /socket.io (fallback mode)", tr.URL("misrouted"), nil, false, false, 2, "no-socketio-route"},
-		{"no router for the host (Traefik's own 404)", tr.URL("noroute"), nil, false, false, 2, "no-socketio-route"},
-		{"web app behind the Socket.IO router", tr.URL("webbehind"), []string{"--namespace", "/"}, false, false, 2, "backend-not-socketio"},
-		{"a hop drops the query string", dropsQuery.URL(), nil, false, false, 2, "query-missing"},
-		{"Frappe refuses the missing Origin", tr.URL("noorigin"), nil, false, false, 6, "namespace-refused"},
-		{"two replicas without stickiness", tr.URL("roundrobin"), nil, false, false, 3, "session-unknown"},
-		{"two replicas with sticky.cookie", tr.URL("sticky"), []string{"--replicas-check", "4"}, false, true, 0, ""},
+		{"healthy, every check incl. stickiness and an event", tr.URL("healthy"), []string{"--replicas-check", "4", "--wait-event", "message_created", "--subscribe", doctype + "/" + channel}, true, true, 0, "", ""},
+		{"front proxy strips upgrade headers (repaired by the guard)", strippingFront.URL(), nil, false, true, 0, "", ""},
+		{"sidecar behind Traefik loses the upgrade", tr.URL("sidecarlost"), nil, false, false, 4, "upgrade-lost-downstream", ""},
+		{"web router catches /socket.io (fallback mode)", tr.URL("misrouted"), nil, false, false, 2, "no-socketio-route", "Host(`127.0.0.1`) && PathPrefix(`/socket.io`) to the Socket.IO service, with a higher priority than the router that uses the middleware sio-fallback@file"},
+		{"no router for the host (Traefik's own 404)", tr.URL("noroute"), nil, false, false, 2, "no-socketio-route", ""},
+		{"web app behind the Socket.IO router", tr.URL("webbehind"), []string{"--namespace", "/"}, false, false, 2, "backend-not-socketio", ""},
+		{"a hop drops the query string", dropsQuery.URL(), nil, false, false, 2, "query-missing", ""},
+		{"Frappe refuses the missing Origin", tr.URL("noorigin"), nil, false, false, 6, "namespace-refused", "no Origin reached it"},
+		{"a middleware without Hijack before the guard", tr.URL("culpritbefore"), nil, false, false, 4, "hijack-failed", "Hijacker"},
+		{"a middleware without Hijack after the guard", tr.URL("culpritafter"), nil, false, false, 4, "hijack-failed", "Hijacker"},
+		{"a Socket.IO v2 client against a server without allowEIO3", tr.URL("healthy"), []string{"--eio", "3"}, false, false, 2, "backend-eio-mismatch", "eioVersions: 4"},
+		{"a session Frappe does not know (Guest)", tr.URL("healthy"), []string{"--cookie", "sid=expired-42", "--wait-event", "message_created", "--subscribe", doctype + "/" + channel, "--timeout", "4s"}, true, false, 8, "session-guest", "as Guest"},
+		{"only the default namespace", tr.URL("healthy"), []string{"--namespace", "/"}, false, true, 0, "", "nothing app-specific was checked"},
+		{"a hop's idle timeout below pingInterval", tr.URL("idle"), []string{"--hold", "8s"}, false, false, 9, "hop-idle-timeout", "pingInterval 5s"},
+		{"Frappe calls back the Origin the guard set, through the web router", tr.URL("originback"), nil, false, true, 0, "", ""},
+		{"Frappe cannot reach the Origin the guard set", tr.URL("originlost"), nil, false, false, 6, "namespace-refused", "/api/method/frappe.realtime.get_user_info, which must be reachable from the realtime server"},
+		{"two replicas without stickiness", tr.URL("roundrobin"), nil, false, false, 3, "session-unknown", ""},
+		{"two replicas with sticky.cookie", tr.URL("sticky"), []string{"--replicas-check", "4"}, false, true, 0, "", ""},
 	}
 	for _, c := range cases {
 		args := append([]string{"doctor", c.url, "--namespace", namespace, "--cookie", "sid=doctor", "--timeout", "10s", "--json"}, c.args...)
@@ -146,9 +203,18 @@ http:
 		if r.OK != c.wantOK || (exit == 0) != c.wantOK || firstFail != c.failStep || failed != c.failID {
 			t.Errorf("%s: ok=%v exit=%d first failure step %d %q; want ok=%v step %d %q\n%s", c.name, r.OK, exit, firstFail, failed, c.wantOK, c.failStep, c.failID, out)
 		}
+		if c.wantText != "" {
+			found := false
+			for _, s := range r.Steps {
+				found = found || strings.Contains(s.Summary+" "+s.Fix, c.wantText)
+			}
+			if !found {
+				t.Errorf("%s: no step says %q:\n%s", c.name, c.wantText, out)
+			}
+		}
 		if c.wantOK {
 			for _, s := range r.Steps {
-				if s.Status == "skip" && (s.N < 7 || len(c.args) > 0 && s.N == 7) {
+				if s.Status == "skip" && (s.N < 7 || strings.Contains(strings.Join(c.args, " "), "--replicas-check") && s.N == 7) {
 					t.Errorf("%s: step %d skipped: %s", c.name, s.N, s.Summary)
 				}
 			}

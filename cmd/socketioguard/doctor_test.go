@@ -56,14 +56,14 @@ func TestNamespaceAnswer(t *testing.T) {
 
 // The plugin's ids where the cause is the same, from what an answer proves.
 func TestClassifyFailure(t *testing.T) {
-	guardAnswer := `{"code":3,"message":"Bad request","guard":{"error":"no-socketio-route","detail":"…","hint":"add a router with rule Host(` + "`v2.sysmayal.cloud`" + `) && PathPrefix(` + "`/socket.io`" + `) to the Socket.IO service, with a higher priority than this router (frappe-web@docker)"}}`
+	guardAnswer := `{"code":3,"message":"Bad request","guard":{"error":"no-socketio-route","detail":"…","hint":"add a router with rule Host(` + "`v2.sysmayal.cloud`" + `) && PathPrefix(` + "`/socket.io`" + `) to the Socket.IO service, with a higher priority than the router that uses the middleware sio-fallback@docker"}}`
 	cases := []struct {
 		a         answer
 		websocket bool
 		id        string
 		fixHas    string
 	}{
-		{answer{Status: 421, GuardError: "no-socketio-route", Body: guardAnswer}, false, "no-socketio-route", "Host(`v2.sysmayal.cloud`) && PathPrefix(`/socket.io`) to the Socket.IO service, with a higher priority than this router (frappe-web@docker)"},
+		{answer{Status: 421, GuardError: "no-socketio-route", Body: guardAnswer}, false, "no-socketio-route", "Host(`v2.sysmayal.cloud`) && PathPrefix(`/socket.io`) to the Socket.IO service, with a higher priority than the router that uses the middleware sio-fallback@docker"},
 		{answer{Status: 421, GuardError: "no-socketio-route", Body: "not json"}, false, "no-socketio-route", "Host(`v2.sysmayal.cloud`)"},
 		{answer{Status: 400, Diagnosis: "upgrade-lost-downstream"}, true, "upgrade-lost-downstream", "nginx sidecar"},
 		{answer{Status: 404, ContentType: "text/plain; charset=utf-8", Body: "404 page not found\n"}, false, "no-socketio-route", "Host(`v2.sysmayal.cloud`)"},
