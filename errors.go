@@ -50,7 +50,7 @@ var (
 	}
 	problemEIOUnsupported = problem{
 		id: "eio-unsupported", status: http.StatusBadRequest, code: codeUnsupportedProtocol, level: levelWarn,
-		hint: "the client speaks another Engine.IO protocol version than the server: EIO=4 is socket.io-client v3/v4, EIO=3 is v2 (needs allowEIO3 on the server); align the versions or extend eioVersions",
+		hint: "socketioguard refused this Engine.IO version at the edge (its eioVersions), before the server: EIO=4 is socket.io-client v3/v4, EIO=3 is v2. Use a client of the server's version; only if the Socket.IO server accepts EIO=3 (allowEIO3 — Frappe does not) add 3 to eioVersions",
 	}
 	problemTransportUnknown = problem{
 		id: "transport-unknown", status: http.StatusBadRequest, code: codeTransportUnknown, level: levelWarn,

@@ -75,7 +75,7 @@ it arrives without reload, and the header shows the transport (websocket).
 Try:
   curl -i '%[1]s/socket.io/?EIO=4&transport=polling'        the handshake, Origin set by the guard
   curl -i '%[1]s/socket.io/'                                a hop dropped the query: 400 query-missing
-  curl -s '%[1]s/socket.io/.guard?EIO=4&transport=websocket' -H 'Sec-WebSocket-Key: x' -H 'Sec-WebSocket-Version: 13'
+  curl -s '%[1]s/socket.io/.guard?EIO=4&transport=websocket' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Version: 13'
                                                             what the guard sees and would do (inspectPath)
   curl -X POST %[1]s/api/method/raven.api.send_message -d '{"channel_id":"general","text":"hi from curl"}'
 `, demo.URL)
