@@ -168,7 +168,7 @@ func TestDemoComposeFile(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &compose); err != nil {
 		t.Fatalf("docker-compose.yml does not parse: %v", err)
 	}
-	images := map[string]string{"traefik": "traefik:v3.6", "realtime": "node:20", "webapp": "node:20", "front-nginx": "nginx:"}
+	images := map[string]string{"traefik": "traefik:v3.6", "realtime": "node:20", "webapp": "node:20", "front-nginx": "nginx:", "redis": "redis:7"}
 	for name, prefix := range images {
 		svc, ok := compose.Services[name]
 		if !ok || !strings.HasPrefix(svc.Image, prefix) {

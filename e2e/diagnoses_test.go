@@ -97,8 +97,8 @@ http:
 	})
 	t.Run("a single server restarted under a polling client", func(t *testing.T) {
 		sid, _ := handshake(t, tr.URL("guard"), nil)
-		rt.Stop()
-		restarted := e.realtimeWith("realtime-restarted", stack.RealtimeOptions{Port: rt.Port, ControlPort: rt.ControlPort, ServerIP: stack.Addr(e.sessions().Port)})
+		restarted, err := rt.Restart(e.st, "realtime-restarted")
+		e.must(err)
 		defer restarted.Stop()
 		var a answer
 		for i := 0; i < 50; i++ { // Traefik's connection to the old process must notice it is gone

@@ -166,7 +166,7 @@ http:
 			// The event the doctor waits for is published once it had time to subscribe.
 			go func() {
 				time.Sleep(3 * time.Second)
-				_ = rt.Publish(namespace, room, "message_created", ravenMessage("doctor"))
+				_, _ = e.sessions().Publish(site, room, "message_created", ravenMessage("doctor"))
 			}()
 		}
 		out, err := cmd.Output()

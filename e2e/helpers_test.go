@@ -32,6 +32,7 @@ const (
 type env struct {
 	t          *testing.T
 	st         *stack.Stack
+	redisProc  *stack.Redis
 	sessionApp *stack.Webapp
 }
 
@@ -77,28 +78,51 @@ func (e *env) must(err error) {
 	}
 }
 
-// realtime starts a Frappe-like realtime server whose session callbacks go
-// to the env's web app (Frappe's server_ip), so that scenarios about the
-// transport do not depend on the Origin being reachable; the scenarios about
-// the Origin callback start theirs without it.
+// realtime starts a Frappe-like realtime server subscribed to the env's
+// Redis, whose session callbacks go to the env's web app (Frappe's
+// server_ip), so that scenarios about the transport do not depend on the
+// Origin being reachable; the scenarios about the Origin callback start
+// theirs without it.
 func (e *env) realtime(name string) *stack.Realtime {
 	e.t.Helper()
 	return e.realtimeWith(name, stack.RealtimeOptions{ServerIP: stack.Addr(e.sessions().Port)})
 }
 
+// redis is the env's Redis (Frappe's redis_queue), started once.
+func (e *env) redis() *stack.Redis {
+	e.t.Helper()
+	if e.redisProc == nil {
+		r, err := e.st.StartRedis("redis", 0)
+		e.must(err)
+		e.redisProc = r
+	}
+	return e.redisProc
+}
+
+// publish is frappe.publish_realtime through the env's web app and Redis.
+func (e *env) publish(room, event string, message any) {
+	e.t.Helper()
+	_, err := e.sessions().Publish(site, room, event, message)
+	e.must(err)
+}
+
 func (e *env) realtimeWith(name string, o stack.RealtimeOptions) *stack.Realtime {
 	e.t.Helper()
+	if o.Redis == "" {
+		o.Redis = e.redis().URL()
+	}
 	rt, err := e.st.StartRealtime(name, o)
 	e.must(err)
 	return rt
 }
 
 // sessions is the web app that answers the realtime servers' session
-// callbacks (get_user_info, can_subscribe_doc), started once per env.
+// callbacks (get_user_info, can_subscribe_doc) and publishes events to the
+// env's Redis, started once per env.
 func (e *env) sessions() *stack.Webapp {
 	e.t.Helper()
 	if e.sessionApp == nil {
-		w, err := e.st.StartWebapp("sessions", stack.WebappOptions{})
+		w, err := e.st.StartWebapp("sessions", stack.WebappOptions{Site: site, Redis: e.redis().URL()})
 		e.must(err)
 		e.sessionApp = w
 	}
@@ -128,15 +152,15 @@ func (e *env) traefik(entryPoints []string, dynamic string, routers ...string) *
 
 // client runs socket.io-client against base as a Raven page would: the
 // site's namespace, subscribed to the channel, waiting for message_created.
-// When wantEvent is set, the event is published (through every replica's
-// control port, as Redis would) once the client reports ready.
-func (e *env) client(name, base string, publishers []*stack.Realtime, headers ...string) stack.ClientEvent {
+// With publish, the event is published once through Redis (as
+// frappe.publish_realtime does) when the client reports ready.
+func (e *env) client(name, base string, publish bool, headers ...string) stack.ClientEvent {
 	e.t.Helper()
 	opts := stack.ClientOptions{
 		URL: base, Namespace: namespace, Headers: headers, Subscribe: doctype + "/" + channel,
 		Timeout: 12 * time.Second, Settle: 1500 * time.Millisecond,
 	}
-	if len(publishers) > 0 {
+	if publish {
 		opts.WaitEvent = "message_created"
 		opts.Events = 1
 	}
@@ -145,8 +169,8 @@ func (e *env) client(name, base string, publishers []*stack.Realtime, headers ..
 	result, err := run.Next(15*time.Second, "ready")
 	e.must(err)
 	if result.Type == "ready" { // else the client ended without connecting
-		for _, rt := range publishers {
-			e.must(rt.Publish(namespace, room, "message_created", ravenMessage(name)))
+		if publish {
+			e.publish(room, "message_created", ravenMessage(name))
 		}
 		result, err = run.Result(20 * time.Second)
 		e.must(err)

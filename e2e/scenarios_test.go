@@ -37,7 +37,7 @@ func TestScenario1ReportProdPath(t *testing.T) {
 		t.Errorf("direct websocket: %d %q repaired=%q", ws.Status, ws.Body, ws.Header.Get("X-Socketio-Guard-Repaired"))
 	}
 
-	r := e.client("raven-page", base, []*stack.Realtime{rt}, origin(base), session)
+	r := e.client("raven-page", base, true, origin(base), session)
 	expectDelivered(t, r, "websocket", "raven-page")
 	if strings.Contains(tr.Logs(), "level=error") {
 		t.Errorf("the guard logged an error on a healthy path")
@@ -62,7 +62,7 @@ func TestScenario2FrontProxyStripsUpgrade(t *testing.T) {
 		if ws.Status != 101 || ws.Header.Get("X-Socketio-Guard-Repaired") != "upgrade" {
 			t.Errorf("websocket through the front proxy: %d, X-Socketio-Guard-Repaired=%q", ws.Status, ws.Header.Get("X-Socketio-Guard-Repaired"))
 		}
-		r := e.client("guarded-client", base, []*stack.Realtime{rt}, origin(base), session)
+		r := e.client("guarded-client", base, true, origin(base), session)
 		expectDelivered(t, r, "websocket", "guarded-client")
 		if !r.Upgraded {
 			t.Errorf("the client did not upgrade from polling")
@@ -75,7 +75,7 @@ func TestScenario2FrontProxyStripsUpgrade(t *testing.T) {
 		if ws.Status != 400 {
 			t.Errorf("websocket through the front proxy without the guard: %d, want 400", ws.Status)
 		}
-		r := e.client("plain-client", base, []*stack.Realtime{rt}, origin(base), session)
+		r := e.client("plain-client", base, true, origin(base), session)
 		expectStayedOnPolling(t, r, "plain-client")
 	})
 }
@@ -97,7 +97,7 @@ func TestScenario3SidecarLosesUpgrade(t *testing.T) {
 	}
 	expectLog(t, tr, "level=error", "event=upgrade-lost-downstream", "proxy_http_version 1.1")
 
-	r := e.client("raven-page", base, []*stack.Realtime{rt}, origin(base), session)
+	r := e.client("raven-page", base, true, origin(base), session)
 	expectStayedOnPolling(t, r, "raven-page")
 }
 
@@ -155,7 +155,7 @@ http:
 			t.Errorf("web app through the sandbox port: %d", a.Status)
 		}
 		handshake(t, base, nil)
-		r := e.client("sandbox-page", base, []*stack.Realtime{rt}, origin(base), session)
+		r := e.client("sandbox-page", base, true, origin(base), session)
 		expectDelivered(t, r, "websocket", "sandbox-page")
 	})
 	t.Run("misrouted, fallback mode: 421 no-socketio-route", func(t *testing.T) {
@@ -168,7 +168,7 @@ http:
 		if a := get(t, base+"/", nil); a.Status != 200 {
 			t.Errorf("the web app's own page through the fallback router: %d", a.Status)
 		}
-		r := e.client("misrouted-page", base, nil, origin(base), session)
+		r := e.client("misrouted-page", base, false, origin(base), session)
 		expectRefused(t, r, "xhr poll error", 421)
 	})
 	t.Run("misrouted, without the guard: the web app's 404", func(t *testing.T) {
@@ -177,7 +177,7 @@ http:
 		if a.Status != 404 || a.Header.Get("X-Socketio-Guard-Error") != "" || !strings.Contains(a.Body, "Page not found") {
 			t.Errorf("without the guard: %d %q", a.Status, a.Body)
 		}
-		r := e.client("misrouted-plain-page", base, nil, origin(base), session)
+		r := e.client("misrouted-plain-page", base, false, origin(base), session)
 		expectRefused(t, r, "xhr poll error", 404)
 	})
 }
@@ -219,7 +219,7 @@ http:
 		if !strings.Contains(g.Guard.Detail, `"127.0.0.1"`) {
 			t.Errorf("detail does not name the host: %q", g.Guard.Detail)
 		}
-		r := e.client("guarded-page", base, nil, origin(base), session)
+		r := e.client("guarded-page", base, false, origin(base), session)
 		expectRefused(t, r, "xhr poll error", 421)
 		// Anything else still gets the catch-all's own answer (noop@internal: 418).
 		if a := get(t, base+"/favicon.ico", nil); a.Status != 418 {
@@ -232,7 +232,7 @@ http:
 		if a.Status != 404 || strings.TrimSpace(a.Body) != "404 page not found" {
 			t.Errorf("without the fallback: %d %q", a.Status, a.Body)
 		}
-		r := e.client("plain-page", base, nil, origin(base), session)
+		r := e.client("plain-page", base, false, origin(base), session)
 		expectRefused(t, r, "xhr poll error", 404)
 	})
 }
@@ -247,7 +247,7 @@ func TestScenario6FrappeOriginCheck(t *testing.T) {
 	tr := e.traefik([]string{"guarded", "plain"}, guardedAndPlainRoutes(realtimeURL(rt), `{setMissingOrigin: "true", logLevel: info}`), "sio-guarded@file", "sio-plain@file")
 
 	t.Run("without the guard: Invalid origin", func(t *testing.T) {
-		r := e.client("plain-no-origin", tr.URL("plain"), nil, session)
+		r := e.client("plain-no-origin", tr.URL("plain"), false, session)
 		expectRefused(t, r, "Invalid origin", 0)
 	})
 	t.Run("with setMissingOrigin: connected", func(t *testing.T) {
@@ -256,12 +256,12 @@ func TestScenario6FrappeOriginCheck(t *testing.T) {
 		if a.Header.Get("X-Socketio-Guard-Repaired") != "origin" {
 			t.Errorf("handshake without Origin: X-Socketio-Guard-Repaired=%q", a.Header.Get("X-Socketio-Guard-Repaired"))
 		}
-		r := e.client("guarded-no-origin", base, []*stack.Realtime{rt}, session)
+		r := e.client("guarded-no-origin", base, true, session)
 		expectDelivered(t, r, "websocket", "guarded-no-origin")
 		expectLog(t, tr, "level=info", "event=repaired-origin")
 	})
 	t.Run("a foreign Origin is never overwritten", func(t *testing.T) {
-		r := e.client("guarded-foreign-origin", tr.URL("guarded"), nil, "Origin: https://evil.example", session)
+		r := e.client("guarded-foreign-origin", tr.URL("guarded"), false, "Origin: https://evil.example", session)
 		expectRefused(t, r, "Invalid origin", 0)
 	})
 }
@@ -328,7 +328,7 @@ http:
 	})
 	t.Run("sticky cookie: websocket, event delivered", func(t *testing.T) {
 		base := tr.URL("sticky")
-		r := e.client("sticky-page", base, []*stack.Realtime{a, b}, origin(base), session)
+		r := e.client("sticky-page", base, true, origin(base), session)
 		expectDelivered(t, r, "websocket", "sticky-page")
 	})
 }
@@ -345,7 +345,7 @@ func TestScenario8QueryDropped(t *testing.T) {
 
 	expectGuardError(t, get(t, front.URL()+"/socket.io/?EIO=4&transport=polling&t=x", nil), 400, "query-missing")
 	expectLog(t, tr, "level=error", "event=query-missing", "path=/socket.io/")
-	r := e.client("raven-page", front.URL(), nil, origin(front.URL()), session)
+	r := e.client("raven-page", front.URL(), false, origin(front.URL()), session)
 	expectRefused(t, r, "xhr poll error", 400)
 }
 
@@ -380,7 +380,7 @@ http:
 		t.Errorf("the web app's answer leaked through: Set-Cookie=%q detail=%q", a.Header.Get("Set-Cookie"), g.Guard.Detail)
 	}
 	expectLog(t, tr, "level=error", "event=backend-not-socketio")
-	r := e.client("raven-page", base, nil, origin(base), session)
+	r := e.client("raven-page", base, false, origin(base), session)
 	expectRefused(t, r, "xhr poll error", 502)
 }
 

@@ -54,15 +54,13 @@ func TestCrossSiteJSONPCannotJoinTheVictimsNamespace(t *testing.T) {
 	if _, err := os.Stat(chromiumPath()); err != nil {
 		t.Fatalf("no Chromium at %s: run scripts/setup-e2e.sh --browser (make e2e does)", chromiumPath())
 	}
-	ports, err := stack.FreePorts(2)
-	e.must(err)
 	// The realtime server calls the web app directly (Frappe's server_ip):
 	// it cannot resolve the *.example.test names the browser uses.
 	web, err := e.st.StartWebapp("webapp", stack.WebappOptions{
-		StaticDir: filepath.Join(e.st.Tools.Repo, "demo", "page"), Site: site, Publish: fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		StaticDir: filepath.Join(e.st.Tools.Repo, "demo", "page"), Site: site, Redis: e.redis().URL(),
 	})
 	e.must(err)
-	rt := e.realtimeWith("realtime", stack.RealtimeOptions{Port: ports[0], ControlPort: ports[1], ServerIP: stack.Addr(web.Port)})
+	rt := e.realtimeWith("realtime", stack.RealtimeOptions{ServerIP: stack.Addr(web.Port)})
 	evil := httptest.NewServer(http.HandlerFunc(serveAttackerPage))
 	t.Cleanup(evil.Close)
 	certFile, keyFile := writeCertificate(t, e.st.Dir, appHost, evilHost)
@@ -214,7 +212,7 @@ http:
 			if sid == "" {
 				return
 			}
-			joined, received := attackerJoins(t, tg.base, sid, rt)
+			joined, received := attackerJoins(t, tg.base, sid, web)
 			if joined != tg.wantJoins || received != tg.wantJoins {
 				t.Errorf("the attacker's server joined the victim's namespace: %v, received the victim's event: %v; want %v", joined, received, tg.wantJoins)
 			}
@@ -279,7 +277,7 @@ func leakedSID(packet string) string {
 // attackerJoins is the attacker's server: with the leaked sid it sends the
 // CONNECT packet for the victim's namespace (as JSONP's form body), reads the
 // answer, then waits for an event published to the victim's user room.
-func attackerJoins(t *testing.T, base, sid string, rt *stack.Realtime) (joined, received bool) {
+func attackerJoins(t *testing.T, base, sid string, web *stack.Webapp) (joined, received bool) {
 	t.Helper()
 	endpoint := base + "/socket.io/?EIO=4&transport=polling&sid=" + url.QueryEscape(sid)
 	post := attackerRequest(t, http.MethodPost, endpoint, "d="+url.QueryEscape("40"+namespace+","))
@@ -287,7 +285,7 @@ func attackerJoins(t *testing.T, base, sid string, rt *stack.Realtime) (joined, 
 	first := attackerRequest(t, http.MethodGet, endpoint, "")
 	t.Logf("answer: %s", first)
 	joined = strings.Contains(first, `40`+namespace+`,{`)
-	if err := rt.Publish(namespace, "user:Administrator", "victim_private", map[string]string{"secret": "for the victim only"}); err != nil {
+	if _, err := web.Publish(site, "user:Administrator", "victim_private", map[string]string{"secret": "for the victim only"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3 && !received; i++ {

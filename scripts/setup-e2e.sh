@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the end-to-end suite, the demo and the benchmarks need,
-# on a fresh Debian machine with Go and Node (as CI has): nginx and Chromium
-# from Debian, the Node peers from the committed lockfile, and Traefik built
+# on a fresh Debian machine with Go and Node (as CI has): nginx, Redis and
+# Chromium from Debian, the Node peers from the committed lockfile, and Traefik built
 # from the Go module proxy. Everything is cached: a second run takes seconds.
 #
 # usage: scripts/setup-e2e.sh [--browser] [--bench]
@@ -41,11 +41,12 @@ apt_install() {
 command -v go >/dev/null || { say "Go is required (https://go.dev/dl)"; exit 1; }
 command -v node >/dev/null && command -v npm >/dev/null || { say "Node.js 18+ with npm is required"; exit 1; }
 
-apt_install nginx
+apt_install nginx redis-server
 $want_browser && apt_install chromium
 $want_bench && apt_install wrk
 
-# Node peers (socket.io, socket.io-client, playwright-core) from the lockfile.
+# Node peers (socket.io, socket.io-client, the Redis client, adapter and
+# emitter, playwright-core) from the lockfile.
 node_dir="$root/e2e/node"
 stamp="$node_dir/node_modules/.socketioguard-lock"
 if [ ! -f "$stamp" ] || ! cmp -s "$node_dir/package-lock.json" "$stamp"; then
@@ -58,6 +59,7 @@ traefik="$("$root/scripts/build-traefik.sh")"
 
 echo "SOCKETIOGUARD_TRAEFIK=$traefik"
 echo "SOCKETIOGUARD_NGINX=$(command -v nginx || echo /usr/sbin/nginx)"
+echo "SOCKETIOGUARD_REDIS=$(command -v redis-server || echo /usr/bin/redis-server)"
 echo "SOCKETIOGUARD_NODE=$(command -v node)"
 $want_browser && echo "SOCKETIOGUARD_CHROMIUM=$(command -v chromium)"
 exit 0

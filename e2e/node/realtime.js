@@ -7,124 +7,159 @@
 // order with Frappe's messages, the callback to <Origin>/api/method/
 // frappe.realtime.get_user_info (or http://<server_ip> when --server-ip is
 // given, as Frappe's conf.server_ip), the rooms every socket joins, and
-// doc_subscribe joining only after the permission callback. Events are
-// published from outside (Frappe uses Redis pub/sub; here a control port
-// takes the same {event, room, message, namespace}).
+// doc_subscribe joining only after the permission callback.
 //
-// usage: node realtime.js --port 9000 --control-port 9100 [--name replica-a]
-//          [--server-ip 127.0.0.1:8000] [--default-site raven.localhost]
+// Events arrive through Redis, in one of two ways (several replicas differ):
+//   Frappe's way (default): every process subscribes to the Redis channel
+//     "events" itself — {"event","message","room","namespace":<site>}, as
+//     frappe.publish_realtime publishes — and emits to its own clients; an
+//     event without a room goes to every site. No adapter: with one on top,
+//     each event would reach each client once per replica.
+//   --adapter: the generic Socket.IO app's way, @socket.io/redis-adapter over
+//     the same Redis; events are emitted once, by @socket.io/redis-emitter
+//     (webapp.js --emit adapter) or by one replica.
+//
+// usage: node realtime.js --port 9000 --redis redis://127.0.0.1:6379 [--adapter]
+//          [--name replica-a] [--server-ip 127.0.0.1:8000] [--default-site raven.localhost]
 //          [--ping-interval 25000] [--ping-timeout 20000] [--refuse-requests]
 "use strict";
 
 const http = require("node:http");
 const { Server } = require("socket.io");
+const { createClient } = require("redis");
+const { createAdapter } = require("@socket.io/redis-adapter");
 
 const args = parseArgs(process.argv.slice(2));
 const port = Number(args.port || 9000);
-const controlPort = Number(args["control-port"] || 0);
 const name = args.name || `realtime:${port}`;
 const host = args.host || "127.0.0.1";
 
-const server = http.createServer();
-const io = new Server(server, {
-  cors: { origin: true, credentials: true },
-  cleanupEmptyChildNamespaces: true,
-  pingInterval: Number(args["ping-interval"] || 25000),
-  pingTimeout: Number(args["ping-timeout"] || 20000),
-  // Not Frappe: stands for a server whose allowRequest refuses (origin, CORS or auth checks).
-  allowRequest: args["refuse-requests"] ? (req, callback) => callback("Forbidden", false) : undefined,
+main().catch((err) => {
+  log(`cannot start: ${err.message}`);
+  process.exit(1);
 });
 
-// Multitenancy, as Frappe: any "/<sitename>" namespace, validated on connect.
-const realtime = io.of(/^\/.*$/);
+async function main() {
+  const server = http.createServer();
+  const adapter = args.adapter ? await redisAdapter() : undefined;
+  const io = new Server(server, {
+    adapter,
+    cors: { origin: true, credentials: true },
+    cleanupEmptyChildNamespaces: true,
+    pingInterval: Number(args["ping-interval"] || 25000),
+    pingTimeout: Number(args["ping-timeout"] || 20000),
+    // Not Frappe: stands for a server whose allowRequest refuses (origin, CORS or auth checks).
+    allowRequest: args["refuse-requests"] ? (req, callback) => callback("Forbidden", false) : undefined,
+  });
 
-// Frappe's authenticate middleware, in its order and with its messages.
-realtime.use((socket, next) => {
-  const headers = socket.request.headers;
-  const namespace = socket.nsp.name.slice(1);
-  const site = siteName(headers);
-  if (namespace !== site) {
-    next(new Error("Invalid namespace"));
-    // Frappe does not return here: the next refusal may follow.
-  }
-  if (getHostname(headers.host) !== getHostname(headers.origin)) {
-    next(new Error("Invalid origin"));
-    return;
-  }
-  if (!headers.cookie) {
-    next(new Error("No cookie transmitted."));
-    return;
-  }
-  const sid = cookieValue(headers.cookie, "sid");
-  if (!sid && !headers.authorization) {
-    next(new Error("No authentication method used. Use cookie or authorization header."));
-    return;
-  }
-  frappeCall(socket, "/api/method/frappe.realtime.get_user_info", {}, sid, site)
-    .then(({ status, body }) => {
-      if (status !== 200) throw new Error(statusText(status));
-      socket.user = body.message.user;
-      socket.user_type = body.message.user_type;
-      socket.sid = sid;
-      next();
-    })
-    .catch((err) => next(new Error(`Unauthorized: Error: ${err.message}`)));
-});
+  // Multitenancy, as Frappe: any "/<sitename>" namespace, validated on connect.
+  const realtime = io.of(/^\/.*$/);
 
-realtime.on("connection", (socket) => {
-  socket.join(`user:${socket.user}`);
-  socket.join("website");
-  if (socket.user_type === "System User") socket.join("all");
-  socket.on("doc_subscribe", (doctype, docname) => {
-    // Joins only when the permission call answers 200; Frappe sends no
-    // acknowledgement. (doc_subscribed is this stand-in's addition, for the
-    // test harness's readiness; Frappe's own clients never wait for it.)
-    frappeCall(socket, "/api/method/frappe.realtime.can_subscribe_doc", { doctype, docname }, socket.sid, socket.nsp.name.slice(1))
-      .then(({ status }) => {
-        if (status !== 200) return;
-        socket.join(`doc:${doctype}/${docname}`);
-        socket.emit("doc_subscribed", { doctype, docname });
+  // Frappe's authenticate middleware, in its order and with its messages.
+  realtime.use((socket, next) => {
+    const headers = socket.request.headers;
+    const namespace = socket.nsp.name.slice(1);
+    const site = siteName(headers);
+    if (namespace !== site) {
+      next(new Error("Invalid namespace"));
+      // Frappe does not return here: the next refusal may follow.
+    }
+    if (getHostname(headers.host) !== getHostname(headers.origin)) {
+      next(new Error("Invalid origin"));
+      return;
+    }
+    if (!headers.cookie) {
+      next(new Error("No cookie transmitted."));
+      return;
+    }
+    const sid = cookieValue(headers.cookie, "sid");
+    if (!sid && !headers.authorization) {
+      next(new Error("No authentication method used. Use cookie or authorization header."));
+      return;
+    }
+    frappeCall(socket, "/api/method/frappe.realtime.get_user_info", {}, sid, site)
+      .then(({ status, body }) => {
+        if (status !== 200) throw new Error(statusText(status));
+        socket.user = body.message.user;
+        socket.user_type = body.message.user_type;
+        socket.sid = sid;
+        next();
       })
-      .catch((err) => log(`doc_subscribe: ${err.message}`));
+      .catch((err) => next(new Error(`Unauthorized: Error: ${err.message}`)));
   });
-  socket.on("doc_unsubscribe", (doctype, docname) => {
-    socket.leave(`doc:${doctype}/${docname}`);
-  });
-});
 
-server.listen(port, host, () => {
-  log(`listening on ${host}:${port}`);
-});
-
-// The control port stands in for Frappe's Redis "events" channel:
-// POST /publish {"namespace":"/site","room":"doc:Raven Channel/general","event":"message_created","message":{...}}
-if (controlPort) {
-  const control = http.createServer((req, res) => {
-    if (req.method === "GET" && req.url === "/health") {
-      res.writeHead(200, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ name, clients: io.engine.clientsCount }));
-      return;
-    }
-    if (req.method !== "POST" || req.url !== "/publish") {
-      res.writeHead(404).end();
-      return;
-    }
-    let body = "";
-    req.on("data", (chunk) => (body += chunk));
-    req.on("end", () => {
-      try {
-        const { namespace, room, event, message } = JSON.parse(body);
-        const nsp = io.of(namespace);
-        (room ? nsp.to(room) : nsp).emit(event, message);
-        res.writeHead(200, { "Content-Type": "application/json" });
-        res.end(JSON.stringify({ published: event, room, namespace }));
-      } catch (err) {
-        res.writeHead(400, { "Content-Type": "application/json" });
-        res.end(JSON.stringify({ error: err.message }));
-      }
+  realtime.on("connection", (socket) => {
+    socket.join(`user:${socket.user}`);
+    socket.join("website");
+    if (socket.user_type === "System User") socket.join("all");
+    socket.on("doc_subscribe", (doctype, docname) => {
+      // Joins only when the permission call answers 200; Frappe sends no
+      // acknowledgement. (doc_subscribed is this stand-in's addition, for the
+      // test harness's readiness; Frappe's own clients never wait for it.)
+      frappeCall(socket, "/api/method/frappe.realtime.can_subscribe_doc", { doctype, docname }, socket.sid, socket.nsp.name.slice(1))
+        .then(({ status }) => {
+          if (status !== 200) return;
+          socket.join(`doc:${doctype}/${docname}`);
+          socket.emit("doc_subscribed", { doctype, docname });
+        })
+        .catch((err) => log(`doc_subscribe: ${err.message}`));
+    });
+    socket.on("doc_unsubscribe", (doctype, docname) => {
+      socket.leave(`doc:${doctype}/${docname}`);
     });
   });
-  control.listen(controlPort, host, () => log(`control on ${host}:${controlPort}`));
+
+  // Frappe's way: this process subscribes to "events" and emits to its own clients.
+  if (!args.adapter && args.redis) {
+    const subscriber = redisClient("events subscriber");
+    await subscriber.connect();
+    await subscriber.subscribe("events", (raw) => {
+      let m;
+      try {
+        m = JSON.parse(raw);
+      } catch {
+        log(`events: not JSON: ${raw.slice(0, 80)}`);
+        return;
+      }
+      if (m.room) io.of(`/${m.namespace}`).to(m.room).emit(m.event, m.message);
+      else realtime.emit(m.event, m.message); // every site
+    });
+  }
+
+  server.listen(port, host, () => {
+    log(`listening on ${host}:${port}${args.adapter ? " (redis adapter)" : args.redis ? " (subscribed to Redis events)" : ""}`);
+  });
+
+  for (const sig of ["SIGTERM", "SIGINT"]) {
+    process.on(sig, () => {
+      io.close();
+      process.exit(0);
+    });
+  }
+}
+
+async function redisAdapter() {
+  const pub = redisClient("adapter pub");
+  const sub = redisClient("adapter sub");
+  await Promise.all([pub.connect(), sub.connect()]);
+  return createAdapter(pub, sub);
+}
+
+// redisClient reconnects by itself (node-redis v4's default strategy) and
+// restores its subscriptions, as Frappe's realtime server relies on.
+function redisClient(role) {
+  if (!args.redis) throw new Error("--redis is required");
+  const client = createClient({ url: args.redis });
+  let down = false;
+  client.on("error", (err) => {
+    if (!down) log(`redis ${role}: ${err.message}`);
+    down = true;
+  });
+  client.on("ready", () => {
+    if (down) log(`redis ${role}: reconnected`);
+    down = false;
+  });
+  return client;
 }
 
 // Frappe's get_site_name: X-Frappe-Site-Name, else default_site for
@@ -199,11 +234,4 @@ function parseArgs(argv) {
 
 function log(msg) {
   process.stdout.write(`[${name}] ${msg}\n`);
-}
-
-for (const sig of ["SIGTERM", "SIGINT"]) {
-  process.on(sig, () => {
-    io.close();
-    process.exit(0);
-  });
 }

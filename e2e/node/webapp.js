@@ -2,23 +2,43 @@
 // own pages and API, and 404 with an HTML page on any path it does not know —
 // /socket.io/ included, which is exactly what a misrouted Socket.IO request gets.
 //
-// For the demo it also plays Raven's backend: POST /api/method/raven.api.send_message
-// publishes message_created with Raven's payload to the realtime server
-// (frappe.publish_realtime → Redis → realtime; here its control port).
+// It publishes realtime events as frappe.publish_realtime does, through Redis
+// (--redis): PUBLISH on the channel "events" with
+// {"event","message","room","namespace":<site>} (Frappe's way: every realtime
+// process subscribes), or with --emit adapter once through
+// @socket.io/redis-emitter (the generic Socket.IO app's way, for replicas on
+// @socket.io/redis-adapter). Raven's backend: POST
+// /api/method/raven.api.send_message publishes message_created with Raven's
+// payload; POST /publish_realtime {"event","message","room","namespace"}
+// publishes anything (the test harness's frappe.publish_realtime), and
+// answers how many Redis subscribers received it.
 //
 // usage: node webapp.js --port 8000 [--static dir] [--site raven.localhost]
-//                       [--publish http://127.0.0.1:9100]   (the realtime control port)
+//                       [--redis redis://127.0.0.1:6379] [--emit events|adapter]
 "use strict";
 
 const fs = require("node:fs");
 const http = require("node:http");
 const path = require("node:path");
+const { createClient } = require("redis");
+const { Emitter } = require("@socket.io/redis-emitter");
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, "")] = process.argv[i + 1];
 const port = Number(args.port || 8000);
 const host = args.host || "127.0.0.1";
 const staticDir = args.static ? path.resolve(args.static) : "";
+const site = args.site || "raven.localhost";
+
+// One Redis connection for publishing; it reconnects by itself.
+let redis = null;
+let emitter = null;
+if (args.redis) {
+  redis = createClient({ url: args.redis });
+  redis.on("error", () => {}); // reconnects; a publish meanwhile fails and says so
+  redis.connect().catch(() => {});
+  if (args.emit === "adapter") emitter = new Emitter(redis);
+}
 
 const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
 
@@ -42,10 +62,23 @@ const server = http.createServer((req, res) => {
   }
   if (url.pathname === "/api/method/raven.get_site") {
     res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(JSON.stringify({ message: args.site || "raven.localhost" }));
+    res.end(JSON.stringify({ message: site }));
     return;
   }
-  if (url.pathname === "/api/method/raven.api.send_message" && req.method === "POST" && args.publish) {
+  if (url.pathname === "/publish_realtime" && req.method === "POST") {
+    readJSON(req)
+      .then((body) => publishRealtime(body.event, body.message, body.room, body.namespace || site))
+      .then((subscribers) => {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ subscribers }));
+      })
+      .catch((err) => {
+        res.writeHead(502, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ exc: err.message }));
+      });
+    return;
+  }
+  if (url.pathname === "/api/method/raven.api.send_message" && req.method === "POST") {
     readJSON(req)
       .then((body) => publishMessageCreated(body.channel_id || "general", String(body.text || "")))
       .then((message) => {
@@ -104,15 +137,21 @@ function publishMessageCreated(channelID, text) {
     message_id: `MSG-${Date.now()}-${++messageCount}`,
     message_details: { text, message_type: "Text" },
   };
-  const body = JSON.stringify({ namespace: `/${args.site || "raven.localhost"}`, room: `doc:Raven Channel/${channelID}`, event: "message_created", message });
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL("/publish", args.publish), { method: "POST", headers: { "Content-Type": "application/json" }, timeout: 5000 }, (res) => {
-      res.resume();
-      res.on("end", () => (res.statusCode === 200 ? resolve(message) : reject(new Error(`publish answered ${res.statusCode}`))));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
+  return publishRealtime("message_created", message, `doc:Raven Channel/${channelID}`, site).then(() => message);
+}
+
+// frappe.publish_realtime: one PUBLISH on "events" (Frappe's way), or one
+// emit through the Redis emitter (--emit adapter). Resolves to the number of
+// Redis subscribers that received it (the emitter's own channel counts too).
+async function publishRealtime(event, message, room, namespace) {
+  if (!redis) throw new Error("no --redis to publish to");
+  if (!redis.isReady) throw new Error("Redis is not connected");
+  if (emitter) {
+    const nsp = emitter.of(`/${namespace}`);
+    (room ? nsp.to(room) : nsp).emit(event, message);
+    return -1; // the emitter does not say
+  }
+  return redis.publish("events", JSON.stringify({ event, message, room, namespace }));
 }
 
 function readJSON(req) {

@@ -20,6 +20,7 @@ const Site = "raven.localhost"
 // entrypoint, and with Broken, the report's broken variants next to it.
 type Demo struct {
 	Stack    *Stack
+	Redis    *Redis
 	Webapp   *Webapp
 	Realtime *Realtime
 	Traefik  *Traefik
@@ -44,27 +45,25 @@ func StartDemo(st *Stack, o DemoOptions) (*Demo, error) {
 		o.Port = 8005
 	}
 	demoDir := filepath.Join(st.Tools.Repo, "demo")
-	ports, err := FreePorts(2)
-	if err != nil {
+	d := &Demo{Stack: st, Variants: map[string]string{}}
+	var err error
+	// Frappe's redis_queue: the web app publishes events there, the realtime
+	// server subscribes to them.
+	if d.Redis, err = st.StartRedis("redis", 0); err != nil {
 		return nil, err
 	}
-	realtimePort, controlPort := ports[0], ports[1]
-	d := &Demo{Stack: st, Variants: map[string]string{}}
-
-	d.Webapp, err = st.StartWebapp("webapp", WebappOptions{
-		StaticDir: filepath.Join(demoDir, "page"), Site: Site,
-		Publish: fmt.Sprintf("http://127.0.0.1:%d", controlPort),
-	})
+	d.Webapp, err = st.StartWebapp("webapp", WebappOptions{StaticDir: filepath.Join(demoDir, "page"), Site: Site, Redis: d.Redis.URL()})
 	if err != nil {
 		return nil, err
 	}
 	// No server_ip: the realtime server calls the Origin back, as Frappe does
 	// by default, so the Origin the guard sets must reach the web app through
 	// Traefik (the demo's web router).
-	d.Realtime, err = st.StartRealtime("realtime", RealtimeOptions{Port: realtimePort, ControlPort: controlPort})
+	d.Realtime, err = st.StartRealtime("realtime", RealtimeOptions{Redis: d.Redis.URL()})
 	if err != nil {
 		return nil, err
 	}
+	realtimePort := d.Realtime.Port
 
 	to := TraefikOptions{
 		Name:         "traefik",

@@ -30,6 +30,7 @@ import (
 type Tools struct {
 	Traefik string // Traefik v3.6.12 built from the Go module proxy
 	Nginx   string // Debian's nginx
+	Redis   string // Debian's redis-server
 	Node    string
 	NodeDir string // e2e/node: realtime.js, webapp.js, client.js, node_modules
 	Repo    string // the working tree whose plugin source is mounted
@@ -45,6 +46,7 @@ func FindTools() (Tools, error) {
 	t := Tools{
 		Traefik: os.Getenv("SOCKETIOGUARD_TRAEFIK"),
 		Nginx:   os.Getenv("SOCKETIOGUARD_NGINX"),
+		Redis:   os.Getenv("SOCKETIOGUARD_REDIS"),
 		Node:    os.Getenv("SOCKETIOGUARD_NODE"),
 		NodeDir: filepath.Join(repo, "e2e", "node"),
 		Repo:    repo,
@@ -62,8 +64,11 @@ func FindTools() (Tools, error) {
 	if t.Node == "" {
 		t.Node, _ = exec.LookPath("node")
 	}
+	if t.Redis == "" {
+		t.Redis, _ = exec.LookPath("redis-server")
+	}
 	var missing []string
-	for name, path := range map[string]string{"traefik": t.Traefik, "nginx": t.Nginx, "node": t.Node,
+	for name, path := range map[string]string{"traefik": t.Traefik, "nginx": t.Nginx, "node": t.Node, "redis-server": t.Redis,
 		"node_modules": filepath.Join(t.NodeDir, "node_modules", "socket.io")} {
 		if _, err := os.Stat(path); path == "" || err != nil {
 			missing = append(missing, name)
@@ -314,12 +319,18 @@ func Addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 // Realtime is a running Frappe-like Socket.IO server.
 type Realtime struct {
 	*Process
-	Port, ControlPort int
+	Port    int
+	Options RealtimeOptions // as started (a restart passes them again)
 }
 
 // RealtimeOptions configure the Frappe-like realtime server.
 type RealtimeOptions struct {
-	Port, ControlPort int // 0: free ports (a restart passes the old ones)
+	Port int // 0: a free port (a restart passes the old one)
+	// Redis is the URL events come through (redis://127.0.0.1:port).
+	Redis string
+	// Adapter: @socket.io/redis-adapter (the generic Socket.IO app's way)
+	// instead of subscribing to Frappe's "events" channel.
+	Adapter bool
 	// ServerIP is Frappe's conf.server_ip (host:port of the web app): the
 	// server then calls http://<ServerIP>/api/method/… instead of the Origin.
 	ServerIP     string
@@ -331,23 +342,27 @@ type RealtimeOptions struct {
 
 // StartRealtime starts e2e/node/realtime.js.
 func (s *Stack) StartRealtime(name string, o RealtimeOptions) (*Realtime, error) {
-	if o.Port == 0 || o.ControlPort == 0 {
-		ports, err := FreePorts(2)
+	if o.Port == 0 {
+		port, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
-		o.Port, o.ControlPort = ports[0], ports[1]
+		o.Port = port
 	}
-	args := []string{filepath.Join(s.Tools.NodeDir, "realtime.js"), "--port", fmt.Sprint(o.Port),
-		"--control-port", fmt.Sprint(o.ControlPort), "--name", name}
-	if o.ServerIP != "" {
-		args = append(args, "--server-ip", o.ServerIP)
+	args := []string{filepath.Join(s.Tools.NodeDir, "realtime.js"), "--port", fmt.Sprint(o.Port), "--name", name}
+	add := func(flag, value string) {
+		if value != "" {
+			args = append(args, flag, value)
+		}
 	}
-	if o.DefaultSite != "" {
-		args = append(args, "--default-site", o.DefaultSite)
-	}
+	add("--redis", o.Redis)
+	add("--server-ip", o.ServerIP)
+	add("--default-site", o.DefaultSite)
 	if o.PingInterval > 0 {
-		args = append(args, "--ping-interval", fmt.Sprint(o.PingInterval.Milliseconds()))
+		add("--ping-interval", fmt.Sprint(o.PingInterval.Milliseconds()))
+	}
+	if o.Adapter {
+		args = append(args, "--adapter")
 	}
 	if o.RefuseRequests {
 		args = append(args, "--refuse-requests")
@@ -356,30 +371,52 @@ func (s *Stack) StartRealtime(name string, o RealtimeOptions) (*Realtime, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := WaitTCP(p, Addr(o.ControlPort), 10*time.Second); err != nil {
-		return nil, err
-	}
 	if err := WaitTCP(p, Addr(o.Port), 10*time.Second); err != nil {
 		return nil, err
 	}
-	return &Realtime{Process: p, Port: o.Port, ControlPort: o.ControlPort}, nil
+	return &Realtime{Process: p, Port: o.Port, Options: o}, nil
 }
 
-// Publish stands in for frappe.publish_realtime: the event goes to a room of a namespace.
-func (r *Realtime) Publish(namespace, room, event string, message any) error {
-	body, _ := json.Marshal(map[string]any{"namespace": namespace, "room": room, "event": event, "message": message})
-	client := http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:%d/publish", r.ControlPort), "application/json", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("publish answered %d: %s", resp.StatusCode, b)
-	}
-	return nil
+// Restart stops the server and starts it again on the same port, as name.
+func (r *Realtime) Restart(s *Stack, name string) (*Realtime, error) {
+	r.Stop()
+	return s.StartRealtime(name, r.Options)
 }
+
+// ---- Redis ----
+
+// Redis is a running Debian redis-server on a loopback port, with its own
+// directory and no persistence.
+type Redis struct {
+	*Process
+	Port int
+}
+
+// StartRedis starts redis-server on port (0: a free one).
+func (s *Stack) StartRedis(name string, port int) (*Redis, error) {
+	if port == 0 {
+		var err error
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	dir := filepath.Join(s.Dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	p, err := s.StartIn(dir, name, nil, s.Tools.Redis, "--bind", "127.0.0.1", "--port", fmt.Sprint(port),
+		"--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes")
+	if err != nil {
+		return nil, err
+	}
+	if err := WaitTCP(p, Addr(port), 10*time.Second); err != nil {
+		return nil, err
+	}
+	return &Redis{Process: p, Port: port}, nil
+}
+
+// URL is redis://127.0.0.1:<port>.
+func (r *Redis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d", r.Port) }
 
 // Webapp is a running web app stand-in.
 type Webapp struct {
@@ -387,13 +424,16 @@ type Webapp struct {
 	Port int
 }
 
-// WebappOptions: the page directory to serve at /, the site name and the
-// realtime control URL that send_message publishes to (all optional).
+// WebappOptions: the page directory to serve at /, the site name, and the
+// Redis it publishes realtime events to (all optional).
 type WebappOptions struct {
 	Port      int // 0: a free port
 	StaticDir string
 	Site      string
-	Publish   string
+	Redis     string // redis://…: publish like frappe.publish_realtime
+	// EmitWithAdapter publishes through @socket.io/redis-emitter (for replicas
+	// on @socket.io/redis-adapter) instead of Frappe's "events" channel.
+	EmitWithAdapter bool
 }
 
 // StartWebapp starts e2e/node/webapp.js.
@@ -406,7 +446,11 @@ func (s *Stack) StartWebapp(name string, o WebappOptions) (*Webapp, error) {
 		}
 	}
 	args := []string{filepath.Join(s.Tools.NodeDir, "webapp.js"), "--port", fmt.Sprint(port)}
-	for flag, value := range map[string]string{"static": o.StaticDir, "site": o.Site, "publish": o.Publish} {
+	emit := ""
+	if o.EmitWithAdapter {
+		emit = "adapter"
+	}
+	for flag, value := range map[string]string{"static": o.StaticDir, "site": o.Site, "redis": o.Redis, "emit": emit} {
 		if value != "" {
 			args = append(args, "--"+flag, value)
 		}
@@ -423,6 +467,31 @@ func (s *Stack) StartWebapp(name string, o WebappOptions) (*Webapp, error) {
 
 // URL is the web app's base URL.
 func (w *Webapp) URL() string { return fmt.Sprintf("http://127.0.0.1:%d", w.Port) }
+
+// Publish is frappe.publish_realtime: the event goes through Redis to a room
+// of a site's namespace ("/site" or "site"; room "" = every site). It
+// returns how many Redis subscribers received it (-1: the emitter's way,
+// which does not say).
+func (w *Webapp) Publish(namespace, room, event string, message any) (int, error) {
+	body, _ := json.Marshal(map[string]any{"namespace": strings.TrimPrefix(namespace, "/"), "room": room, "event": event, "message": message})
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Post(w.URL()+"/publish_realtime", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("publish_realtime answered %d: %s", resp.StatusCode, b)
+	}
+	var answer struct {
+		Subscribers int `json:"subscribers"`
+	}
+	if err := json.Unmarshal(b, &answer); err != nil {
+		return 0, fmt.Errorf("publish_realtime: %s", b)
+	}
+	return answer.Subscribers, nil
+}
 
 // ClientEvent is one JSON line of client.js.
 type ClientEvent struct {

@@ -141,15 +141,17 @@ func soakPassed(r *soakReport) bool {
 
 func soak(st *stack.Stack, clients, channels, events int) (*soakReport, error) {
 	r := &soakReport{clients: clients, channels: channels, perPhase: events, started: time.Now()}
-	ports, err := stack.FreePorts(2)
+	redis, err := st.StartRedis("redis", 0)
 	if err != nil {
 		return nil, err
 	}
-	web, err := st.StartWebapp("webapp", stack.WebappOptions{}) // answers the realtime server's session callbacks
+	// The web app answers the realtime server's session callbacks and
+	// publishes the events through Redis, as Frappe does.
+	web, err := st.StartWebapp("webapp", stack.WebappOptions{Redis: redis.URL()})
 	if err != nil {
 		return nil, err
 	}
-	realtimeOptions := stack.RealtimeOptions{Port: ports[0], ControlPort: ports[1], ServerIP: stack.Addr(web.Port)}
+	realtimeOptions := stack.RealtimeOptions{Redis: redis.URL(), ServerIP: stack.Addr(web.Port)}
 	rt, err := st.StartRealtime("realtime", realtimeOptions)
 	if err != nil {
 		return nil, err
@@ -223,7 +225,7 @@ http:
 			for ch := 0; ch < channels; ch++ {
 				msg := map[string]any{"channel_id": fmt.Sprintf("soak-%d", ch), "sender": "Administrator", "seq": seq,
 					"message_id": fmt.Sprintf("SOAK-%d-%d", ch, seq), "message_details": map[string]any{"text": fmt.Sprint("message ", seq), "message_type": "Text"}}
-				if err := rt.Publish("/"+stack.Site, fmt.Sprintf("doc:Raven Channel/soak-%d", ch), "message_created", msg); err != nil {
+				if _, err := web.Publish(stack.Site, fmt.Sprintf("doc:Raven Channel/soak-%d", ch), "message_created", msg); err != nil {
 					return err
 				}
 			}
@@ -246,8 +248,7 @@ http:
 		return nil, err
 	}
 	restart := time.Now()
-	rt.Stop()
-	if rt, err = st.StartRealtime("realtime-restarted", realtimeOptions); err != nil {
+	if rt, err = rt.Restart(st, "realtime-restarted"); err != nil {
 		return nil, err
 	}
 	if _, err := d.waitFor("status", 180*time.Second, allReady); err != nil {

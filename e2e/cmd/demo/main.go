@@ -46,9 +46,9 @@ func run(port int, broken, checksOnly bool) int {
 	}
 	fmt.Printf(`
   web app        (Frappe's :8000 role)   %s
-  realtime       (Frappe's :9000 role)   http://127.0.0.1:%d   control: http://127.0.0.1:%d/publish
+  realtime       (Frappe's :9000 role)   http://127.0.0.1:%d   events from %s (channel "events")
   public entry   (Traefik + socketioguard) %s
-`, demo.Webapp.URL(), demo.Realtime.Port, demo.Realtime.ControlPort, demo.URL)
+`, demo.Webapp.URL(), demo.Realtime.Port, demo.Redis.URL(), demo.URL)
 
 	fmt.Println("\nThe report's deployment checks")
 	failed := 0
