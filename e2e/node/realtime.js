@@ -89,6 +89,7 @@ async function main() {
   });
 
   realtime.on("connection", (socket) => {
+    log(`client connected to ${socket.nsp.name} as ${socket.user}`); // the suite counts clients per replica
     socket.join(`user:${socket.user}`);
     socket.join("website");
     if (socket.user_type === "System User") socket.join("all");
