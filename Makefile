@@ -77,8 +77,10 @@ bench:
 	set -a; eval "$$(bash scripts/setup-e2e.sh --bench)"; set +a; \
 	cd e2e && go run ./cmd/bench run
 
-# 500 socket.io clients through a header-stripping nginx, a server restart
-# mid-run (writes bench/soak.md; exits non-zero when an event was lost).
+# 1,000 socket.io clients through a header-stripping nginx → two Traefiks →
+# three replicas → Redis; a replica killed and started again, Redis restarted
+# (writes bench/soak.md; exits non-zero when a counted event was lost,
+# duplicated or reordered, or a client did not come back).
 soak:
 	set -a; eval "$$(bash scripts/setup-e2e.sh)"; set +a; \
 	cd e2e && go run ./cmd/bench soak

@@ -56,6 +56,9 @@ const socket = io(url, {
   reconnectionDelayMax: 1000,
   timeout: 5000,
 });
+// engine.io-client 6.6 in Node appends its cookie jar to extraHeaders.cookie
+// in place: start each reconnection without the stale ones (see soak.js).
+socket.io.on("reconnect_attempt", () => delete extraHeaders.cookie);
 
 let readySent = false;
 let subscribed = !opts.subscribe;

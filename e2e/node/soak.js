@@ -1,101 +1,179 @@
 // Many socket.io-client sessions in one process, for the soak run
-// (make soak): each client joins one channel's room and records the
-// sequence numbers of the message_created events it receives.
+// (make soak): each client joins one channel's room, keeps the times it was
+// subscribed, and records the sequence numbers of the message_created events
+// it receives, so that the driver can count every event against the clients
+// that were connected when it was published.
 //
-// usage: node soak.js --url http://127.0.0.1:8006 --namespace /raven.localhost --clients 500 --channels 50
+// usage: node soak.js --url http://127.0.0.1:8006 --namespace /raven.localhost --clients 1000 --channels 50
 // stdin commands, one per line; each answers one JSON line on stdout:
-//   status        → {"type":"status","clients":…,"connected":…,"websocket":…,"subscribed":…, …}
-//   expect N      → the same, checking that every client holds seqs 1..N exactly once, in order
-//   mark-restart  → from now on, disconnects count as expected (the server is restarted)
-//   close         → closes every client and answers the final status, then exits
+//   status             → {"type":"status","clients":…,"connected":…,"websocket":…,"subscribed":…,…}
+//   fault NAME         → from now on, disconnects are attributed to the fault NAME, and each
+//                        affected client's time until it is back (subscribed, on websocket) is kept
+//   fault -            → no fault any more: later disconnects count as unexpected
+//   evaluate FILE      → counts the events listed in FILE (JSON: [{"channel","seq","t","reached"}])
+//                        per client: "counted" when the PUBLISH reached every live replica and the
+//                        client was subscribed from 1 s before to 1 s after; the rest "in gaps"
+//   close              → closes every client, answers the final status, exits
 "use strict";
 
+const fs = require("node:fs");
 const readline = require("node:readline");
 const { io } = require("socket.io-client");
 
 const opts = {};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) opts[argv[i].replace(/^--/, "")] = argv[i + 1];
-const clientsWanted = Number(opts.clients || 500);
+const clientsWanted = Number(opts.clients || 1000);
 const channels = Number(opts.channels || 50);
 
 const clients = [];
-let restartMarked = false;
-const disconnectReasons = {}; // "before restart: transport close" → count
+let fault = null; // {name, started}
+const faults = {}; // name → {started, affected, recovered: [ms], disconnectReasons}
+const unexpected = {}; // reason → count (disconnects outside any fault)
 const connectErrorMessages = {};
 
 for (let i = 0; i < clientsWanted; i++) {
   const channel = `soak-${i % channels}`;
-  const c = { channel, seqs: [], connects: 0, unexpectedDisconnects: 0, expectedDisconnects: 0, subscribed: false, errors: 0 };
+  const c = { channel, received: new Map(), order: [], intervals: [], subscribedAt: null, connects: 0, pending: null };
+  const extraHeaders = { Cookie: `sid=soak-${i}` };
   const socket = io(new URL(opts.namespace || "/", opts.url).toString(), {
     path: "/socket.io/",
     transports: ["polling", "websocket"],
-    extraHeaders: { Cookie: `sid=soak-${i}` },
+    extraHeaders,
+    withCredentials: true, // keeps Traefik's sticky cookie, as a browser does
     reconnectionDelay: 500,
     reconnectionDelayMax: 2000,
     timeout: 20000,
   });
+  forgetStaleCookies(socket, extraHeaders);
   c.socket = socket;
   socket.on("connect", () => {
     c.connects++;
-    c.subscribed = false;
     socket.emit("doc_subscribe", "Raven Channel", channel);
   });
-  socket.on("doc_subscribed", () => (c.subscribed = true));
+  socket.on("doc_subscribed", () => {
+    c.subscribedAt = Date.now();
+    checkRecovered(c);
+  });
+  socket.io.on("open", () => socket.io.engine.on("upgrade", () => checkRecovered(c)));
   socket.on("disconnect", (reason) => {
-    c.subscribed = false;
+    if (c.subscribedAt !== null) c.intervals.push([c.subscribedAt, Date.now()]);
+    c.subscribedAt = null;
     if (reason === "io client disconnect") return;
-    if (restartMarked) c.expectedDisconnects++;
-    else c.unexpectedDisconnects++;
-    const key = `${restartMarked ? "after" : "before"} restart: ${reason}`;
-    disconnectReasons[key] = (disconnectReasons[key] || 0) + 1;
+    if (fault) {
+      const f = faults[fault.name];
+      f.affected++;
+      f.disconnectReasons[reason] = (f.disconnectReasons[reason] || 0) + 1;
+      c.pending = fault.name;
+    } else {
+      unexpected[reason] = (unexpected[reason] || 0) + 1;
+    }
   });
   socket.on("connect_error", (err) => {
-    c.errors++;
-    const key = `${restartMarked ? "after" : "before"} restart: ${err.message}${err.description ? " " + (err.description.message || err.description) : ""}`;
+    const key = `${fault ? fault.name : "no fault"}: ${err.message}`;
     connectErrorMessages[key] = (connectErrorMessages[key] || 0) + 1;
   });
   socket.on("message_created", (event) => {
-    if (event.channel_id === channel) c.seqs.push(event.seq);
+    if (event.channel_id !== channel) return;
+    c.received.set(event.seq, (c.received.get(event.seq) || 0) + 1);
+    c.order.push(event.seq);
   });
   clients.push(c);
 }
 
-function status(expected) {
-  const s = {
-    type: "status",
-    clients: clients.length,
-    connected: 0,
-    websocket: 0,
-    subscribed: 0,
-    received: 0,
-    lost: 0,
-    duplicated: 0,
-    outOfOrder: 0,
-    reconnects: 0,
-    unexpectedDisconnects: 0,
-    expectedDisconnects: 0,
-    connectErrors: 0,
-  };
+// forgetStaleCookies works around engine.io-client 6.6 in Node: its
+// websocket transport appends the cookie jar's cookies to extraHeaders.cookie
+// in place, so that after a reconnection the upgrade carries the old sticky
+// cookie (pointing at a replica that is gone) before the new one, and a
+// load balancer that reads the first one sends the upgrade to another
+// replica ("Session ID unknown": the client silently stays on polling).
+// Browsers keep one cookie per name; so does a client that starts each
+// connection without the appended ones.
+function forgetStaleCookies(socket, extraHeaders) {
+  socket.io.on("reconnect_attempt", () => delete extraHeaders.cookie);
+}
+
+function onWebsocket(c) {
+  return c.socket.connected && c.socket.io.engine && c.socket.io.engine.transport.name === "websocket";
+}
+
+// checkRecovered: a client a fault disconnected is back once subscribed on websocket.
+function checkRecovered(c) {
+  if (!c.pending || c.subscribedAt === null || !onWebsocket(c)) return;
+  const f = faults[c.pending];
+  f.recovered.push(Date.now() - f.started);
+  c.pending = null;
+}
+
+function status() {
+  const s = { type: "status", clients: clients.length, connected: 0, websocket: 0, subscribed: 0, reconnects: 0, pendingRecovery: 0 };
   for (const c of clients) {
     if (c.socket.connected) s.connected++;
-    if (c.socket.connected && c.socket.io.engine && c.socket.io.engine.transport.name === "websocket") s.websocket++;
-    if (c.subscribed) s.subscribed++;
-    s.received += c.seqs.length;
+    if (onWebsocket(c)) s.websocket++;
+    if (c.subscribedAt !== null) s.subscribed++;
+    if (c.pending) s.pendingRecovery++;
     s.reconnects += Math.max(0, c.connects - 1);
-    s.unexpectedDisconnects += c.unexpectedDisconnects;
-    s.expectedDisconnects += c.expectedDisconnects;
-    s.connectErrors += c.errors;
-    if (expected !== undefined) {
-      const seen = new Set(c.seqs);
-      for (let n = 1; n <= expected; n++) if (!seen.has(n)) s.lost++;
-      s.duplicated += c.seqs.length - seen.size;
-      for (let k = 1; k < c.seqs.length; k++) if (c.seqs[k] < c.seqs[k - 1]) s.outOfOrder++;
-    }
   }
-  if (expected !== undefined) s.expected = expected * clients.length;
-  s.disconnectReasons = disconnectReasons;
+  s.unexpectedDisconnects = Object.values(unexpected).reduce((a, b) => a + b, 0);
+  s.unexpectedReasons = unexpected;
   s.connectErrorMessages = connectErrorMessages;
+  s.faults = {};
+  for (const [name, f] of Object.entries(faults)) {
+    const r = [...f.recovered].sort((a, b) => a - b);
+    const q = (p) => (r.length ? r[Math.min(r.length - 1, Math.floor(p * r.length))] : 0);
+    s.faults[name] = {
+      affected: f.affected, recovered: r.length, p50: q(0.5), p90: q(0.9), max: r.length ? r[r.length - 1] : 0,
+      disconnectReasons: f.disconnectReasons, gapMissed: 0, gapReceived: 0,
+    };
+  }
+  return s;
+}
+
+// evaluate counts each listed event for each client of its channel.
+function evaluate(file) {
+  const events = JSON.parse(fs.readFileSync(file, "utf8"));
+  const byChannel = new Map();
+  for (const ev of events) {
+    if (!byChannel.has(ev.channel)) byChannel.set(ev.channel, []);
+    byChannel.get(ev.channel).push(ev);
+  }
+  const s = status();
+  // A fault's window: from 1 s before it to 1 s after its last affected
+  // client was back (at least 2 s): the deliveries in gaps are told per fault.
+  const windows = Object.entries(faults).map(([name, f]) => {
+    const last = f.recovered.length ? Math.max(...f.recovered) : 0;
+    return { name, from: f.started - 1000, to: f.started + Math.max(last, 1000) + 1000 };
+  });
+  const gapOf = (t) => (windows.find((w) => t >= w.from && t <= w.to) || { name: "outside faults" }).name;
+  s.gapsOutsideFaults = { gapMissed: 0, gapReceived: 0 };
+  Object.assign(s, { type: "evaluation", counted: 0, receivedOnce: 0, lost: 0, duplicated: 0, outOfOrder: 0, gapEvents: 0, gapReceived: 0, gapMissed: 0, gapDuplicated: 0, clientsWithLoss: 0 });
+  for (const c of clients) {
+    const intervals = c.subscribedAt !== null ? [...c.intervals, [c.subscribedAt, Infinity]] : c.intervals;
+    const countedSeqs = new Set();
+    let lostHere = 0;
+    for (const ev of byChannel.get(c.channel) || []) {
+      const n = c.received.get(ev.seq) || 0;
+      const connected = intervals.some(([from, to]) => from <= ev.t - 1000 && to >= ev.t + 1000);
+      if (ev.reached && connected) {
+        s.counted++;
+        countedSeqs.add(ev.seq);
+        if (n === 0) (s.lost++, lostHere++);
+        else if (n === 1) s.receivedOnce++;
+        else s.duplicated++;
+      } else {
+        s.gapEvents++;
+        if (n === 0) s.gapMissed++;
+        else if (n === 1) s.gapReceived++;
+        else s.gapDuplicated++;
+        const where = s.faults[gapOf(ev.t)] || s.gapsOutsideFaults;
+        if (n === 0) where.gapMissed++;
+        else where.gapReceived++;
+      }
+    }
+    if (lostHere) s.clientsWithLoss++;
+    const seen = c.order.filter((seq) => countedSeqs.has(seq));
+    for (let k = 1; k < seen.length; k++) if (seen[k] < seen[k - 1]) s.outOfOrder++;
+  }
   return s;
 }
 
@@ -104,12 +182,16 @@ const rl = readline.createInterface({ input: process.stdin });
 rl.on("line", (line) => {
   const [cmd, arg] = line.trim().split(/\s+/);
   if (cmd === "status") emit(status());
-  else if (cmd === "expect") emit(status(Number(arg)));
-  else if (cmd === "mark-restart") {
-    restartMarked = true;
+  else if (cmd === "fault" && arg === "-") {
+    fault = null; // calm again: later disconnects are unexpected
     emit({ type: "marked" });
-  } else if (cmd === "close") {
-    const final = status(Number(arg || 0) || undefined);
+  } else if (cmd === "fault") {
+    fault = { name: arg, started: Date.now() };
+    faults[arg] = { started: fault.started, affected: 0, recovered: [], disconnectReasons: {} };
+    emit({ type: "marked" });
+  } else if (cmd === "evaluate") emit(evaluate(arg));
+  else if (cmd === "close") {
+    const final = status();
     for (const c of clients) c.socket.close();
     final.type = "final";
     emit(final);

@@ -13,12 +13,13 @@
 // and writes bench/report.md and bench/throughput.png.
 //
 //	bench run [--rounds 5] [--duration 3s] [--connections 32] [--out DIR]
-//	bench soak [--clients 500] [--channels 50] [--events 20] [--out DIR]
+//	bench soak [--clients 1000] [--channels 50] [--interval 250ms] [--out DIR]
 //	bench backend --port N        (the fast backend; run by bench run)
 //
-// bench soak: many socket.io clients through a header-stripping nginx →
-// Traefik + guard → the Frappe-like server, events per channel, a server
-// restart mid-run; writes bench/soak.md.
+// bench soak: 1,000 socket.io clients through a header-stripping nginx → two
+// Traefiks + guard → three Frappe-like replicas → Redis, events all along, a
+// replica killed (kill -9) and started again, Redis restarted; writes
+// bench/soak.md.
 package main
 
 import (
