@@ -46,15 +46,15 @@ type soakStatus struct {
 	ConnectErrorMessages  map[string]int       `json:"connectErrorMessages"`
 	Faults                map[string]soakFault `json:"faults"`
 	// evaluation
-	Counted         int `json:"counted"`
-	ReceivedOnce    int `json:"receivedOnce"`
-	Lost            int `json:"lost"`
-	Duplicated      int `json:"duplicated"`
-	OutOfOrder      int `json:"outOfOrder"`
-	GapEvents       int `json:"gapEvents"`
-	GapReceived     int `json:"gapReceived"`
-	GapMissed       int `json:"gapMissed"`
-	GapDuplicated   int `json:"gapDuplicated"`
+	Counted         int       `json:"counted"`
+	ReceivedOnce    int       `json:"receivedOnce"`
+	Lost            int       `json:"lost"`
+	Duplicated      int       `json:"duplicated"`
+	OutOfOrder      int       `json:"outOfOrder"`
+	GapEvents       int       `json:"gapEvents"`
+	GapReceived     int       `json:"gapReceived"`
+	GapMissed       int       `json:"gapMissed"`
+	GapDuplicated   int       `json:"gapDuplicated"`
 	ClientsWithLoss int       `json:"clientsWithLoss"`
 	GapsOutside     soakFault `json:"gapsOutsideFaults"`
 }
