@@ -106,11 +106,14 @@ func (e *env) publish(room, event string, message any) {
 	e.must(err)
 }
 
+// realtimeWith starts one with options; the suite's clients wait for
+// subscriptions to be acknowledged (AckSubscriptions), which Frappe does not do.
 func (e *env) realtimeWith(name string, o stack.RealtimeOptions) *stack.Realtime {
 	e.t.Helper()
 	if o.Redis == "" {
 		o.Redis = e.redis().URL()
 	}
+	o.AckSubscriptions = true
 	rt, err := e.st.StartRealtime(name, o)
 	e.must(err)
 	return rt

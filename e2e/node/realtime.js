@@ -21,7 +21,7 @@
 //
 // usage: node realtime.js --port 9000 --redis redis://127.0.0.1:6379 [--adapter]
 //          [--name replica-a] [--server-ip 127.0.0.1:8000] [--default-site raven.localhost]
-//          [--ping-interval 25000] [--ping-timeout 20000] [--refuse-requests]
+//          [--ping-interval 25000] [--ping-timeout 20000] [--refuse-requests] [--ack-subscriptions]
 "use strict";
 
 const http = require("node:http");
@@ -95,13 +95,13 @@ async function main() {
     if (socket.user_type === "System User") socket.join("all");
     socket.on("doc_subscribe", (doctype, docname) => {
       // Joins only when the permission call answers 200; Frappe sends no
-      // acknowledgement. (doc_subscribed is this stand-in's addition, for the
-      // test harness's readiness; Frappe's own clients never wait for it.)
+      // acknowledgement. --ack-subscriptions (the test harness's readiness
+      // signal, off by default) emits doc_subscribed once joined.
       frappeCall(socket, "/api/method/frappe.realtime.can_subscribe_doc", { doctype, docname }, socket.sid, socket.nsp.name.slice(1))
         .then(({ status }) => {
           if (status !== 200) return;
           socket.join(`doc:${doctype}/${docname}`);
-          socket.emit("doc_subscribed", { doctype, docname });
+          if (args["ack-subscriptions"]) socket.emit("doc_subscribed", { doctype, docname });
         })
         .catch((err) => log(`doc_subscribe: ${err.message}`));
     });

@@ -338,6 +338,10 @@ type RealtimeOptions struct {
 	PingInterval time.Duration // Engine.IO's pingInterval (default 25 s)
 	// RefuseRequests makes allowRequest refuse every request (code 4 Forbidden).
 	RefuseRequests bool
+	// AckSubscriptions makes the server emit doc_subscribed once a
+	// doc_subscribe joined its room — the test clients' readiness signal.
+	// Frappe sends no acknowledgement (the default).
+	AckSubscriptions bool
 }
 
 // StartRealtime starts e2e/node/realtime.js.
@@ -366,6 +370,9 @@ func (s *Stack) StartRealtime(name string, o RealtimeOptions) (*Realtime, error)
 	}
 	if o.RefuseRequests {
 		args = append(args, "--refuse-requests")
+	}
+	if o.AckSubscriptions {
+		args = append(args, "--ack-subscriptions")
 	}
 	p, err := s.Start(name, nil, s.Tools.Node, args...)
 	if err != nil {

@@ -203,7 +203,7 @@ func soak(st *stack.Stack, clients, channels int, interval time.Duration) (*soak
 	var replicas []*stack.Realtime
 	var servers []string
 	for i := 1; i <= soakReplicas; i++ {
-		rt, err := st.StartRealtime(fmt.Sprintf("replica-%d", i), stack.RealtimeOptions{Redis: redis.URL(), ServerIP: stack.Addr(web.Port)})
+		rt, err := st.StartRealtime(fmt.Sprintf("replica-%d", i), stack.RealtimeOptions{Redis: redis.URL(), ServerIP: stack.Addr(web.Port), AckSubscriptions: true})
 		if err != nil {
 			return nil, err
 		}
