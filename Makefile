@@ -1,5 +1,6 @@
 # socketioguard — `make test` is the README's test command and what CI runs.
-# It installs what it needs (yaegi v0.16.1; nginx from Debian, the Node peers
+# It installs what it needs (yaegi v0.16.1 and v0.15.1; nginx, Redis and
+# Chromium from Debian, the Node peers
 # from e2e/node's lockfile, Traefik v3.6.12 built from the Go module proxy)
 # and caches it under ~/.cache, so a second run is fast.
 
@@ -8,8 +9,9 @@ SHELL := /bin/bash
 
 MODULE   := github.com/sysmayal/socketioguard
 CACHE    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/socketioguard
-YAEGI_VERSION := v0.16.1
-YAEGI    := $(CACHE)/bin/yaegi-$(YAEGI_VERSION)
+# The Yaegi versions Traefik embeds: v0.16.1 in v2.11.1 and later and every
+# v3; v0.15.1 in v2.10 and v2.11.0.
+YAEGI_VERSIONS := v0.16.1 v0.15.1
 GOPATH_LAYOUT := $(CACHE)/yaegi-gopath
 
 .PHONY: test vet unit yaegi_test doctor e2e setup demo demo-broken bench soak fuzz bench-go tools clean
@@ -23,22 +25,28 @@ vet:
 unit:
 	go test -race -count=1 ./...
 
-# Yaegi, as Traefik runs the plugin: the source in a GOPATH layout, go.mod ignored.
-yaegi_test: $(YAEGI)
-	rm -rf "$(GOPATH_LAYOUT)" && mkdir -p "$(GOPATH_LAYOUT)/src/$(MODULE)"
-	cp *.go go.mod .traefik.yml "$(GOPATH_LAYOUT)/src/$(MODULE)/"
-	cd "$(GOPATH_LAYOUT)/src/$(MODULE)" && GOPATH="$(GOPATH_LAYOUT)" GO111MODULE=off "$(YAEGI)" test -v . 2>&1 \
-		| tee "$(CACHE)/yaegi-test.log" | grep -E '^(--- FAIL|FAIL|PASS|ok|panic)|value.go' || true
-	@grep -q '^PASS' "$(CACHE)/yaegi-test.log" && ! grep -q '^--- FAIL' "$(CACHE)/yaegi-test.log" \
-		|| { echo "yaegi test failed:"; cat "$(CACHE)/yaegi-test.log"; exit 1; }
-	@echo "yaegi $(YAEGI_VERSION): $$(grep -c '^--- PASS' "$(CACHE)/yaegi-test.log") top-level tests passed, $$(grep -c '^--- SKIP' "$(CACHE)/yaegi-test.log" || true) skipped"
+# Yaegi, as Traefik runs the plugin: the source in a GOPATH layout, go.mod
+# ignored; once for each Yaegi version a Traefik line embeds.
+yaegi_test: $(foreach v,$(YAEGI_VERSIONS),yaegi_test_$(v))
 
-$(YAEGI):
-	mkdir -p "$(CACHE)/bin"
-	GOBIN="$(CACHE)/bin/tmp" go install github.com/traefik/yaegi/cmd/yaegi@$(YAEGI_VERSION)
-	mv "$(CACHE)/bin/tmp/yaegi" "$(YAEGI)" && rmdir "$(CACHE)/bin/tmp"
+yaegi_test_%: $(CACHE)/bin/yaegi-%
+	rm -rf "$(GOPATH_LAYOUT)-$*" && mkdir -p "$(GOPATH_LAYOUT)-$*/src/$(MODULE)"
+	cp *.go go.mod .traefik.yml "$(GOPATH_LAYOUT)-$*/src/$(MODULE)/"
+	cd "$(GOPATH_LAYOUT)-$*/src/$(MODULE)" && GOPATH="$(GOPATH_LAYOUT)-$*" GO111MODULE=off "$<" test -v . 2>&1 \
+		| tee "$(CACHE)/yaegi-test-$*.log" | grep -E '^(--- FAIL|FAIL|PASS|ok|panic)|value.go' || true
+	@grep -q '^PASS' "$(CACHE)/yaegi-test-$*.log" && ! grep -q '^--- FAIL' "$(CACHE)/yaegi-test-$*.log" \
+		|| { echo "yaegi $* test failed:"; cat "$(CACHE)/yaegi-test-$*.log"; exit 1; }
+	@echo "yaegi $*: $$(grep -c '^--- PASS' "$(CACHE)/yaegi-test-$*.log") top-level tests passed, $$(grep -c '^--- SKIP' "$(CACHE)/yaegi-test-$*.log" || true) skipped"
 
-tools: $(YAEGI)
+$(CACHE)/bin/yaegi-%:
+	mkdir -p "$(CACHE)/bin/tmp-$*"
+	GOBIN="$(CACHE)/bin/tmp-$*" go install github.com/traefik/yaegi/cmd/yaegi@$*
+	mv "$(CACHE)/bin/tmp-$*/yaegi" "$@" && rmdir "$(CACHE)/bin/tmp-$*"
+
+# Keep the built binaries (make would delete pattern-built prerequisites).
+.PRECIOUS: $(CACHE)/bin/yaegi-%
+
+tools: $(foreach v,$(YAEGI_VERSIONS),$(CACHE)/bin/yaegi-$(v))
 
 # The doctor command (its own module: it uses a websocket library).
 doctor:
@@ -86,4 +94,4 @@ soak:
 	cd e2e && go run ./cmd/bench soak
 
 clean:
-	rm -rf "$(GOPATH_LAYOUT)"
+	rm -rf $(foreach v,$(YAEGI_VERSIONS),"$(GOPATH_LAYOUT)-$(v)")
