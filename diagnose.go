@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // sniffLimit bounds how much of an error answer is held back to read it;
@@ -72,6 +73,9 @@ func (w *answerWatcher) WriteHeader(status int) {
 		return
 	}
 	w.status = status
+	if w.websocket {
+		atomic.AddInt64(&w.guard.counters.websocketFailed, 1) // a 101 never comes here: the proxy hijacks
+	}
 	w.state = w.judge(status)
 	if w.state == passingThrough {
 		w.rw.WriteHeader(status)
@@ -161,6 +165,7 @@ func (w *answerWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return conn, brw, err
 	}
 	w.state = hijacked
+	atomic.AddInt64(&w.guard.counters.websocketUpgrades, 1)
 	return conn, brw, err
 }
 

@@ -3,17 +3,24 @@ package socketioguard
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 )
 
 // counters are per middleware instance (Traefik builds one per router).
-// requests is counted atomically on every Engine.IO request; the rest, rare,
-// under the mutex.
+// The traffic counters are counted atomically; the rest, rare, under the mutex.
 type counters struct {
-	requests   int64
+	requests int64 // every Engine.IO request
+	// The signal no proxy gives: how many clients get past long-polling.
+	pollingHandshakes   int64 // polling handshakes (GET, no sid) forwarded
+	websocketHandshakes int64 // websocket handshakes forwarded
+	websocketUpgrades   int64 // … that ended in a 101 handed over (needs diagnoseResponses)
+	websocketFailed     int64 // … answered without a 101 (refused, or the upgrade lost)
+
 	mu         sync.Mutex
 	repairs    map[string]int64
 	withheld   map[string]int64 // repairs not made, as "<repair>:<reason>"
@@ -42,22 +49,30 @@ func (c *counters) add(m map[string]int64, key string) {
 }
 
 type counterSnapshot struct {
-	EngineIORequests int64            `json:"engineIORequests"`
-	Repairs          map[string]int64 `json:"repairs"`
-	Withheld         map[string]int64 `json:"withheld"`
-	Rejections       map[string]int64 `json:"rejections"`
-	Diagnoses        map[string]int64 `json:"diagnoses"`
+	EngineIORequests    int64            `json:"engineIORequests"`
+	PollingHandshakes   int64            `json:"pollingHandshakes"`
+	WebsocketHandshakes int64            `json:"websocketHandshakes"`
+	WebsocketUpgrades   int64            `json:"websocketUpgrades"`
+	WebsocketFailed     int64            `json:"websocketFailed"`
+	Repairs             map[string]int64 `json:"repairs"`
+	Withheld            map[string]int64 `json:"withheld"`
+	Rejections          map[string]int64 `json:"rejections"`
+	Diagnoses           map[string]int64 `json:"diagnoses"`
 }
 
 func (c *counters) snapshot() counterSnapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return counterSnapshot{
-		EngineIORequests: atomic.LoadInt64(&c.requests),
-		Repairs:          copyCounts(c.repairs),
-		Withheld:         copyCounts(c.withheld),
-		Rejections:       copyCounts(c.rejections),
-		Diagnoses:        copyCounts(c.diagnoses),
+		EngineIORequests:    atomic.LoadInt64(&c.requests),
+		PollingHandshakes:   atomic.LoadInt64(&c.pollingHandshakes),
+		WebsocketHandshakes: atomic.LoadInt64(&c.websocketHandshakes),
+		WebsocketUpgrades:   atomic.LoadInt64(&c.websocketUpgrades),
+		WebsocketFailed:     atomic.LoadInt64(&c.websocketFailed),
+		Repairs:             copyCounts(c.repairs),
+		Withheld:            copyCounts(c.withheld),
+		Rejections:          copyCounts(c.rejections),
+		Diagnoses:           copyCounts(c.diagnoses),
 	}
 }
 
@@ -124,6 +139,10 @@ type inspectionVerdict struct {
 }
 
 func (g *Guard) serveInspect(rw http.ResponseWriter, req *http.Request) {
+	if wantsPrometheus(req) {
+		g.serveMetrics(rw)
+		return
+	}
 	h := req.Header
 	answer := inspection{
 		Middleware: g.name,
@@ -229,4 +248,55 @@ func inspectedQuery(rawQuery string) (engineIO map[string][]string, otherKeys []
 		}
 	}
 	return engineIO, otherKeys
+}
+
+// wantsPrometheus: a Prometheus scrape (its Accept names text/plain) or
+// ?format=prometheus asks for the counters in Prometheus' text format.
+func wantsPrometheus(req *http.Request) bool {
+	return strings.Contains(req.Header.Get("Accept"), "text/plain") || strings.Contains(req.URL.RawQuery, "format=prometheus")
+}
+
+// serveMetrics writes every counter in Prometheus' text exposition format,
+// labelled with the middleware's name (one instance per router).
+func (g *Guard) serveMetrics(rw http.ResponseWriter) {
+	c := g.counters.snapshot()
+	mw := promLabel("middleware", g.name)
+	var b strings.Builder
+	metric := func(name, help string) {
+		fmt.Fprintf(&b, "# HELP socketioguard_%s %s\n# TYPE socketioguard_%s counter\n", name, help, name)
+	}
+	single := func(name, help string, v int64) {
+		metric(name, help)
+		fmt.Fprintf(&b, "socketioguard_%s{%s} %d\n", name, mw, v)
+	}
+	byKey := func(name, help, label string, m map[string]int64) {
+		metric(name, help)
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "socketioguard_%s{%s,%s} %d\n", name, mw, promLabel(label, k), m[k])
+		}
+	}
+	single("engineio_requests_total", "Engine.IO requests the guard saw.", c.EngineIORequests)
+	single("polling_handshakes_total", "Polling handshakes (GET without sid) forwarded to the Socket.IO server.", c.PollingHandshakes)
+	single("websocket_handshakes_total", "Websocket handshakes forwarded to the Socket.IO server.", c.WebsocketHandshakes)
+	single("websocket_upgrades_total", "Websocket handshakes that ended in a 101 handed over (counted with diagnoseResponses on).", c.WebsocketUpgrades)
+	single("websocket_failed_total", "Websocket handshakes forwarded and answered without a 101 (refused, or the upgrade lost).", c.WebsocketFailed)
+	byKey("repairs_total", "Requests repaired, by repair.", "repair", c.Repairs)
+	byKey("withheld_total", "Repairs not made, by repair and reason.", "withheld", c.Withheld)
+	byKey("rejections_total", "Requests the guard answered itself, by error id.", "error", c.Rejections)
+	byKey("diagnoses_total", "Backend answers marked, by diagnosis id.", "diagnosis", c.Diagnoses)
+	rw.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	rw.Header().Set("Cache-Control", "no-store")
+	rw.Header().Set("X-Content-Type-Options", "nosniff")
+	rw.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(rw, b.String())
+}
+
+// promLabel is name="value" with the value escaped as the format requires.
+func promLabel(name, value string) string {
+	return name + `="` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(value) + `"`
 }

@@ -120,10 +120,23 @@ func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, missingSlash 
 		g.applyRepairs(rw, req, repairs)
 	}
 
+	if req.Method == http.MethodGet {
+		countHandshake(g.counters, eio)
+	}
 	if !g.settings.diagnoseResponses || req.Method == http.MethodOptions {
 		return nil, true
 	}
 	return newAnswerWatcher(g, rw, req, eio.transport == transportWebsocket), true
+}
+
+// countHandshake counts the handshakes that go on to the Socket.IO server.
+func countHandshake(c *counters, eio *engineIORequest) {
+	switch {
+	case eio.transport == transportWebsocket:
+		atomic.AddInt64(&c.websocketHandshakes, 1)
+	case !eio.hasSID:
+		atomic.AddInt64(&c.pollingHandshakes, 1)
+	}
 }
 
 func (g *Guard) rejectInvalid(rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {

@@ -988,6 +988,9 @@ func TestUpgradeCompletesThroughTheGuard(t *testing.T) {
 			}
 		})
 	}
+	if c := guard.counters.snapshot(); c.WebsocketHandshakes != 2 || c.WebsocketUpgrades != 2 || c.WebsocketFailed != 0 {
+		t.Errorf("counters after two 101s: %+v", c)
+	}
 }
 
 // TestReadEngineIOQuery: the guard reads the query as engine.io (Node's

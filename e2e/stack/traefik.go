@@ -78,7 +78,7 @@ func (s *Stack) StartTraefik(o TraefikOptions) (*Traefik, error) {
 	}
 	metrics, debug := "", "false"
 	if o.Metrics {
-		metrics, debug = "metrics:\n  prometheus:\n    entryPoint: traefik\n", "true"
+		metrics, debug = "metrics:\n  prometheus:\n    entryPoint: traefik\n    addRoutersLabels: true\n", "true"
 	}
 
 	names := append([]string{"traefik"}, o.EntryPoints...)
