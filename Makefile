@@ -57,9 +57,16 @@ doctor:
 setup:
 	bash scripts/setup-e2e.sh --browser >/dev/null
 
+# The interpreted conformance (configuration decoding, the handler, the
+# hammer) runs again under Yaegi v0.15.1 (Traefik v2.10–v2.11.0), through
+# e2e/go.yaegi015.mod: the same code, the other Yaegi.
+YAEGI015_TESTS := TestConfigDecodesAlikeFromEveryProvider|TestBadConfigIsRefusedThroughTraefiksDecoder|TestInterpretedGuardInFrontOfAReverseProxy|TestDemoComposeFile|TestLoadsThePluginsTheBenchmarksUse|TestInterpretedGuardUnderConcurrentLoad
+
 e2e:
 	set -a; eval "$$(bash scripts/setup-e2e.sh --browser)"; set +a; \
-	cd e2e && go vet ./... && go test -race -count=1 -timeout 15m ./...
+	cd e2e && go vet ./... && go test -race -count=1 -timeout 15m ./... && \
+	echo "e2e interpreted conformance under yaegi v0.15.1:" && \
+	go test -modfile=go.yaegi015.mod -race -count=1 -run '$(YAEGI015_TESTS)' . ./interpreted/
 
 # The report's deployment, locally (README's first command); Ctrl-C stops it.
 demo:
