@@ -31,7 +31,7 @@ yaegi_test: $(foreach v,$(YAEGI_VERSIONS),yaegi_test_$(v))
 
 yaegi_test_%: $(CACHE)/bin/yaegi-%
 	rm -rf "$(GOPATH_LAYOUT)-$*" && mkdir -p "$(GOPATH_LAYOUT)-$*/src/$(MODULE)"
-	cp *.go go.mod .traefik.yml "$(GOPATH_LAYOUT)-$*/src/$(MODULE)/"
+	cp -r *.go go.mod .traefik.yml .assets "$(GOPATH_LAYOUT)-$*/src/$(MODULE)/"
 	cd "$(GOPATH_LAYOUT)-$*/src/$(MODULE)" && GOPATH="$(GOPATH_LAYOUT)-$*" GO111MODULE=off "$<" test -v . 2>&1 \
 		| tee "$(CACHE)/yaegi-test-$*.log" | grep -E '^(--- FAIL|FAIL|PASS|ok|panic)|value.go' || true
 	@grep -q '^PASS' "$(CACHE)/yaegi-test-$*.log" && ! grep -q '^--- FAIL' "$(CACHE)/yaegi-test-$*.log" \

@@ -47,6 +47,16 @@ func TestManifestTestDataIsAccepted(t *testing.T) {
 	if !strings.Contains(string(raw), "import: github.com/sysmayal/socketioguard\n") {
 		t.Errorf(".traefik.yml import must be the module path")
 	}
+	// The plugin catalog shows iconPath's image.
+	icon := ""
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "iconPath:"); ok {
+			icon = strings.TrimSpace(v)
+		}
+	}
+	if png, err := os.ReadFile(icon); icon == "" || err != nil || !strings.HasPrefix(string(png), "\x89PNG") {
+		t.Errorf(".traefik.yml iconPath %q is not a PNG in the repository: %v", icon, err)
+	}
 }
 
 // manifestTestData returns testData's keys with their scalar or list values.
