@@ -56,8 +56,12 @@ if [ ! -f "$stamp" ] || ! cmp -s "$node_dir/package-lock.json" "$stamp"; then
 fi
 
 traefik="$("$root/scripts/build-traefik.sh")"
+# The v2.11 line too (its newest patch the Go module proxy serves), for the
+# scenarios the suite also runs on v2.
+traefik_v2="$(TRAEFIK_VERSION="${TRAEFIK_V2_VERSION:-v2.11.54}" "$root/scripts/build-traefik.sh")"
 
 echo "SOCKETIOGUARD_TRAEFIK=$traefik"
+echo "SOCKETIOGUARD_TRAEFIK_V2=$traefik_v2"
 echo "SOCKETIOGUARD_NGINX=$(command -v nginx || echo /usr/sbin/nginx)"
 echo "SOCKETIOGUARD_REDIS=$(command -v redis-server || echo /usr/bin/redis-server)"
 echo "SOCKETIOGUARD_NODE=$(command -v node)"

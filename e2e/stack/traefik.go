@@ -50,7 +50,9 @@ type TraefikOptions struct {
 	LogLevel string // default DEBUG: plugin stdout (warn/info lines) shows at DEBUG only
 	// ExtraStatic is appended to the static configuration (YAML).
 	ExtraStatic string
-	Tee         io.Writer
+	// V2 runs Tools.TraefikV2 (the v2.11 line) instead of v3.6.12.
+	V2  bool
+	Tee io.Writer
 }
 
 // StartTraefik mounts the working tree's plugin source as a local plugin
@@ -128,6 +130,11 @@ func (s *Stack) StartTraefik(o TraefikOptions) (*Traefik, error) {
 			return nil, err
 		}
 	}
+	binary, noColor := s.Tools.Traefik, "  noColor: true\n"
+	if o.V2 {
+		// Traefik v2 refuses static keys it does not know (log.noColor is v3's).
+		binary, noColor = s.Tools.TraefikV2, ""
+	}
 	fmt.Fprintf(&static, `ping:
   entryPoint: traefik
 api:
@@ -143,17 +150,16 @@ experimental:
       moduleName: %s
 %slog:
   level: %s
-  noColor: true
-global:
+%sglobal:
   checkNewVersion: false
   sendAnonymousUsage: false
-%s%s`, debug, dynamicDir, PluginModule, extraPlugins, o.LogLevel, metrics, o.ExtraStatic)
+%s%s`, debug, dynamicDir, PluginModule, extraPlugins, o.LogLevel, noColor, metrics, o.ExtraStatic)
 	staticPath := filepath.Join(dir, "traefik.yml")
 	if err := os.WriteFile(staticPath, []byte(static.String()), 0o644); err != nil {
 		return nil, err
 	}
 
-	p, err := s.Run(Command{Dir: dir, Name: o.Name, Tee: o.Tee, Env: o.Env, Program: s.Tools.Traefik, Args: []string{"--configFile=" + staticPath}})
+	p, err := s.Run(Command{Dir: dir, Name: o.Name, Tee: o.Tee, Env: o.Env, Program: binary, Args: []string{"--configFile=" + staticPath}})
 	if err != nil {
 		return nil, err
 	}
