@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/traefik/paerser/parser"
 	"gopkg.in/yaml.v3"
 
@@ -268,6 +270,48 @@ func TestDemoComposeFile(t *testing.T) {
 		}
 		if decoded[0] != decoded[1] {
 			t.Errorf("%s differs between compose labels and dynamic.yml:\n%s\n%s", mw, decoded[0], decoded[1])
+		}
+	}
+}
+
+// TestComposeFileLoadsWithTheComposeSpec: the compose file as docker compose
+// v2 reads it — the Compose specification's reference loader
+// (compose-spec/compose-go/v2), every profile on — with the same services
+// and the same Traefik labels as the plain YAML reading above checks.
+func TestComposeFileLoadsWithTheComposeSpec(t *testing.T) {
+	tools, _ := stack.FindTools()
+	file := filepath.Join(tools.Repo, "demo", "docker-compose.yml")
+	opts, err := cli.NewProjectOptions([]string{file}, cli.WithProfiles([]string{"*"}), cli.WithWorkingDirectory(filepath.Dir(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("compose-go refuses demo/docker-compose.yml: %v", err)
+	}
+	if project.Name != "socketioguard-demo" {
+		t.Errorf("project name %q", project.Name)
+	}
+	raw, _ := os.ReadFile(file)
+	var plain struct {
+		Services map[string]struct {
+			Labels []string `yaml:"labels"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &plain); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"traefik", "realtime", "webapp", "redis", "front-nginx"} {
+		svc, ok := project.Services[name]
+		if !ok {
+			t.Errorf("service %s missing with every profile on (loaded: %v)", name, project.ServiceNames())
+			continue
+		}
+		for _, l := range plain.Services[name].Labels {
+			k, v, _ := strings.Cut(l, "=")
+			if svc.Labels[k] != v {
+				t.Errorf("%s: label %s is %q for compose-go, %q in the file", name, k, svc.Labels[k], v)
+			}
 		}
 	}
 }
