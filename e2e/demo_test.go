@@ -258,15 +258,7 @@ func TestDemoComposeFile(t *testing.T) {
 			if m == nil || m.Plugin["socketioguard"] == nil {
 				t.Fatalf("%s: no %s plugin middleware", source, mw)
 			}
-			cfg, err := p.CreateConfig(m.Plugin["socketioguard"])
-			if err != nil {
-				t.Fatalf("%s %s: %v", source, mw, err)
-			}
-			if _, err := p.New(nopHandler{}, cfg, mw+"@docker"); err != nil {
-				t.Fatalf("%s %s: New refuses it: %v", source, mw, err)
-			}
-			out, _ := json.Marshal(cfg.Interface())
-			decoded = append(decoded, string(out))
+			decoded = append(decoded, p.mustNew(t, m.Plugin["socketioguard"], source+" "+mw+"@docker"))
 		}
 		if decoded[0] != decoded[1] {
 			t.Errorf("%s differs between compose labels and dynamic.yml:\n%s\n%s", mw, decoded[0], decoded[1])

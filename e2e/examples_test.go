@@ -58,15 +58,8 @@ func TestExamplesAreWhatTraefikReads(t *testing.T) {
 			if m.Plugin == nil || m.Plugin["socketioguard"] == nil {
 				continue
 			}
-			cfg, err := p.CreateConfig(m.Plugin["socketioguard"])
-			if err != nil {
-				t.Fatalf("%s %s: %v", file, name, err)
-			}
-			if _, err := p.New(nopHandler{}, cfg, name+"@file"); err != nil {
-				t.Errorf("%s %s: New refuses it: %v", file, name, err)
-			}
-			out, _ := json.Marshal(cfg.Interface())
-			setsOrigin[name] = strings.Contains(string(out), `"setMissingOrigin":true`)
+			decoded := p.mustNew(t, m.Plugin["socketioguard"], filepath.Base(filepath.Dir(file))+"/"+name+"@file")
+			setsOrigin[name] = strings.Contains(decoded, `"setMissingOrigin":true`)
 		}
 		for name, r := range conf.HTTP.Routers {
 			for _, mw := range r.Middlewares {

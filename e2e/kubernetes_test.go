@@ -81,13 +81,7 @@ func TestKubernetesExamples(t *testing.T) {
 		if err := json.Unmarshal(data, &plugins); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		cfg, err := p.CreateConfig(plugins["socketioguard"])
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := p.New(nopHandler{}, cfg, "frappe-"+name+"@kubernetescrd"); err != nil {
-			t.Errorf("%s: New refuses it: %v", name, err)
-		}
+		p.mustNew(t, plugins["socketioguard"], "frappe-"+name+"@kubernetescrd")
 		setsOrigin[name] = plugins["socketioguard"]["setMissingOrigin"] == true
 	}
 	if !setsOrigin["sio-guard"] {

@@ -20,7 +20,6 @@ import (
 	"github.com/traefik/paerser/parser"
 
 	"github.com/sysmayal/socketioguard/e2e/interpreted"
-	"github.com/sysmayal/socketioguard/e2e/stack"
 )
 
 // Yaegi conformance: the plugin loaded and configured exactly as Traefik
@@ -35,20 +34,27 @@ type interpretedPlugin struct {
 
 func loadInterpreted(t *testing.T) *interpretedPlugin {
 	t.Helper()
-	tools, err := stack.FindTools()
-	if err != nil && tools.Repo == "" {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := stack.MountPlugin(tools.Repo, dir); err != nil {
-		t.Fatal(err)
-	}
 	p := &interpretedPlugin{stdout: &interpreted.LockedBuffer{}, stderr: &interpreted.LockedBuffer{}}
-	p.Plugin, err = interpreted.Load(filepath.Join(dir, "plugins-local"), stack.PluginModule, "", p.stdout, p.stderr)
-	if err != nil {
+	var err error
+	if p.Plugin, err = interpreted.LoadWorkingTree(t.TempDir(), p.stdout, p.stderr); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// mustNew decodes a plugin configuration as Traefik does and builds the
+// middleware; it returns the decoded Config as JSON.
+func (p *interpretedPlugin) mustNew(t *testing.T, conf map[string]any, name string) string {
+	t.Helper()
+	cfg, err := p.CreateConfig(conf)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if _, err := p.New(nopHandler{}, cfg, name); err != nil {
+		t.Fatalf("%s: New refuses it: %v", name, err)
+	}
+	out, _ := json.Marshal(cfg.Interface())
+	return string(out)
 }
 
 func (p *interpretedPlugin) handler(t *testing.T, next http.Handler, config map[string]any) http.Handler {

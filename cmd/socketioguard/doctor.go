@@ -270,18 +270,30 @@ func (d *session) upgrade(parent context.Context) step {
 func (d *session) directWebsocket(parent context.Context) step {
 	ctx, cancel := d.ctx(parent)
 	defer cancel()
+	conn, _, a, failed := d.openDirectWebsocket(ctx)
+	if failed != nil {
+		return *failed
+	}
+	defer conn.CloseNow()
+	conn.Close(websocket.StatusNormalClosure, "")
+	return step{Status: pass, Summary: fmt.Sprintf("101 in %s, open packet received", a.Elapsed), Evidence: &a}
+}
+
+// openDirectWebsocket dials a websocket without sid and reads its open
+// packet; on failure it returns the failed step instead.
+func (d *session) openDirectWebsocket(ctx context.Context) (*websocket.Conn, openPacket, answer, *step) {
 	conn, a, err := d.t.dialWebsocket(ctx, "")
 	if err != nil {
 		id, fix := d.classify(a, true)
-		return step{Status: fail, ID: id, Summary: fmt.Sprintf("websocket without sid → %d: %v", a.Status, shortErr(err)), Evidence: &a, Fix: fix}
+		return nil, openPacket{}, a, &step{Status: fail, ID: id, Summary: fmt.Sprintf("websocket without sid → %d: %v", a.Status, shortErr(err)), Evidence: &a, Fix: fix}
 	}
-	defer conn.CloseNow()
 	first, err := readText(ctx, conn, func(string) bool { return true })
-	if _, ok := parseOpen(first); err != nil || !ok {
-		return step{Status: fail, ID: "probe", Summary: fmt.Sprintf("first frame %q: %v", first, err)}
+	open, ok := parseOpen(first)
+	if err != nil || !ok {
+		conn.CloseNow()
+		return nil, openPacket{}, a, &step{Status: fail, ID: "probe", Summary: fmt.Sprintf("first frame %q: %v", first, err)}
 	}
-	conn.Close(websocket.StatusNormalClosure, "")
-	return step{Status: pass, Summary: fmt.Sprintf("101 in %s, open packet received", a.Elapsed), Evidence: &a}
+	return conn, open, a, nil
 }
 
 // 6. the namespace CONNECT sent in step 3.
@@ -396,17 +408,11 @@ func (d *session) hold(parent context.Context) step {
 	}
 	ctx, cancel := context.WithTimeout(parent, d.o.hold+d.o.timeout)
 	defer cancel()
-	conn, a, err := d.t.dialWebsocket(ctx, "")
-	if err != nil {
-		id, fix := d.classify(a, true)
-		return step{Status: fail, ID: id, Summary: fmt.Sprintf("websocket without sid → %d: %v", a.Status, shortErr(err)), Evidence: &a, Fix: fix}
+	conn, open, _, failed := d.openDirectWebsocket(ctx)
+	if failed != nil {
+		return *failed
 	}
 	defer conn.CloseNow()
-	first, err := readText(ctx, conn, func(string) bool { return true })
-	open, ok := parseOpen(first)
-	if err != nil || !ok {
-		return step{Status: fail, ID: "probe", Summary: fmt.Sprintf("first frame %q: %v", first, err)}
-	}
 	held := heldSession(ctx, conn, d.o.hold, d.o.eio, time.Duration(open.PingInterval)*time.Millisecond)
 	return holdVerdict(held, d.o.hold, time.Duration(open.PingInterval)*time.Millisecond, time.Duration(open.PingTimeout)*time.Millisecond)
 }

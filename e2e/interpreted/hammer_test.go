@@ -6,12 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/sysmayal/socketioguard/e2e/stack"
 )
 
 // hammerRequest is one request of the mix and the status its client must get.
@@ -70,16 +67,8 @@ var proxyLikeBackend = http.HandlerFunc(func(rw http.ResponseWriter, req *http.R
 // plugin): the test first sends each kind of request once, as Traefik's
 // first requests after a reload would, then starts the goroutines.
 func TestInterpretedGuardUnderConcurrentLoad(t *testing.T) {
-	tools, err := stack.FindTools()
-	if err != nil && tools.Repo == "" {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := stack.MountPlugin(tools.Repo, dir); err != nil {
-		t.Fatal(err)
-	}
 	var logs LockedBuffer
-	p, err := Load(filepath.Join(dir, "plugins-local"), stack.PluginModule, "", &logs, &logs)
+	p, err := LoadWorkingTree(t.TempDir(), &logs, &logs)
 	if err != nil {
 		t.Fatal(err)
 	}

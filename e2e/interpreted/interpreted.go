@@ -19,6 +19,8 @@ import (
 	"github.com/mitchellh/mapstructure"
 	"github.com/traefik/yaegi/interp"
 	"github.com/traefik/yaegi/stdlib"
+
+	"github.com/sysmayal/socketioguard/e2e/stack"
 )
 
 // Plugin is a plugin package inside its own interpreter.
@@ -49,6 +51,19 @@ func Load(goPath, importPath, basePkg string, stdout, stderr io.Writer) (*Plugin
 		return nil, err
 	}
 	return p, nil
+}
+
+// LoadWorkingTree mounts the working tree's plugin source under dir, as
+// Traefik's plugins-local, and loads it.
+func LoadWorkingTree(dir string, stdout, stderr io.Writer) (*Plugin, error) {
+	tools, err := stack.FindTools()
+	if err != nil && tools.Repo == "" {
+		return nil, err
+	}
+	if err := stack.MountPlugin(tools.Repo, dir); err != nil {
+		return nil, err
+	}
+	return Load(filepath.Join(dir, "plugins-local"), stack.PluginModule, "", stdout, stderr)
 }
 
 // CreateConfig is Traefik's yaegiMiddlewareBuilder.createConfig.
