@@ -120,8 +120,8 @@ func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, missingSlash 
 		g.applyRepairs(rw, req, repairs)
 	}
 
-	if req.Method == http.MethodGet {
-		countHandshake(g.counters, eio)
+	if req.Method == http.MethodGet && (eio.transport == transportWebsocket || !eio.hasSID) {
+		countHandshake(g.counters, eio) // most requests (polls with a sid) skip the call
 	}
 	if !g.settings.diagnoseResponses || req.Method == http.MethodOptions {
 		return nil, true
