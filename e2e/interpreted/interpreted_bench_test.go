@@ -1,7 +1,9 @@
 package interpreted
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -25,6 +27,11 @@ var okBackend = http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 
 func interpretedHandler(b *testing.B, module, src string, config map[string]any) http.Handler {
 	b.Helper()
+	return interpretedHandlerWith(b, module, src, config, okBackend)
+}
+
+func interpretedHandlerWith(b *testing.B, module, src string, config map[string]any, next http.Handler) http.Handler {
+	b.Helper()
 	dir := b.TempDir()
 	if err := stack.MountPluginFrom(src, module, dir); err != nil {
 		b.Fatal(err)
@@ -33,7 +40,7 @@ func interpretedHandler(b *testing.B, module, src string, config map[string]any)
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := p.Handler(okBackend, config, "bench@file")
+	h, err := p.Handler(next, config, "bench@file")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,4 +102,106 @@ func BenchmarkYaegiGuardHugeQuery(b *testing.B) {
 func BenchmarkYaegiPassthroughHugeQuery(b *testing.B) {
 	src := filepath.Join(repo(b), "e2e", "bench", "passthrough")
 	benchLoop(b, interpretedHandler(b, "example.com/passthrough", src, map[string]any{"headers": map[string]any{"X-Demo": "bench"}}), hugeTarget)
+}
+
+// ---- With a backend that behaves like Traefik's proxy ----
+//
+// Traefik's proxy calls Header() several times (copying the backend's
+// headers), WriteHeader once and Write at least once for a polling answer,
+// and hijacks the connection for a websocket's 101: the cost of watching the
+// answer counts only with such a backend (okBackend only calls WriteHeader).
+
+// proxyWriter is the ResponseWriter Traefik's proxy writes to, with Hijack
+// (a pipe) for websocket handshakes.
+type proxyWriter struct {
+	header http.Header
+}
+
+func (w *proxyWriter) Header() http.Header         { return w.header }
+func (w *proxyWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *proxyWriter) WriteHeader(int)             {}
+func (w *proxyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	client, server := net.Pipe()
+	client.Close()
+	return server, bufio.NewReadWriter(bufio.NewReader(server), bufio.NewWriter(server)), nil
+}
+
+var engineIOPollAnswer = []byte(`40/raven.localhost,{"sid":"lv_VI97HAXpY6yYWAAAC"}`)
+
+// proxyBackend answers as Traefik's proxy would write the Socket.IO
+// server's answer: headers copied one by one, status, body; a websocket
+// handshake is hijacked (the 101 goes on the raw connection).
+var proxyBackend = http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+	if req.Header.Get("Upgrade") != "" {
+		if conn, _, err := http.NewResponseController(rw).Hijack(); err == nil {
+			conn.Close()
+		}
+		return
+	}
+	h := rw.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	rw.Header().Set("Content-Length", "52")
+	rw.Header().Set("Date", "Thu, 26 Nov 2026 12:00:00 GMT")
+	rw.WriteHeader(http.StatusOK)
+	_, _ = rw.Write(engineIOPollAnswer)
+})
+
+// The Frappe recipe's configuration, which the cost targets are measured with.
+var frappeRecipe = map[string]any{"setMissingOrigin": "true", "eioVersions": "4"}
+
+func proxyLoop(b *testing.B, h http.Handler, method, target string, headers map[string]string) {
+	req := httptest.NewRequest(method, target, nil)
+	req.Host = "v2.sysmayal.cloud"
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.ServeHTTP(&proxyWriter{header: http.Header{}}, req)
+	}
+}
+
+func passthroughHandler(b *testing.B) http.Handler {
+	src := filepath.Join(repo(b), "e2e", "bench", "passthrough")
+	return interpretedHandlerWith(b, "example.com/passthrough", src, map[string]any{"headers": map[string]any{"X-Demo": "bench"}}, proxyBackend)
+}
+
+func guardHandler(b *testing.B) http.Handler {
+	return interpretedHandlerWith(b, stack.PluginModule, repo(b), frappeRecipe, proxyBackend)
+}
+
+var wsHeaders = map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}
+
+const (
+	pollWithSID    = "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC"
+	pollAppFirst   = "/socket.io/?token=abc&room=doc%3ARaven&EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC"
+	pollHandshake  = "/socket.io/?EIO=4&transport=polling&t=PaB3x1c"
+	wsUpgradeOfSID = "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC"
+)
+
+func BenchmarkProxyPassthroughPollGET(b *testing.B) {
+	proxyLoop(b, passthroughHandler(b), "GET", pollWithSID, nil)
+}
+func BenchmarkProxyGuardPollGET(b *testing.B) { proxyLoop(b, guardHandler(b), "GET", pollWithSID, nil) }
+func BenchmarkProxyGuardPollGETAppParamsFirst(b *testing.B) {
+	proxyLoop(b, guardHandler(b), "GET", pollAppFirst, nil)
+}
+func BenchmarkProxyPassthroughPollPOST(b *testing.B) {
+	proxyLoop(b, passthroughHandler(b), "POST", pollWithSID, nil)
+}
+func BenchmarkProxyGuardPollPOST(b *testing.B) {
+	proxyLoop(b, guardHandler(b), "POST", pollWithSID, nil)
+}
+func BenchmarkProxyPassthroughHandshake(b *testing.B) {
+	proxyLoop(b, passthroughHandler(b), "GET", pollHandshake, nil)
+}
+func BenchmarkProxyGuardHandshake(b *testing.B) {
+	proxyLoop(b, guardHandler(b), "GET", pollHandshake, nil)
+}
+func BenchmarkProxyPassthroughWebsocketHandshake(b *testing.B) {
+	proxyLoop(b, passthroughHandler(b), "GET", wsUpgradeOfSID, wsHeaders)
+}
+func BenchmarkProxyGuardWebsocketHandshake(b *testing.B) {
+	proxyLoop(b, guardHandler(b), "GET", wsUpgradeOfSID, wsHeaders)
 }
