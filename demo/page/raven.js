@@ -79,10 +79,13 @@ function addMessage(event, transport) {
 
 // Known refusals by Frappe's realtime server (a CONNECT_ERROR, not HTTP).
 const frappeRefusals = {
-  "Invalid origin": "Frappe compares the hostnames of Origin and Host. Browsers send no Origin on same-origin polling requests: enable setMissingOrigin on the guard (or set Origin in the proxy, only when absent).",
+  "Invalid origin": "Frappe compares the hostnames of Origin and Host. Browsers send no Origin on same-origin polling requests: enable setMissingOrigin on the guard and pin Host() on its router (or set Origin in the proxy, only when absent and only for this site's own pages).",
   "Invalid namespace": "The namespace must be the site name: set X-Frappe-Site-Name in the proxy (Traefik headers middleware) or use the site's hostname.",
   "No cookie transmitted.": "The session cookie did not reach the realtime server: open the page through the same host as /socket.io.",
+  "No authentication method used. Use cookie or authorization header.": "A cookie arrived but without the session (sid): log in again.",
 };
+// "Unauthorized: …": Frappe could not check the session by calling the Origin back.
+const unauthorizedHint = "Frappe's realtime server calls <Origin>/api/method/frappe.realtime.get_user_info to check the session: that URL must be reachable from it (or set server_ip in Frappe's configuration).";
 
 async function explainFailure(err, socket) {
   page.attempts++;
@@ -97,8 +100,9 @@ async function explainFailure(err, socket) {
     if (id) {
       const body = await res.json();
       Object.assign(problem, { id, detail: body.guard.detail, hint: body.guard.hint, cause: `HTTP ${res.status} from the guard` });
-    } else if (frappeRefusals[err.message]) {
-      Object.assign(problem, { id: "(refused by the Socket.IO server)", detail: err.message, hint: frappeRefusals[err.message] });
+    } else if (frappeRefusals[err.message] || err.message.startsWith("Unauthorized")) {
+      const hint = frappeRefusals[err.message] || unauthorizedHint;
+      Object.assign(problem, { id: "(refused by the Socket.IO server)", detail: err.message, hint });
     } else if (err.description) {
       problem.detail = `HTTP ${err.description}`;
     }
