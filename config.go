@@ -73,7 +73,8 @@ var (
 // settings is a validated Config, in the form ServeHTTP uses.
 type settings struct {
 	paths             []string
-	commonPrefix      string // what every Engine.IO path and the inspect path start with
+	pollPaths         map[string]bool // guard mode: the paths a poll may take the short way on
+	commonPrefix      string          // what every Engine.IO path and the inspect path start with
 	fallback          bool
 	eioVersions       []string
 	transports        []string
@@ -143,6 +144,9 @@ func validate(cfg *Config) (settings, error) {
 		return s, err
 	}
 	s.commonPrefix = commonPrefix(s.paths, s.inspectPath)
+	if !s.fallback && s.transportAccepted[transportPolling] {
+		s.pollPaths = setOf(s.paths)
+	}
 	return s, nil
 }
 

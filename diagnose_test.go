@@ -99,3 +99,47 @@ func TestRefusalMessageIsLoggedSafely(t *testing.T) {
 		}
 	}
 }
+
+// TestPollAnswersAreHeldWhole: a poll of an open session is answered from
+// the backend's complete answer (held by a compiled recorder): headers,
+// status and body as the backend wrote them, headers set before forwarding
+// kept. The trade-offs, as documented: an informational 1xx the backend sends
+// first reaches the client, and the final answer then goes out with status
+// 200 (Engine.IO servers send no 1xx).
+func TestPollAnswersAreHeldWhole(t *testing.T) {
+	const target = "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC"
+	t.Run("the answer as written", func(t *testing.T) {
+		backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+			rw.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+			rw.Header().Add("Set-Cookie", "sio_sticky=a")
+			rw.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(rw, "4")
+			_, _ = io.WriteString(rw, "2")
+		})
+		guard := newTestGuard(t, CreateConfig(), backend, nil)
+		rec := httptest.NewRecorder()
+		rec.Header().Set("X-Earlier", "kept")
+		guard.ServeHTTP(rec, newScenarioRequest(scenario{method: "GET", target: target}))
+		if rec.Code != 200 || rec.Body.String() != "42" || rec.Header().Get("Set-Cookie") != "sio_sticky=a" || rec.Header().Get("X-Earlier") != "kept" {
+			t.Errorf("answer %d %q %v", rec.Code, rec.Body.String(), rec.Header())
+		}
+	})
+	t.Run("a 1xx first", func(t *testing.T) {
+		backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+			rw.WriteHeader(http.StatusEarlyHints)
+			rw.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(rw, "ok")
+		})
+		front := httptest.NewServer(newTestGuard(t, CreateConfig(), backend, nil))
+		defer front.Close()
+		resp, err := http.Post(front.URL+target, "text/plain", strings.NewReader("2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Errorf("after a 103: %d %q", resp.StatusCode, body)
+		}
+	})
+}

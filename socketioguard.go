@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -64,7 +66,82 @@ func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		g.next.ServeHTTP(rw, req)
 		return
 	}
+	// Most Engine.IO requests are polls of an open session: they take the
+	// short way when nothing about them needs a second look.
+	if g.settings.pollPaths[req.URL.Path] && servePoll(g, rw, req) {
+		return
+	}
 	g.serveCandidate(rw, req)
+}
+
+// servePoll serves a poll of an open session (GET or POST with a sid,
+// transport=polling, an accepted EIO, no JSONP, a query url.ParseQuery reads
+// whole and short enough) in one interpreted call, and reports false for
+// anything else, which serveCandidate reads, refuses or repairs in full. A
+// poll needs no repair (the Origin matters to handshakes only).
+//
+// The backend's answer is captured by a compiled writer (httptest's
+// recorder) rather than watched through an interpreted one: under Yaegi every
+// call from Traefik's proxy into an interpreted writer goes through reflect.
+// An Engine.IO polling answer is one complete payload (bounded by the
+// server's maxPayload), so holding it until it is complete delays nothing;
+// the answers the guard must read (404, 400, 403, an HTML page to a GET) are
+// handed to the same diagnosis as the full path.
+func servePoll(g *Guard, rw http.ResponseWriter, req *http.Request) bool {
+	if req.Method != http.MethodGet && req.Method != http.MethodPost || len(req.URL.RawQuery) > maxParsedQuery {
+		return false
+	}
+	values, err := url.ParseQuery(req.URL.RawQuery)
+	sid, transport, eio := values[keySID], values[keyTransport], values[keyEIO]
+	if err != nil || len(sid) != 1 || sid[0] == "" || len(transport) != 1 || transport[0] != transportPolling ||
+		len(eio) != 1 || !g.settings.eioAccepted[eio[0]] || values[keyJSONP] != nil {
+		return false
+	}
+	atomic.AddInt64(&g.counters.requests, 1)
+	if !g.settings.diagnoseResponses {
+		g.next.ServeHTTP(rw, req)
+		return true
+	}
+	answer := httptest.NewRecorder()
+	g.next.ServeHTTP(answer, req)
+	if pollAnswerNeedsReading(answer, req.Method) {
+		replayForDiagnosis(g, rw, req, answer)
+		return true
+	}
+	h := rw.Header()
+	for name, values := range answer.HeaderMap {
+		h[name] = values
+	}
+	rw.WriteHeader(answer.Code)
+	_, _ = rw.Write(answer.Body.Bytes())
+	return true
+}
+
+// pollAnswerNeedsReading: the answers to a poll that the answer watcher
+// judges other than "pass on" (see answerWatcher.judge).
+func pollAnswerNeedsReading(answer *httptest.ResponseRecorder, method string) bool {
+	switch answer.Code {
+	case http.StatusNotFound, http.StatusBadRequest, http.StatusForbidden:
+		return true
+	case http.StatusOK:
+		return method == http.MethodGet && isHTML(answer.HeaderMap.Get("Content-Type"))
+	}
+	return false
+}
+
+// replayForDiagnosis plays a captured answer through the answer watcher, as
+// if the backend were writing it now.
+func replayForDiagnosis(g *Guard, rw http.ResponseWriter, req *http.Request, answer *httptest.ResponseRecorder) {
+	watcher := newAnswerWatcher(g, rw, req, false) // notes the headers set before forwarding
+	h := rw.Header()
+	for name, values := range answer.HeaderMap {
+		h[name] = values
+	}
+	watcher.WriteHeader(answer.Code)
+	_, _ = watcher.Write(answer.Body.Bytes())
+	if watcher.state != passingThrough {
+		watcher.finish()
+	}
 }
 
 // serveCandidate: a path that may be an Engine.IO path, or the inspect path.
@@ -223,7 +300,7 @@ func (g *Guard) plannedRepairs(req *http.Request, eio *engineIORequest) (repairs
 		eio.hasWebSocketProof && eio.handshakeFlaw == "" && !eio.upgradeOther && !eio.overHTTP2OrLater {
 		repairs = append(repairs, repairUpgrade)
 	}
-	if g.settings.setMissingOrigin && strings.TrimSpace(req.Header.Get("Origin")) == "" {
+	if g.settings.setMissingOrigin && !eio.hasSID && strings.TrimSpace(req.Header.Get("Origin")) == "" {
 		if originWithheld = originWithheldBecause(req, eio); originWithheld == "" {
 			repairs = append(repairs, repairOrigin)
 		}

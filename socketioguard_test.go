@@ -236,6 +236,16 @@ func guardScenarios() []scenario {
 			wantSeen: map[string]string{"Origin": "https://v2.sysmayal.cloud"},
 		},
 		{
+			name: "Frappe: a poll of an open session gets no Origin (servers check it on handshakes only)", config: func(c *Config) { c.SetMissingOrigin = true },
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC", answer: socketIOHandshake,
+			wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": ""},
+		},
+		{
+			name: "Frappe: the upgrade of an open session gets no Origin", config: func(c *Config) { c.SetMissingOrigin = true },
+			method: "GET", target: "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", headers: strippedWebsocketHeaders(),
+			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "upgrade", wantSeen: map[string]string{"Origin": ""},
+		},
+		{
 			name: "a present Origin is never overwritten (cross-site stays refused)", config: func(c *Config) { c.SetMissingOrigin = true },
 			method: "GET", target: "/socket.io/?EIO=4&transport=polling", headers: map[string]string{"Origin": "https://evil.example"},
 			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true,
@@ -247,10 +257,10 @@ func guardScenarios() []scenario {
 			wantStatus: 200, wantForwarded: true, wantSeen: map[string]string{"Origin": ""},
 		},
 		{
-			name: "all three repairs at once", config: func(c *Config) { c.SetMissingOrigin = true },
-			method: "GET", target: "/socket.io?EIO=4&transport=websocket&sid=x", headers: strippedWebsocketHeaders(),
+			name: "all three repairs at once (a direct websocket)", config: func(c *Config) { c.SetMissingOrigin = true },
+			method: "GET", target: "/socket.io?EIO=4&transport=websocket", headers: strippedWebsocketHeaders(),
 			answer: socketIOHandshake, wantStatus: 200, wantForwarded: true, wantRepaired: "path,upgrade,origin",
-			wantSeenURI: "/socket.io/?EIO=4&transport=websocket&sid=x",
+			wantSeenURI: "/socket.io/?EIO=4&transport=websocket",
 			wantSeen:    map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Origin": "http://v2.sysmayal.cloud"},
 		},
 
@@ -891,8 +901,9 @@ func TestInspect(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatalf("inspection is not JSON: %v", err)
 	}
-	if got.Verdict.Action != "forward" || strings.Join(got.Verdict.Repairs, ",") != "upgrade,origin" {
-		t.Errorf("verdict = %+v, want forward after repairing upgrade,origin", got.Verdict)
+	// A request with a sid is no handshake: only the upgrade is repaired.
+	if got.Verdict.Action != "forward" || strings.Join(got.Verdict.Repairs, ",") != "upgrade" {
+		t.Errorf("verdict = %+v, want forward after repairing upgrade", got.Verdict)
 	}
 	if !got.Headers.SecWebSocketKey || got.Headers.Upgrade != "" || !got.Headers.CookiePresent || got.Headers.XForwardedProto != "wss" {
 		t.Errorf("headers = %+v", got.Headers)
