@@ -130,7 +130,8 @@ func TestPollAnswersAreHeldWhole(t *testing.T) {
 			rw.WriteHeader(http.StatusOK)
 			_, _ = io.WriteString(rw, "ok")
 		})
-		front := httptest.NewServer(newTestGuard(t, CreateConfig(), backend, nil))
+		guard := newTestGuard(t, CreateConfig(), backend, nil) // a variable first: Yaegi cannot pass a call's result as an interface
+		front := httptest.NewServer(guard)
 		defer front.Close()
 		resp, err := http.Post(front.URL+target, "text/plain", strings.NewReader("2"))
 		if err != nil {
