@@ -8,6 +8,7 @@
 package socketioguard
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log"
@@ -102,41 +103,31 @@ func servePoll(g *Guard, rw http.ResponseWriter, req *http.Request) bool {
 		g.next.ServeHTTP(rw, req)
 		return true
 	}
-	answer := httptest.NewRecorder()
-	g.next.ServeHTTP(answer, req)
-	if pollAnswerNeedsReading(answer, req.Method) {
-		replayForDiagnosis(g, rw, req, answer)
-		return true
+	// The recorder writes the backend's headers straight into rw's: nothing
+	// to copy afterwards. Headers set before forwarding are noted first (an
+	// answer the guard replaces keeps exactly those).
+	header := rw.Header()
+	var before http.Header
+	if len(header) > 0 {
+		before = header.Clone()
 	}
-	h := rw.Header()
-	for name, values := range answer.HeaderMap {
-		h[name] = values
+	answer := &httptest.ResponseRecorder{HeaderMap: header, Body: new(bytes.Buffer), Code: http.StatusOK}
+	g.next.ServeHTTP(answer, req)
+	switch {
+	case answer.Code == http.StatusNotFound || answer.Code == http.StatusBadRequest || answer.Code == http.StatusForbidden,
+		answer.Code == http.StatusOK && req.Method == http.MethodGet && isHTML(header.Get("Content-Type")):
+		replayForDiagnosis(&answerWatcher{guard: g, rw: rw, req: req, headersBefore: before}, answer)
+		return true
 	}
 	rw.WriteHeader(answer.Code)
 	_, _ = rw.Write(answer.Body.Bytes())
 	return true
 }
 
-// pollAnswerNeedsReading: the answers to a poll that the answer watcher
-// judges other than "pass on" (see answerWatcher.judge).
-func pollAnswerNeedsReading(answer *httptest.ResponseRecorder, method string) bool {
-	switch answer.Code {
-	case http.StatusNotFound, http.StatusBadRequest, http.StatusForbidden:
-		return true
-	case http.StatusOK:
-		return method == http.MethodGet && isHTML(answer.HeaderMap.Get("Content-Type"))
-	}
-	return false
-}
-
-// replayForDiagnosis plays a captured answer through the answer watcher, as
-// if the backend were writing it now.
-func replayForDiagnosis(g *Guard, rw http.ResponseWriter, req *http.Request, answer *httptest.ResponseRecorder) {
-	watcher := newAnswerWatcher(g, rw, req, false) // notes the headers set before forwarding
-	h := rw.Header()
-	for name, values := range answer.HeaderMap {
-		h[name] = values
-	}
+// replayForDiagnosis plays a captured answer (its headers already in place)
+// through the answer watcher — the answers a poll's watcher would not just
+// pass on (see answerWatcher.judge) — as if the backend were writing it now.
+func replayForDiagnosis(watcher *answerWatcher, answer *httptest.ResponseRecorder) {
 	watcher.WriteHeader(answer.Code)
 	_, _ = watcher.Write(answer.Body.Bytes())
 	if watcher.state != passingThrough {
