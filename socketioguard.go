@@ -67,9 +67,16 @@ func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		g.next.ServeHTTP(rw, req)
 		return
 	}
-	// Most Engine.IO requests are polls of an open session: they take the
-	// short way when nothing about them needs a second look.
-	if g.settings.pollPaths[req.URL.Path] && servePoll(g, rw, req) {
+	serveUnderPrefix(g, rw, req)
+}
+
+// serveUnderPrefix: most Engine.IO requests are polls of an open session;
+// they take the short way when nothing about them needs a second look
+// (handshakes do not try it: no sid, or transport=websocket). Everything
+// else, serveCandidate.
+func serveUnderPrefix(g *Guard, rw http.ResponseWriter, req *http.Request) {
+	query := req.URL.RawQuery
+	if g.settings.pollPaths[req.URL.Path] && strings.Contains(query, "transport=polling") && strings.Contains(query, "sid=") && servePoll(g, rw, req) {
 		return
 	}
 	g.serveCandidate(rw, req)
