@@ -23,6 +23,10 @@ func serveBackend(args []string) int {
 		switch {
 		case req.URL.Query().Get("transport") == "websocket":
 			echo(rw, req)
+		case strings.HasPrefix(req.URL.Path, "/socket.io/") && req.Method == http.MethodPost:
+			rw.Header().Set("Content-Type", "text/html") // Engine.IO's answer to a polling POST
+			rw.Header().Set("Content-Length", "2")
+			_, _ = io.WriteString(rw, "ok")
 		case strings.HasPrefix(req.URL.Path, "/socket.io/"):
 			rw.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 			rw.Header().Set("Content-Length", "1")

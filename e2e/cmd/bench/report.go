@@ -63,9 +63,17 @@ func writeReport(r *results, o benchOptions) error {
 			w("| %s | %s | %.0f | %s | %s | %s | %s |\n", c.route, v.label, med, toNone, toTrivial, dur(p50), dur(p99))
 		}
 	}
+	// The request-path issue's targets (its bar; the product goal is 0.97).
+	vsTrivial := func(route, v string) []float64 {
+		return ratios(rpsOf(r.http[route][v]), rpsOf(r.http[route]["trivial"]))
+	}
+	for _, c := range httpCases[:4] {
+		targets = append(targets, target{"guard mode, " + c.route + " vs the trivial plugin", vsTrivial(c.route, "guard"), 0.95})
+	}
+	web := httpCases[4].route
 	targets = append(targets,
-		target{"guard mode, polling throughput vs the trivial plugin", ratios(rpsOf(r.http[httpCases[0].route]["guard"]), rpsOf(r.http[httpCases[0].route]["trivial"])), 0.97},
-		target{"fallback mode, non-Engine.IO throughput vs the trivial plugin", ratios(rpsOf(r.http[httpCases[1].route]["fallback"]), rpsOf(r.http[httpCases[1].route]["trivial"])), 0.99},
+		target{"fallback mode, web-app requests vs the trivial plugin", vsTrivial(web, "fallback"), 0.99},
+		target{"guard mode, requests outside the Engine.IO paths vs the trivial plugin", vsTrivial(web, "guard"), 0.97},
 	)
 
 	w("\n## Websocket echo through Traefik\n\n")
@@ -122,6 +130,8 @@ func writeReport(r *results, o benchOptions) error {
 	}
 	w("| no memory retained per websocket connection by the guard | after close: %+.2f KiB per connection (median; max %+.2f); while open: %+.1f KiB per connection more than without middleware, %+.1f more than the trivial plugin | %s |\n",
 		keptMed, keptMax, gHeap-nHeap, gHeap-tHeap, retained)
+
+	w("\nNot measured by `make bench` yet (the request-path issue asks for them): websocket handshakes per second through the guard (fresh connections, each upgraded and closed), the reconnect storm of 1,000 clients, and — in process, below — the interpreted allocations per polling GET against 3× the trivial plugin's (`BenchmarkProxyGuardPollGET` against `BenchmarkProxyPassthroughPollGET`).\n")
 
 	w("\n## Go benchmarks\n\nCompiled (the root package, `go test -bench . -benchmem -count 3`):\n\n```\n%s\n```\n\n", r.goBench)
 	w("Interpreted by Yaegi v0.16.1 in process, as Traefik runs it (`e2e/interpreted`, same request loop, next to the catalog-demo-kind passthrough plugin):\n\n```\n%s\n```\n", r.yaegi)

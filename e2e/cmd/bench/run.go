@@ -48,19 +48,26 @@ var (
 // httpCase is a kind of request and the variants it is measured on.
 type httpCase struct {
 	route    string
+	method   string // "" is GET
 	path     string
 	variants []variant
 }
 
+// The guard variants run the Frappe recipe's configuration (setMissingOrigin,
+// eioVersions 4); the polls carry socket.io-client's own query, and once
+// more with application parameters before EIO.
 var httpCases = []httpCase{
-	{"Engine.IO polling (GET with sid)", "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC&t=PaB3x1c", []variant{none, trivial, guard, nodiag}},
-	{"web app page (not Engine.IO)", "/app/raven/channel/general", []variant{none, trivial, fallback}},
+	{"Engine.IO polling (GET with sid)", "", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard, nodiag}},
+	{"Engine.IO polling (GET with sid, application parameters first)", "", "/socket.io/?token=abc&room=doc%3ARaven&EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard}},
+	{"Engine.IO polling (POST with sid)", "POST", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard}},
+	{"Engine.IO polling handshake (GET without sid)", "", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c", []variant{none, trivial, guard}},
+	{"web app page (not Engine.IO)", "", "/app/raven/channel/general", []variant{none, trivial, guard, fallback}},
 }
 
 func runBench(args []string) int {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	o := benchOptions{}
-	fs.IntVar(&o.rounds, "rounds", 5, "rounds; every variant runs once per round, in rotating order")
+	fs.IntVar(&o.rounds, "rounds", 9, "rounds; every variant runs once per round, in rotating order")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "length of one measurement")
 	fs.IntVar(&o.connections, "connections", 32, "wrk connections")
 	fs.IntVar(&o.wsConns, "ws-connections", 16, "websocket echo connections")
@@ -148,11 +155,10 @@ http:
             X-Demo: bench
     guard:
       plugin:
-        socketioguard: {}
+        socketioguard: {setMissingOrigin: true, eioVersions: ["4"]}
     nodiag:
       plugin:
-        socketioguard:
-          diagnoseResponses: false
+        socketioguard: {setMissingOrigin: true, eioVersions: ["4"], diagnoseResponses: false}
     fallback:
       plugin:
         socketioguard:
@@ -223,14 +229,14 @@ func measureHTTP(r *results, wrk string, tr *stack.Traefik, combos []combo, o be
 	}
 	fmt.Printf("HTTP: %d combinations × %d rounds × %s (wrk -t1 -c%d)\n", len(combos), o.rounds, o.duration, o.connections)
 	for _, cb := range combos { // warm-up
-		if _, err := runWrk(wrk, tr.URL(cb.v.name)+cb.c.path, o.connections, time.Second); err != nil {
+		if _, err := runWrk(wrk, cb.c.method, tr.URL(cb.v.name)+cb.c.path, o.connections, time.Second); err != nil {
 			return err
 		}
 	}
 	for round := 0; round < o.rounds; round++ {
 		for i := range combos {
 			cb := combos[(i+round)%len(combos)]
-			res, err := runWrk(wrk, tr.URL(cb.v.name)+cb.c.path, o.connections, o.duration)
+			res, err := runWrk(wrk, cb.c.method, tr.URL(cb.v.name)+cb.c.path, o.connections, o.duration)
 			if err != nil {
 				return err
 			}
@@ -287,8 +293,22 @@ var (
 	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 )
 
-func runWrk(wrk, url string, connections int, d time.Duration) (wrkResult, error) {
-	out, err := exec.Command(wrk, "-t1", "-c"+strconv.Itoa(connections), "-d"+d.String(), "--latency", url).CombinedOutput()
+// postScript makes wrk send Engine.IO's POST (a ping packet, as text).
+const postScript = `wrk.method = "POST"
+wrk.body = "2"
+wrk.headers["Content-Type"] = "text/plain;charset=UTF-8"
+`
+
+func runWrk(wrk, method, url string, connections int, d time.Duration) (wrkResult, error) {
+	args := []string{"-t1", "-c" + strconv.Itoa(connections), "-d" + d.String(), "--latency"}
+	if method == http.MethodPost {
+		script := filepath.Join(os.TempDir(), "socketioguard-wrk-post.lua")
+		if err := os.WriteFile(script, []byte(postScript), 0o644); err != nil {
+			return wrkResult{}, err
+		}
+		args = append(args, "-s", script)
+	}
+	out, err := exec.Command(wrk, append(args, url)...).CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk %s: %v\n%s", url, err, out)
 	}
