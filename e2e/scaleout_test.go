@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
@@ -144,21 +145,24 @@ http:
 	t.Run("without stickiness the guard names it on either edge", func(t *testing.T) {
 		noJar := &http.Client{Timeout: 10 * time.Second}
 		diagnosed := map[string]int{}
-		for i := 0; i < 12; i++ {
-			open, poll := a, b
-			if i%2 == 1 {
-				open, poll = b, a
-			}
-			var sid string
-			for j := 0; j <= i%3; j++ { // vary the round-robin positions of the two edges
-				sid = pollingSession(t, noJar, open.URL("nostick"))
-			}
-			status, diagnosis := pollOnce(t, noJar, poll.URL("nostick"), sid)
-			if status == http.StatusBadRequest {
-				if diagnosis != "session-unknown" {
-					t.Fatalf("a poll on another replica: 400 with diagnosis %q", diagnosis)
+		rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+		for _, edges := range [][2]*stack.Traefik{{a, b}, {b, a}} {
+			open, poll := edges[0], edges[1]
+			// Open sessions on one edge and poll the last on the other, a
+			// random number of handshakes at a time, so that the two round
+			// robins cannot stay aligned; stop at the first diagnosis.
+			for attempt := 0; attempt < 40 && diagnosed[poll.Name] == 0; attempt++ {
+				var sid string
+				for k := rng.Intn(3); k >= 0; k-- {
+					sid = pollingSession(t, noJar, open.URL("nostick"))
 				}
-				diagnosed[poll.Name]++
+				status, diagnosis := pollOnce(t, noJar, poll.URL("nostick"), sid)
+				if status == http.StatusBadRequest {
+					if diagnosis != "session-unknown" {
+						t.Fatalf("a poll on another replica: 400 with diagnosis %q", diagnosis)
+					}
+					diagnosed[poll.Name]++
+				}
 			}
 		}
 		if diagnosed["traefik-a"] == 0 || diagnosed["traefik-b"] == 0 {
