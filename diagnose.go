@@ -264,10 +264,7 @@ func (w *answerWatcher) diagnoseHijack(text string) *problem {
 // for the log (which quotes and escapes it).
 func serverMessage(body []byte) string {
 	line, _, _ := strings.Cut(string(bytes.TrimSpace(body)), "\n")
-	if len(line) > 120 {
-		line = line[:120] + "…"
-	}
-	return line
+	return shortenedTo(line, 120)
 }
 
 // engineIOErrorCode returns the "code" of an Engine.IO JSON error, or -1.

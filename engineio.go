@@ -114,8 +114,10 @@ func websocketHandshakeFlaw(req *http.Request) string {
 }
 
 // shortened cuts a value an attacker chose before it goes into an answer.
-func shortened(s string) string {
-	const max = 64
+func shortened(s string) string { return shortenedTo(s, 64) }
+
+// shortenedTo cuts s to max bytes, marking the cut.
+func shortenedTo(s string, max int) string {
 	if len(s) > max {
 		return s[:max] + "…"
 	}

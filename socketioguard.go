@@ -120,6 +120,9 @@ func servePoll(g *Guard, rw http.ResponseWriter, req *http.Request) bool {
 	}
 	answer := &httptest.ResponseRecorder{HeaderMap: header, Body: new(bytes.Buffer), Code: http.StatusOK}
 	g.next.ServeHTTP(answer, req)
+	// judge's rule for a poll, written out here: a call to a shared function
+	// would add ~30 allocations to every poll under Yaegi (measured). The
+	// scenario tables run polls through both and would see the two drift.
 	switch {
 	case answer.Code == http.StatusNotFound || answer.Code == http.StatusBadRequest || answer.Code == http.StatusForbidden,
 		answer.Code == http.StatusOK && req.Method == http.MethodGet && isHTML(header.Get("Content-Type")):
