@@ -94,7 +94,7 @@ var (
 	}
 	problemWebSocketRefused = problem{
 		id: "websocket-refused", level: levelWarn,
-		hint: "the Socket.IO server received the websocket handshake and refused it for its own reason (the message field): e.g. ws's invalid Sec-WebSocket-Key, python-engineio's origin check, engine.io's transport or session checks; usually one client's doing",
+		hint: "the websocket handshake left Traefik with its upgrade headers and was refused (the message field says why): usually by the Socket.IO server — ws's invalid Sec-WebSocket-Key, python-engineio's origin check, engine.io's transport or session checks, one client's doing — but a hop behind Traefik can answer 400 too (e.g. nginx's own 400 for headers too large): the message tells them apart",
 	}
 	problemBackendEIOMismatch = problem{
 		id: "backend-eio-mismatch", level: levelWarn,

@@ -532,7 +532,7 @@ func classifyFailure(a answer, websocketRequest bool, host, eio string) (id, fix
 	case websocketRequest && a.Status == http.StatusBadRequest && isEngineIO && code == 3:
 		return "upgrade-missing", fixFor("upgrade-missing", host, eio)
 	case websocketRequest && a.Status == http.StatusBadRequest:
-		return "websocket-refused", fmt.Sprintf("the Socket.IO server received the websocket handshake and refused it: %q", trim(text, 120))
+		return "websocket-refused", fmt.Sprintf("the websocket handshake arrived with its upgrade headers and was refused — usually by the Socket.IO server, possibly by a hop in front of it: %q", trim(text, 120))
 	case websocketRequest && a.Status == http.StatusInternalServerError && text == "Internal Server Error":
 		return "hijack-failed", fixFor("hijack-failed", host, eio)
 	case a.Status >= 500:
@@ -581,7 +581,7 @@ var fixes = map[string]string{
 	"backend-not-socketio":        "the web app, not the Socket.IO server, answers /socket.io: point that route at the Socket.IO service (Frappe: socketio_port 9000/9001)",
 	"session-unknown":             "the server does not know the session: either its requests reach several Socket.IO processes (sticky sessions: loadBalancer.sticky.cookie, or one replica) or the session ended there (a restart, a ping timeout); run again with --replicas-check 10: sessions that break at once mean replicas without stickiness",
 	"upgrade-lost-downstream":     "a hop between Traefik and the Socket.IO server (nginx sidecar) drops Upgrade/Connection: add proxy_http_version 1.1 and the two proxy_set_header lines there",
-	"websocket-refused":           "the Socket.IO server received the websocket handshake and refused it for its own reason (see the evidence's body)",
+	"websocket-refused":           "the websocket handshake arrived with its upgrade headers and was refused — usually by the Socket.IO server, possibly by a hop in front of it (see the evidence's body)",
 	"hijack-failed":               "polling works but Traefik answers the websocket handshake with a bare 500: a middleware on this router wraps the response writer without http.Hijacker, so Traefik cannot hand the connection over (it logs \"can't switch protocols using non-Hijacker ResponseWriter\" at DEBUG). Take that middleware off the Socket.IO router, or use a version that implements Hijack",
 }
 
