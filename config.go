@@ -72,22 +72,25 @@ var (
 
 // settings is a validated Config, in the form ServeHTTP uses.
 type settings struct {
-	paths             []string
-	pollPaths         map[string]bool // guard mode: the paths a poll may take the short way on
-	commonPrefix      string          // what every Engine.IO path and the inspect path start with
-	fallback          bool
-	eioVersions       []string
-	transports        []string
-	eioAccepted       map[string]bool // the same, for one lookup per request
-	transportAccepted map[string]bool
-	repairUpgrade     bool
-	normalizePath     bool
-	setMissingOrigin  bool
-	allowJSONP        bool
-	diagnoseResponses bool
-	fallbackStatus    int
-	logLevel          logLevel
-	inspectPath       string
+	paths         []string
+	shortWayPaths map[string]bool // guard mode: the paths a polling request may take the short way on
+	// engineIOContentTypes: the Content-Types of Engine.IO's polling answers,
+	// which the short way sends on without a second look.
+	engineIOContentTypes map[string]bool
+	commonPrefix         string // what every Engine.IO path and the inspect path start with
+	fallback             bool
+	eioVersions          []string
+	transports           []string
+	eioAccepted          map[string]bool // the same, for one lookup per request
+	transportAccepted    map[string]bool
+	repairUpgrade        bool
+	normalizePath        bool
+	setMissingOrigin     bool
+	allowJSONP           bool
+	diagnoseResponses    bool
+	fallbackStatus       int
+	logLevel             logLevel
+	inspectPath          string
 }
 
 // validate turns a Config into settings, or explains the first bad key:
@@ -145,7 +148,8 @@ func validate(cfg *Config) (settings, error) {
 	}
 	s.commonPrefix = commonPrefix(s.paths, s.inspectPath)
 	if !s.fallback && s.transportAccepted[transportPolling] {
-		s.pollPaths = setOf(s.paths)
+		s.shortWayPaths = setOf(s.paths)
+		s.engineIOContentTypes = setOf([]string{"text/plain; charset=UTF-8", "application/octet-stream"})
 	}
 	return s, nil
 }

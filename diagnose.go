@@ -50,13 +50,10 @@ type answerWatcher struct {
 	sniffed []byte
 }
 
-func newAnswerWatcher(g *Guard, rw http.ResponseWriter, req *http.Request, websocket bool) *answerWatcher {
-	w := &answerWatcher{guard: g, rw: rw, req: req, websocket: websocket}
+func newAnswerWatcher(g *Guard, rw http.ResponseWriter, req *http.Request, websocket, upgradeForwarded bool) *answerWatcher {
+	w := &answerWatcher{guard: g, rw: rw, req: req, websocket: websocket, upgradeForwarded: upgradeForwarded}
 	if len(rw.Header()) > 0 {
 		w.headersBefore = rw.Header().Clone()
-	}
-	if websocket {
-		w.upgradeForwarded = headerHasToken(req.Header, "Connection", "upgrade") && headerHasToken(req.Header, "Upgrade", "websocket")
 	}
 	return w
 }

@@ -278,7 +278,15 @@ func (r *engineIORequest) hasUsableUpgrade() bool {
 // headerHasToken reports whether a comma-separated header contains a token,
 // case-insensitively, across all its lines.
 func headerHasToken(h http.Header, name, token string) bool {
-	for _, line := range h.Values(name) {
+	lines := h.Values(name)
+	if len(lines) == 1 && strings.EqualFold(lines[0], token) {
+		return true // the usual "Upgrade: websocket", "Connection: Upgrade"
+	}
+	return listHasToken(lines, token)
+}
+
+func listHasToken(lines []string, token string) bool {
+	for _, line := range lines {
 		for line != "" {
 			var item string
 			item, line, _ = strings.Cut(line, ",")

@@ -396,6 +396,11 @@ func guardScenarios() []scenario {
 			wantStatus: 502, wantError: "backend-not-socketio", wantForwarded: true,
 		},
 		{
+			name: "web app answers a poll of an open session with its HTML page", method: "GET",
+			target: "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", answer: webAppSPA,
+			wantStatus: 502, wantError: "backend-not-socketio", wantForwarded: true,
+		},
+		{
 			name: "websocket request answered 404", method: "GET",
 			target: "/socket.io/?EIO=4&transport=websocket", headers: websocketHeaders(nil), answer: webApp404,
 			wantStatus: 502, wantError: "backend-not-socketio", wantForwarded: true,
@@ -518,6 +523,25 @@ func frappeRecipe(c *Config) {
 func TestGuardScenarios(t *testing.T) {
 	for _, sc := range guardScenarios() {
 		sc := sc
+		t.Run(sc.name, func(t *testing.T) {
+			runScenario(t, sc, nil)
+		})
+	}
+}
+
+// TestGuardScenariosTheFullWay runs every scenario again with a query the
+// short way does not take (";" makes url.ParseQuery fail; the full path reads
+// it as "&", as the server does): no verdict may depend on the way taken.
+func TestGuardScenariosTheFullWay(t *testing.T) {
+	for _, sc := range guardScenarios() {
+		if !strings.Contains(sc.target, "?") {
+			continue
+		}
+		sc := sc
+		sc.target += ";app=1"
+		if sc.wantSeenURI != "" {
+			sc.wantSeenURI += ";app=1"
+		}
 		t.Run(sc.name, func(t *testing.T) {
 			runScenario(t, sc, nil)
 		})
