@@ -213,6 +213,16 @@ func (p *Process) Stop() {
 	}
 }
 
+// Kill ends the process at once (SIGKILL to its group), as a crash would,
+// and waits for it.
+func (p *Process) Kill() {
+	if p.Exited() {
+		return
+	}
+	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
 // StopAll stops every process of the stack, newest first.
 func (s *Stack) StopAll() {
 	s.mu.Lock()

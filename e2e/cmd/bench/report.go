@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,6 +90,35 @@ func writeReport(r *results, o benchOptions) error {
 	}
 	targets = append(targets, target{"websocket echo throughput with the guard vs without", ratios(r.ws["guard"], r.ws["none"]), 0.99})
 
+	w("\n## Websocket handshakes through Traefik\n\n")
+	w("%d workers open fresh websockets (`/socket.io/?EIO=4&transport=websocket`, with an Origin as a browser sends it), each upgraded to 101 by the backend and closed at once, back to back, %s per variant and round.\n\n", o.wsConns, o.duration)
+	w("| variant | handshakes/s (median) | ratio to no middleware, median (min–max) | ratio to the trivial plugin, median (min–max) |\n|---|---|---|---|\n")
+	for _, v := range []variant{none, trivial, guard} {
+		med, _, _ := stats(r.wsHandshakes[v.name])
+		toNone, toTrivial := "1", "—"
+		if v != none {
+			toNone = spread(ratios(r.wsHandshakes[v.name], r.wsHandshakes["none"]))
+		}
+		if v == guard {
+			toTrivial = spread(ratios(r.wsHandshakes["guard"], r.wsHandshakes["trivial"]))
+		}
+		w("| %s | %.0f | %s | %s |\n", v.label, med, toNone, toTrivial)
+	}
+	targets = append(targets, target{"websocket handshakes per second, guard mode vs the trivial plugin", ratios(r.wsHandshakes["guard"], r.wsHandshakes["trivial"]), 0.95})
+
+	w("\n## Reconnect storm\n\n")
+	w("%d socket.io-client 4.8 clients (one Node process, `e2e/node/storm.js`) connect through one variant's entrypoint of a second Traefik to the Frappe stand-in (`e2e/node/realtime.js`, its session callback answered by `webapp.js`); once all are on websocket the server is killed (SIGKILL) and started again on its port. Every client reconnects after exactly %s (`reconnectionDelay` = `reconnectionDelayMax`, `randomizationFactor: 0`), so all reconnect at once. The time runs from the kill until every client is connected again and on websocket; it includes the fixed delay and the server's restart, the same for every variant. The clients send an Origin (socket.io-client in Node sends its extra headers on every request), so the guard repairs nothing here; the polling handshake's Origin repair is measured by wrk above. %d storms per variant, variants in rotating order, a fresh set of clients for each.\n\n", o.stormClients, stormDelay, o.storms)
+	w("| variant | time until all are back, median (min–max) | time_trivial / time, median (min–max) |\n|---|---|---|\n")
+	for _, v := range []variant{none, trivial, guard} {
+		med, lo, hi := stats(r.storm[v.name])
+		toTrivial := "—"
+		if v != trivial {
+			toTrivial = spread(ratios(r.storm["trivial"], r.storm[v.name]))
+		}
+		w("| %s | %.0f ms (%.0f–%.0f) | %s |\n", v.label, med, lo, hi, toTrivial)
+	}
+	targets = append(targets, target{"reconnect storm of " + fmt.Sprint(o.stormClients) + " clients, time_trivial / time_guard", ratios(r.storm["trivial"], r.storm["guard"]), 0.95})
+
 	w("\n## Traefik's memory with %d idle websockets\n\n", o.idle)
 	w("Samples alternate between the entrypoints without middleware, with the trivial plugin and with the guard: before opening the connections, with them open (2 s after), and 3 s after closing them. Heap and goroutines come from Traefik's Prometheus metrics, RSS from /proc.\n\n")
 	w("| variant | RSS before → open → closed (MiB) | heap in use before → open → closed (MiB) | goroutines before → open → closed | per connection: RSS / heap (KiB) |\n|---|---|---|---|---|\n")
@@ -106,6 +136,13 @@ func writeReport(r *results, o benchOptions) error {
 	w("\nHeap per open websocket (median of the samples): %.1f KiB with the guard, %.1f KiB with the trivial plugin, %.1f KiB without middleware. Traefik's garbage collector runs when it likes, so single samples move by several MiB; the \"closed\" column shows what stays after the connections end.\n", gHeap, tHeap, nHeap)
 
 	w("\n## Targets\n\n| target | measured (median, min–max) | met |\n|---|---|---|\n")
+	guardAllocs, trivialAllocs := allocsOf(r.yaegi, "BenchmarkProxyGuardPollGET-"), allocsOf(r.yaegi, "BenchmarkProxyPassthroughPollGET-")
+	allocVerdict := "yes"
+	if guardAllocs > 3*trivialAllocs {
+		allocVerdict = fmt.Sprintf("no: %d allocations above the target", guardAllocs-3*trivialAllocs)
+	}
+	w("| interpreted allocations per polling GET with sid (in process, proxy-like backend) ≤ 3× the trivial plugin's | %d against %d (%.1f×; target ≤ %d) | %s |\n",
+		guardAllocs, trivialAllocs, float64(guardAllocs)/float64(max(trivialAllocs, 1)), 3*trivialAllocs, allocVerdict)
 	for _, t := range targets {
 		med, lo, _ := stats(t.ratio)
 		verdict := "yes"
@@ -131,8 +168,6 @@ func writeReport(r *results, o benchOptions) error {
 	w("| no memory retained per websocket connection by the guard | after close: %+.2f KiB per connection (median; max %+.2f); while open: %+.1f KiB per connection more than without middleware, %+.1f more than the trivial plugin | %s |\n",
 		keptMed, keptMax, gHeap-nHeap, gHeap-tHeap, retained)
 
-	w("\nNot measured by `make bench` yet (the request-path issue asks for them): websocket handshakes per second through the guard (fresh connections, each upgraded and closed), the reconnect storm of 1,000 clients, and — in process, below — the interpreted allocations per polling GET against 3× the trivial plugin's (`BenchmarkProxyGuardPollGET` against `BenchmarkProxyPassthroughPollGET`).\n")
-
 	w("\n## Go benchmarks\n\nCompiled (the root package, `go test -bench . -benchmem -count 3`):\n\n```\n%s\n```\n\n", r.goBench)
 	w("Interpreted by Yaegi v0.16.1 in process, as Traefik runs it (`e2e/interpreted`, same request loop, next to the catalog-demo-kind passthrough plugin):\n\n```\n%s\n```\n", r.yaegi)
 	w("\n![throughput ratios](throughput.png)\n")
@@ -143,12 +178,32 @@ func writeReport(r *results, o benchOptions) error {
 	bars := []bar{
 		{"polling: trivial plugin", ratios(rpsOf(r.http[httpCases[0].route]["trivial"]), noneRPS(httpCases[0].route))},
 		{"polling: guard", ratios(rpsOf(r.http[httpCases[0].route]["guard"]), noneRPS(httpCases[0].route))},
-		{"web page: trivial plugin", ratios(rpsOf(r.http[httpCases[1].route]["trivial"]), noneRPS(httpCases[1].route))},
-		{"web page: fallback", ratios(rpsOf(r.http[httpCases[1].route]["fallback"]), noneRPS(httpCases[1].route))},
+		{"web page: trivial plugin", ratios(rpsOf(r.http[web]["trivial"]), noneRPS(web))},
+		{"web page: fallback", ratios(rpsOf(r.http[web]["fallback"]), noneRPS(web))},
+		{"ws handshakes: trivial", ratios(r.wsHandshakes["trivial"], r.wsHandshakes["none"])},
+		{"ws handshakes: guard", ratios(r.wsHandshakes["guard"], r.wsHandshakes["none"])},
 		{"websocket echo: trivial", ratios(r.ws["trivial"], r.ws["none"])},
 		{"websocket echo: guard", ratios(r.ws["guard"], r.ws["none"])},
 	}
 	return drawChart(filepath.Join(o.out, "throughput.png"), bars)
+}
+
+// allocsOf reads the allocations per operation of a benchmark (the first
+// line that starts with name) from go test -bench output; 0 when absent.
+func allocsOf(benchOutput, name string) int {
+	for _, line := range strings.Split(benchOutput, "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		fields := strings.Fields(line)
+		for i := 1; i < len(fields); i++ {
+			if fields[i] == "allocs/op" {
+				n, _ := strconv.Atoi(fields[i-1])
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 func spread(xs []float64) string {

@@ -25,13 +25,15 @@ import (
 )
 
 type benchOptions struct {
-	rounds      int
-	duration    time.Duration
-	connections int
-	wsConns     int
-	idle        int
-	out         string
-	only        string
+	rounds       int
+	duration     time.Duration
+	connections  int
+	wsConns      int
+	idle         int
+	storms       int
+	stormClients int
+	out          string
+	only         string
 }
 
 // variant is one entrypoint of the bench Traefik.
@@ -72,8 +74,10 @@ func runBench(args []string) int {
 	fs.IntVar(&o.connections, "connections", 32, "wrk connections")
 	fs.IntVar(&o.wsConns, "ws-connections", 16, "websocket echo connections")
 	fs.IntVar(&o.idle, "idle", 1000, "idle websockets for the memory measurement")
+	fs.IntVar(&o.storms, "storms", 5, "reconnect storms per variant")
+	fs.IntVar(&o.stormClients, "storm-clients", 1000, "socket.io clients in a reconnect storm")
 	fs.StringVar(&o.out, "out", "", "directory for report.md and throughput.png (default: <repo>/bench)")
-	fs.StringVar(&o.only, "only", "", "run one part only (http, ws, idle) and print it; no report")
+	fs.StringVar(&o.only, "only", "", "run one part only (http, ws, handshakes, idle, storm) and print it; no report")
 	_ = fs.Parse(args)
 
 	st, cleanup, err := stack.NewTemp("socketioguard-bench-")
@@ -110,20 +114,23 @@ func runBench(args []string) int {
 
 // results holds every measurement of one run.
 type results struct {
-	started  time.Time
-	elapsed  time.Duration
-	opts     benchOptions
-	http     map[string]map[string][]wrkResult // route → variant → rounds
-	ws       map[string][]float64              // variant → messages/s per round
-	idle     []idleSample
-	goBench  string
-	yaegi    string
-	machine  string
-	versions string
+	started      time.Time
+	elapsed      time.Duration
+	opts         benchOptions
+	http         map[string]map[string][]wrkResult // route → variant → rounds
+	ws           map[string][]float64              // variant → messages/s per round
+	wsHandshakes map[string][]float64              // variant → websocket handshakes/s per round
+	storm        map[string][]float64              // variant → ms until all clients were back, per storm
+	idle         []idleSample
+	goBench      string
+	yaegi        string
+	machine      string
+	versions     string
 }
 
 func measure(st *stack.Stack, wrk string, o benchOptions) (*results, error) {
-	r := &results{started: time.Now(), opts: o, http: map[string]map[string][]wrkResult{}, ws: map[string][]float64{}}
+	r := &results{started: time.Now(), opts: o, http: map[string]map[string][]wrkResult{}, ws: map[string][]float64{},
+		wsHandshakes: map[string][]float64{}, storm: map[string][]float64{}}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -191,8 +198,18 @@ http:
 			return nil, err
 		}
 	}
+	if part("handshakes") {
+		if err := measureWSHandshakes(r, tr, o); err != nil {
+			return nil, err
+		}
+	}
 	if part("idle") {
 		if err := measureIdle(r, tr, o); err != nil {
+			return nil, err
+		}
+	}
+	if part("storm") {
+		if err := measureStorm(r, st, o); err != nil {
 			return nil, err
 		}
 	}

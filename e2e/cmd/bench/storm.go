@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/sysmayal/socketioguard/e2e/stack"
+)
+
+// ---- Websocket handshakes per second ----
+
+// handshakeRate opens fresh websockets through base, workers at a time, for
+// d: each connection is upgraded (101) and closed at once. It returns
+// handshakes per second. The handshake carries an Origin, as a browser's
+// always does.
+func handshakeRate(base string, workers int, d time.Duration) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d+10*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
+	header := map[string][]string{"Origin": {base}}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	errs := make(chan error, workers)
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled, HTTPHeader: header})
+				if err != nil {
+					errs <- err
+					return
+				}
+				c.CloseNow()
+				total.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return 0, err
+	}
+	return float64(total.Load()) / d.Seconds(), nil
+}
+
+// measureWSHandshakes: fresh websockets, interleaved like the echo.
+func measureWSHandshakes(r *results, tr *stack.Traefik, o benchOptions) error {
+	wsVariants := []variant{none, trivial, guard}
+	fmt.Printf("websocket handshakes: %d workers × %s per variant and round\n", o.wsConns, o.duration)
+	for round := 0; round < o.rounds; round++ {
+		for i := range wsVariants {
+			v := wsVariants[(i+round)%len(wsVariants)]
+			rate, err := handshakeRate(tr.URL(v.name), o.wsConns, o.duration)
+			if err != nil {
+				return fmt.Errorf("websocket handshakes via %s: %w", v.name, err)
+			}
+			r.wsHandshakes[v.name] = append(r.wsHandshakes[v.name], rate)
+			fmt.Printf("  round %d  %-26s %9.0f handshakes/s\n", round+1, v.label, rate)
+		}
+	}
+	return nil
+}
+
+// ---- Reconnect storm ----
+
+// stormStatus is storm.js's answer.
+type stormStatus struct {
+	Type      string `json:"type"`
+	Clients   int    `json:"clients"`
+	Connected int    `json:"connected"`
+	Websocket int    `json:"websocket"`
+	StormMs   *int64 `json:"stormMs"`
+	Dropped   int    `json:"dropped"`
+}
+
+// stormClients is one storm.js process (its clients) and its pipes.
+type stormClients struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines *bufio.Scanner
+}
+
+func startStormClients(st *stack.Stack, url string, clients int, delay time.Duration) (*stormClients, error) {
+	cmd := exec.Command(st.Tools.Node, filepath.Join(st.Tools.NodeDir, "storm.js"), "--url", url,
+		"--namespace", "/"+stack.Site, "--clients", fmt.Sprint(clients), "--delay", fmt.Sprint(delay.Milliseconds()))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &stormClients{cmd: cmd, in: in, lines: bufio.NewScanner(out)}
+	c.lines.Buffer(make([]byte, 1<<20), 1<<20)
+	return c, nil
+}
+
+func (c *stormClients) ask(command string) (stormStatus, error) {
+	if _, err := fmt.Fprintln(c.in, command); err != nil {
+		return stormStatus{}, err
+	}
+	for c.lines.Scan() {
+		var s stormStatus
+		if json.Unmarshal(c.lines.Bytes(), &s) == nil && s.Type != "" {
+			return s, nil
+		}
+	}
+	return stormStatus{}, fmt.Errorf("storm.js ended: %v", c.lines.Err())
+}
+
+// waitFor asks for the status until ok or the time runs out (polled every
+// 100 ms: the storm's time is measured inside storm.js, not by this loop).
+func (c *stormClients) waitFor(timeout time.Duration, ok func(stormStatus) bool) (stormStatus, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := c.ask("status")
+		if err != nil || ok(s) {
+			return s, err
+		}
+		if time.Now().After(deadline) {
+			return s, fmt.Errorf("not reached within %s: %+v", timeout, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *stormClients) stop() {
+	if c.cmd.Process != nil {
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		_ = c.cmd.Wait()
+	}
+}
+
+const stormDelay = time.Second
+
+// measureStorm: per storm and variant (rotating order), o.stormClients
+// socket.io clients connect through that variant's entrypoint to the Frappe
+// stand-in (realtime.js, its session callback answered by webapp.js), the
+// server is killed and started again on its port, and storm.js measures the
+// time from the kill until every client is connected again and on websocket.
+func measureStorm(r *results, st *stack.Stack, o benchOptions) error {
+	web, err := st.StartWebapp("storm-webapp", stack.WebappOptions{Site: stack.Site})
+	if err != nil {
+		return err
+	}
+	rt, err := st.StartRealtime("storm-realtime", stack.RealtimeOptions{ServerIP: stack.Addr(web.Port), DefaultSite: stack.Site})
+	if err != nil {
+		return err
+	}
+	tr, err := st.StartTraefik(stack.TraefikOptions{
+		Name:         "storm-traefik",
+		EntryPoints:  []string{none.name, trivial.name, guard.name},
+		LocalPlugins: map[string]string{"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough")},
+		LogLevel:     "ERROR",
+		Routers:      []string{"s-none@file", "s-trivial@file", "s-guard@file"},
+		Dynamic: fmt.Sprintf(`
+http:
+  middlewares:
+    trivial:
+      plugin:
+        passthrough:
+          headers:
+            X-Demo: bench
+    guard:
+      plugin:
+        socketioguard: {setMissingOrigin: true, eioVersions: ["4"]}
+  services:
+    realtime:
+      loadBalancer:
+        servers: [{url: "http://127.0.0.1:%d"}]
+  routers:
+    s-none:    {rule: "PathPrefix(`+"`/socket.io`"+`)", entryPoints: [none], service: realtime}
+    s-trivial: {rule: "PathPrefix(`+"`/socket.io`"+`)", entryPoints: [trivial], middlewares: [trivial], service: realtime}
+    s-guard:   {rule: "PathPrefix(`+"`/socket.io`"+`)", entryPoints: [guard], middlewares: [guard], service: realtime}
+`, rt.Port),
+	})
+	if err != nil {
+		return err
+	}
+	defer tr.Stop()
+	stormVariants := []variant{none, trivial, guard}
+	fmt.Printf("reconnect storms: %d clients, reconnection delay %s (randomizationFactor 0), %d storms per variant\n", o.stormClients, stormDelay, o.storms)
+	for round := 0; round < o.storms; round++ {
+		for i := range stormVariants {
+			v := stormVariants[(i+round)%len(stormVariants)]
+			ms, restarted, err := oneStorm(st, rt, tr.URL(v.name), o.stormClients)
+			if restarted != nil {
+				rt = restarted
+			}
+			if err != nil {
+				return fmt.Errorf("reconnect storm via %s: %w", v.name, err)
+			}
+			r.storm[v.name] = append(r.storm[v.name], ms)
+			fmt.Printf("  storm %d  %-26s all %d back on websocket after %.0f ms\n", round+1, v.label, o.stormClients, ms)
+		}
+	}
+	return nil
+}
+
+// oneStorm connects the clients, kills and restarts the server, and returns
+// the storm's time in ms and the restarted server.
+func oneStorm(st *stack.Stack, rt *stack.Realtime, url string, clients int) (float64, *stack.Realtime, error) {
+	c, err := startStormClients(st, url, clients, stormDelay)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer c.stop()
+	if _, err := c.waitFor(120*time.Second, func(s stormStatus) bool { return s.Websocket == clients }); err != nil {
+		return 0, nil, fmt.Errorf("clients never all on websocket: %w", err)
+	}
+	if _, err := c.ask("storm"); err != nil {
+		return 0, nil, err
+	}
+	rt.Kill()
+	restarted, err := st.StartRealtime("storm-realtime", rt.Options)
+	if err != nil {
+		return 0, nil, err
+	}
+	s, err := c.waitFor(60*time.Second, func(s stormStatus) bool { return s.StormMs != nil })
+	if err != nil {
+		return 0, restarted, fmt.Errorf("clients never all back: %w", err)
+	}
+	_, _ = c.ask("close")
+	return float64(*s.StormMs), restarted, nil
+}
