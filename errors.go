@@ -3,6 +3,7 @@ package socketioguard
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 )
 
 // Engine.IO's own error codes and messages (engine.io server.ts), reused in
@@ -147,6 +148,16 @@ type guardAnswerInfo struct {
 	Hint   string `json:"hint"`
 }
 
+// ---- The guard's own answers ----
+//
+// Shared by every stage that refuses or replaces an answer.
+
+func (g *Guard) reject(rw http.ResponseWriter, req *http.Request, p problem, status int, detail, hint string) {
+	g.counters.countRejection(p.id)
+	g.log.event(p.level, p.id, req, hint, "")
+	writeGuardAnswer(rw, status, p, detail, hint)
+}
+
 func writeGuardAnswer(rw http.ResponseWriter, status int, p problem, detail, hint string) {
 	body, err := json.Marshal(guardAnswer{
 		Code:    p.code,
@@ -163,4 +174,56 @@ func writeGuardAnswer(rw http.ResponseWriter, status int, p problem, detail, hin
 	h.Set(headerError, p.id)
 	rw.WriteHeader(status)
 	_, _ = rw.Write(body)
+}
+
+// redactedQuery shortens a query for an error detail and hides every sid
+// value, however the key is spelled ("%73id", "+sid", after ";"): any key
+// that, decoded and trimmed, is sid. Only what is shown is read.
+func redactedQuery(rawQuery string) string {
+	const max = 200
+	q, truncated := rawQuery, len(rawQuery) > 2*max
+	if truncated {
+		q = q[:2*max]
+	}
+	q = redactSID(q)
+	if len(q) > max {
+		q, truncated = q[:max], true
+	}
+	if truncated {
+		q += "…"
+	}
+	return q
+}
+
+func redactSID(rawQuery string) string {
+	var b strings.Builder
+	rest := rawQuery
+	for {
+		end := strings.IndexAny(rest, "&;")
+		pair := rest
+		if end >= 0 {
+			pair = rest[:end]
+		}
+		key, _, hasValue := strings.Cut(pair, "=")
+		if hasValue && strings.TrimSpace(lenientUnescape(key)) == keySID {
+			pair = key + "=REDACTED"
+		}
+		b.WriteString(pair)
+		if end < 0 {
+			return b.String()
+		}
+		b.WriteByte(rest[end])
+		rest = rest[end+1:]
+	}
+}
+
+// shortened cuts a value an attacker chose before it goes into an answer.
+func shortened(s string) string { return shortenedTo(s, 64) }
+
+// shortenedTo cuts s to max bytes, marking the cut.
+func shortenedTo(s string, max int) string {
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
 }

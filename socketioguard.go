@@ -9,6 +9,7 @@ package socketioguard
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log"
 	"net/http"
@@ -51,14 +52,24 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	}, nil
 }
 
-// ServeHTTP: classify → validate → repair (prepare) → forward → diagnose.
+// ---- The route ----
+//
+// Every request enters at ServeHTTP. The common polling requests and websocket
+// handshakes take the short way (serveShortWay: few interpreted calls);
+// everything else the full way: serveCandidate → prepare → validateAndRepair,
+// whose stages follow in this file in that order (classify, validate, repair),
+// then diagnose.go (forward and diagnose) and errors.go (the guard's own
+// answers). Fallback mode and the inspection are apart (fallback.go,
+// inspect.go).
+
+// ServeHTTP: classify → validate → repair → forward → diagnose.
 //
 // Under Traefik this code is interpreted by Yaegi, where a call costs in
 // proportion to everything the called function contains, executed or not,
 // and the frames of the functions on the stack stay allocated while a
-// websocket lives (the proxy tunnels inside next.ServeHTTP). Hence: small
-// functions on the per-request path, error texts built only when rejecting,
-// and the work done in prepare, which has returned before forwarding.
+// websocket lives (the proxy tunnels inside next.ServeHTTP). Hence: few
+// calls on the common requests' way, the rare work in functions of its own,
+// error texts built only when rejecting.
 func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if g.settings.shortWayPaths[req.URL.Path] && serveShortWay(g, rw, req) {
 		return
@@ -142,18 +153,6 @@ func prepareShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request) 
 	atomic.AddInt64(&g.counters.pollingHandshakes, 1)
 }
 
-// repairMissingOrigin is the Origin repair of a handshake the short way
-// serves (plannedRepairs decides the same for the full path).
-func repairMissingOrigin(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	if g.settings.setMissingOrigin && strings.TrimSpace(req.Header.Get("Origin")) == "" {
-		if reason := originWithheldBecause(req, false); reason != "" {
-			g.withholdOrigin(req, reason)
-		} else {
-			g.applyRepairs(rw, req, []string{repairOrigin})
-		}
-	}
-}
-
 // serveWebsocketHandshake serves a websocket handshake whose query the short
 // way has read (one EIO, accepted; one transport; no JSONP). A GET that
 // arrives with its upgrade headers — what browsers send through a hop that
@@ -165,12 +164,7 @@ func serveWebsocketHandshake(g *Guard, rw http.ResponseWriter, req *http.Request
 	}
 	sid := values[keySID]
 	if len(sid) > 1 || req.Method != http.MethodGet || !headerHasToken(req.Header, "Upgrade", "websocket") || !headerHasToken(req.Header, "Connection", "upgrade") {
-		eio := &engineIORequest{}
-		setEngineIOKeys(eio, values[keyEIO], values[keyTransport], sid, nil)
-		readUpgradeEvidence(req, eio)
-		atomic.AddInt64(&g.counters.requests, 1)
-		watcher, forward := g.validateAndRepair(rw, req, eio)
-		forwardWatched(g, rw, req, watcher, forward)
+		serveReadWebsocketHandshake(g, rw, req, values)
 		return true
 	}
 	atomic.AddInt64(&g.counters.requests, 1)
@@ -184,6 +178,17 @@ func serveWebsocketHandshake(g *Guard, rw http.ResponseWriter, req *http.Request
 	}
 	forwardWatched(g, rw, req, newAnswerWatcher(g, rw, req, true, true), true)
 	return true
+}
+
+// serveReadWebsocketHandshake takes a websocket handshake the short way has
+// read through the rest of the full path.
+func serveReadWebsocketHandshake(g *Guard, rw http.ResponseWriter, req *http.Request, values url.Values) {
+	eio := &engineIORequest{}
+	setEngineIOKeys(eio, values[keyEIO], values[keyTransport], values[keySID], nil)
+	readUpgradeEvidence(req, eio)
+	atomic.AddInt64(&g.counters.requests, 1)
+	watcher, forward := g.validateAndRepair(rw, req, eio)
+	forwardWatched(g, rw, req, watcher, forward)
 }
 
 // servePollUnusual forwards a poll when diagnosis is off, or when headers
@@ -202,31 +207,6 @@ func servePollUnusual(g *Guard, rw http.ResponseWriter, req *http.Request) bool 
 	return true
 }
 
-// sendPollAnswer sends a captured poll answer on, through the diagnosis when
-// judge would not just pass it.
-func sendPollAnswer(g *Guard, rw http.ResponseWriter, req *http.Request, answer *httptest.ResponseRecorder, before http.Header) {
-	// One condition, not a case list: Yaegi v0.16.1 skips a tagless case
-	// whose first expression is false and second true.
-	if answer.Code == http.StatusNotFound || answer.Code == http.StatusBadRequest || answer.Code == http.StatusForbidden ||
-		answer.Code == http.StatusOK && req.Method == http.MethodGet && isHTML(answer.HeaderMap.Get("Content-Type")) {
-		replayForDiagnosis(&answerWatcher{guard: g, rw: rw, req: req, headersBefore: before}, answer)
-		return
-	}
-	rw.WriteHeader(answer.Code)
-	_, _ = answer.Body.WriteTo(rw)
-}
-
-// replayForDiagnosis plays a captured answer (its headers already in place)
-// through the answer watcher — the answers a poll's watcher would not just
-// pass on (see answerWatcher.judge) — as if the backend were writing it now.
-func replayForDiagnosis(watcher *answerWatcher, answer *httptest.ResponseRecorder) {
-	watcher.WriteHeader(answer.Code)
-	_, _ = watcher.Write(answer.Body.Bytes())
-	if watcher.state != passingThrough {
-		watcher.finish()
-	}
-}
-
 // serveCandidate: a path that may be an Engine.IO path, or the inspect path.
 func (g *Guard) serveCandidate(rw http.ResponseWriter, req *http.Request) {
 	path := req.URL.Path
@@ -241,21 +221,6 @@ func (g *Guard) serveCandidate(rw http.ResponseWriter, req *http.Request) {
 	}
 	watcher, forward := g.prepare(rw, req, missingSlash)
 	forwardWatched(g, rw, req, watcher, forward)
-}
-
-// forwardWatched forwards a prepared request, through the watcher when there
-// is one.
-func forwardWatched(g *Guard, rw http.ResponseWriter, req *http.Request, watcher *answerWatcher, forward bool) {
-	switch {
-	case !forward: // answered by the guard
-	case watcher == nil:
-		g.next.ServeHTTP(rw, req)
-	default:
-		g.next.ServeHTTP(watcher, req)
-		if watcher.state != passingThrough && watcher.state != hijacked {
-			watcher.finish()
-		}
-	}
 }
 
 // prepare validates and repairs an Engine.IO request. It answers the request
@@ -311,9 +276,293 @@ func countHandshake(c *counters, eio *engineIORequest) {
 	}
 }
 
-func (g *Guard) rejectInvalid(rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {
-	g.reject(rw, req, *p, p.status, g.describeProblem(p, req, eio), p.hint)
+// ---- Classify: what the request is ----
+//
+// The Engine.IO path, the query keys Engine.IO servers read, and the upgrade
+// evidence.
+
+// engineIORequest is what the guard reads from a request on an Engine.IO path:
+// the query parameters Engine.IO servers check, and the upgrade evidence.
+type engineIORequest struct {
+	// missingSlash is true for "/socket.io" when the configured prefix is
+	// "/socket.io/" (Engine.IO servers only answer the form with the slash).
+	missingSlash bool
+
+	hasEIO, hasTransport bool
+	eio, transport       string
+	hasSIDKey            bool   // sid is in the query, perhaps empty
+	hasSID               bool   // sid is in the query and not empty
+	hasJSONP             bool   // j is in the query: JSONP polling
+	ambiguousKey         string // an Engine.IO key the query carries twice
+
+	// Upgrade evidence. Traefik's entrypoint has already removed the headers
+	// named in Connection and deleted Connection unless it carried "upgrade".
+	upgradeWebsocket  bool // Upgrade has the "websocket" token
+	upgradeOther      bool // Upgrade is set to something else (e.g. h2c)
+	connectionUpgrade bool // Connection has the "upgrade" token
+	hasWebSocketProof bool // Sec-WebSocket-Key or -Version: end-to-end, survives proxies
+	overHTTP2OrLater  bool // websockets need HTTP/1.1 in Traefik (no RFC 8441)
+	// handshakeFlaw says which part of an RFC 6455 handshake a request with
+	// stripped upgrade headers lacks ("" = none: it may be repaired).
+	handshakeFlaw string
 }
+
+// matchEngineIOPath reports which configured prefix a path belongs to: it
+// starts with the prefix, or equals the prefix without its trailing slash.
+// It allocates nothing: it runs on every request of the router.
+func matchEngineIOPath(prefixes []string, path string) (prefix string, missingSlash, ok bool) {
+	for _, p := range prefixes {
+		if strings.HasPrefix(path, p) {
+			return p, false, true
+		}
+		if len(path) == len(p)-1 && strings.HasPrefix(p, path) {
+			return p, true, true
+		}
+	}
+	return "", false, false
+}
+
+// isClientBundle recognises the files a Socket.IO server serves under its own
+// path (serveClient: /socket.io/socket.io.min.js, .map, .esm.min.js…): they
+// are plain downloads, not Engine.IO requests.
+func isClientBundle(prefix, path string) bool {
+	rest := path[len(prefix)-1:]
+	if len(rest) < 2 || strings.Contains(rest[1:], "/") {
+		return false
+	}
+	return strings.HasPrefix(rest, "/socket.io") && (strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".js.map"))
+}
+
+func readEngineIORequest(req *http.Request, missingSlash bool) *engineIORequest {
+	r := &engineIORequest{missingSlash: missingSlash}
+	readEngineIOQuery(req.URL.RawQuery, r)
+	if r.transport == transportWebsocket { // the upgrade evidence only matters to websocket handshakes
+		readUpgradeEvidence(req, r)
+	}
+	return r
+}
+
+// The query keys Engine.IO servers read. A request that carries one of them
+// twice is refused (query-ambiguous): engine.io (Node) takes the last value,
+// python-engineio the first, so the guard could not know which one it checked.
+const (
+	keyEIO       = "EIO"
+	keyTransport = "transport"
+	keySID       = "sid"
+	keyJSONP     = "j"
+)
+
+// maxParsedQuery: a query up to this length is read by url.ParseQuery, one
+// compiled call; a longer one (up to the 1 MiB Traefik accepts) by a few
+// compiled passes that allocate nothing per parameter.
+const maxParsedQuery = 4096
+
+// readEngineIOQuery reads EIO, transport, sid and j the way the backend will
+// see them: keys and values percent-decoded, "+" as space, "&" and ";" both
+// separating pairs (Traefik forwards ";" as "&"), malformed escapes kept as
+// they are (as engine.io's URLSearchParams does), unknown parameters (the
+// application's own) ignored. Under Traefik the plugin is interpreted, where
+// a loop over the pairs would cost per pair: the work is done by compiled
+// calls, bounded by the query's length whatever its content.
+func readEngineIOQuery(rawQuery string, r *engineIORequest) {
+	if len(rawQuery) <= maxParsedQuery {
+		// url.ParseQuery decodes exactly like URLSearchParams wherever it
+		// does not fail (it fails on ";" and on malformed escapes).
+		if values, err := url.ParseQuery(rawQuery); err == nil {
+			setEngineIOKeys(r, values[keyEIO], values[keyTransport], values[keySID], values[keyJSONP])
+			return
+		}
+	}
+	if strings.ContainsAny(rawQuery, "%;") {
+		rawQuery = engineIOKeyNormalizer.Replace(rawQuery)
+	}
+	normalized := "&" + rawQuery + "&"
+	setEngineIOKeys(r, scanKey(normalized, keyEIO), scanKey(normalized, keyTransport), scanKey(normalized, keySID), scanKey(normalized, keyJSONP))
+}
+
+// setEngineIOKeys records the values found for each key.
+func setEngineIOKeys(r *engineIORequest, eio, transport, sid, jsonp []string) {
+	r.hasEIO = len(eio) > 0
+	if r.hasEIO {
+		r.eio = eio[0]
+	}
+	r.hasTransport = len(transport) > 0
+	if r.hasTransport {
+		r.transport = transport[0]
+	}
+	r.hasSIDKey = len(sid) > 0
+	r.hasSID = r.hasSIDKey && sid[0] != "" // an empty sid is a handshake, as for Engine.IO
+	r.hasJSONP = len(jsonp) > 0            // even empty: engine.io answers JSONP to "j="
+	switch {
+	case len(eio) > 1:
+		r.ambiguousKey = keyEIO
+	case len(transport) > 1:
+		r.ambiguousKey = keyTransport
+	case len(sid) > 1:
+		r.ambiguousKey = keySID
+	case len(jsonp) > 1:
+		r.ambiguousKey = keyJSONP
+	}
+}
+
+// engineIOKeyNormalizer prepares a query for scanKey in one compiled pass:
+// ";" becomes "&", and the percent-escapes of the letters of the four keys
+// are decoded, so that "%6A=0" or "%45IO=3" are found as the server will
+// read them (a server decodes a key once; so does a single Replacer pass).
+var engineIOKeyNormalizer = strings.NewReplacer(
+	";", "&",
+	"%45", "E", "%49", "I", "%4F", "O", "%4f", "O",
+	"%74", "t", "%72", "r", "%61", "a", "%6E", "n", "%6e", "n", "%73", "s", "%70", "p",
+	"%6F", "o", "%6f", "o", "%69", "i", "%64", "d", "%6A", "j", "%6a", "j",
+)
+
+// scanKey finds a key in a normalized query ("&" + query + "&"): its value,
+// decoded ("" when the key stands bare), or two entries when the key is
+// there more than once (which copy counts is then unknowable, and the request
+// is refused).
+func scanKey(normalized, key string) []string {
+	withValue, bare := "&"+key+"=", "&"+key+"&"
+	count := strings.Count(normalized, withValue) + strings.Count(normalized, bare)
+	if count == 1 && strings.Contains(normalized, bare+key+"&") {
+		count = 2 // "&j&j&": Count does not see overlapping matches
+	}
+	switch count {
+	case 0:
+		return nil
+	case 1:
+		value := ""
+		if i := strings.Index(normalized, withValue); i >= 0 {
+			rest := normalized[i+len(withValue):]
+			value = queryValue(rest[:strings.IndexByte(rest, '&')])
+		}
+		return []string{value}
+	}
+	return []string{"", ""}
+}
+
+// maxDecodedValue: no accepted EIO or transport value is longer, escaped.
+const maxDecodedValue = 64
+
+// queryValue decodes a value as a server would. Values too long to be an
+// accepted one are kept raw (they are refused, and shown shortened).
+func queryValue(raw string) string {
+	if !strings.ContainsAny(raw, "%+") || len(raw) > maxDecodedValue {
+		return raw
+	}
+	if v, err := url.QueryUnescape(raw); err == nil {
+		return v
+	}
+	return lenientUnescape(raw)
+}
+
+// lenientUnescape decodes like URLSearchParams: "+" is a space, a valid
+// escape is decoded, a malformed one ("%zz", a lone "%") stays as it is.
+func lenientUnescape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b.WriteByte(' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+func readUpgradeEvidence(req *http.Request, r *engineIORequest) {
+	h := req.Header
+	r.upgradeWebsocket = headerHasToken(h, "Upgrade", "websocket")
+	r.upgradeOther = !r.upgradeWebsocket && strings.TrimSpace(h.Get("Upgrade")) != ""
+	r.connectionUpgrade = headerHasToken(h, "Connection", "upgrade")
+	r.overHTTP2OrLater = req.ProtoMajor >= 2
+	if r.hasUsableUpgrade() {
+		return // nothing to repair: the server judges the handshake itself
+	}
+	r.hasWebSocketProof = len(h.Values("Sec-WebSocket-Key")) > 0 || len(h.Values("Sec-WebSocket-Version")) > 0
+	if r.hasWebSocketProof {
+		r.handshakeFlaw = websocketHandshakeFlaw(req)
+	}
+}
+
+// hasUsableUpgrade is true when Traefik's proxy will forward the request as
+// a websocket handshake: it needs both Upgrade and the Connection token.
+func (r *engineIORequest) hasUsableUpgrade() bool {
+	return r.upgradeWebsocket && r.connectionUpgrade
+}
+
+// headerHasToken reports whether a comma-separated header contains a token,
+// case-insensitively, across all its lines.
+func headerHasToken(h http.Header, name, token string) bool {
+	lines := h.Values(name)
+	if len(lines) == 1 && strings.EqualFold(lines[0], token) {
+		return true // the usual "Upgrade: websocket", "Connection: Upgrade"
+	}
+	return listHasToken(lines, token)
+}
+
+func listHasToken(lines []string, token string) bool {
+	for _, line := range lines {
+		for line != "" {
+			var item string
+			item, line, _ = strings.Cut(line, ",")
+			if strings.EqualFold(strings.TrimSpace(item), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// websocketHandshakeFlaw checks that a request is shaped like the opening
+// handshake of RFC 6455 (section 4.1), which every browser sends: GET,
+// Sec-WebSocket-Version 13, a Sec-WebSocket-Key of 16 base64 bytes, no body.
+// Only such a request may be turned back into an upgrade: anything else
+// (a request with a body, say) would travel into the backend's websocket
+// after the 101. It returns which part did not fit, or "".
+func websocketHandshakeFlaw(req *http.Request) string {
+	if req.Method != http.MethodGet {
+		return fmt.Sprintf("method %s (a websocket handshake is a GET)", req.Method)
+	}
+	versions := req.Header.Values("Sec-WebSocket-Version")
+	if len(versions) != 1 || strings.TrimSpace(versions[0]) != "13" {
+		return fmt.Sprintf("Sec-WebSocket-Version %q (must be 13, once)", shortened(strings.Join(versions, ", ")))
+	}
+	keys := req.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return fmt.Sprintf("%d Sec-WebSocket-Key headers (must be one)", len(keys))
+	}
+	if key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(key) != 16 {
+		return fmt.Sprintf("Sec-WebSocket-Key %q (must be 16 bytes in base64)", shortened(keys[0]))
+	}
+	contentLength := strings.TrimSpace(req.Header.Get("Content-Length"))
+	if req.ContentLength != 0 || len(req.TransferEncoding) > 0 || len(req.Header.Values("Transfer-Encoding")) > 0 ||
+		contentLength != "" && contentLength != "0" {
+		return "a request body (a websocket handshake has none)"
+	}
+	return ""
+}
+
+// ---- Validate: refuse what cannot work ----
+//
+// A refusal is answered by the guard (errors.go) and never forwarded.
 
 // findProblem returns the first problem that makes the request unusable for
 // the Socket.IO server (or unsafe to pass on), or nil. CORS preflights
@@ -344,6 +593,10 @@ func (g *Guard) findProblem(req *http.Request, eio *engineIORequest) *problem {
 		return &problemWebSocketHandshakeInvalid
 	}
 	return nil // repaired below
+}
+
+func (g *Guard) rejectInvalid(rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {
+	g.reject(rw, req, *p, p.status, g.describeProblem(p, req, eio), p.hint)
 }
 
 // describeProblem is the detail of a rejection: the offending value and
@@ -384,6 +637,10 @@ func (g *Guard) describeProblem(p *problem, req *http.Request, eio *engineIORequ
 	return detail + "; repairUpgrade is off, so the guard did not restore them"
 }
 
+// ---- Repair: restore what a hop stripped ----
+//
+// Only where the request proves what it was.
+
 // plannedRepairs lists what applyRepairs will change, in the order of
 // X-Socketio-Guard-Repaired, and why a missing Origin is left missing ("" when
 // it is not). It changes nothing, so inspection can show it.
@@ -401,6 +658,18 @@ func (g *Guard) plannedRepairs(req *http.Request, eio *engineIORequest) (repairs
 		}
 	}
 	return repairs, originWithheld
+}
+
+// repairMissingOrigin is the Origin repair of a handshake the short way
+// serves (plannedRepairs decides the same for the full path).
+func repairMissingOrigin(g *Guard, rw http.ResponseWriter, req *http.Request) {
+	if g.settings.setMissingOrigin && strings.TrimSpace(req.Header.Get("Origin")) == "" {
+		if reason := originWithheldBecause(req, false); reason != "" {
+			g.withholdOrigin(req, reason)
+		} else {
+			g.applyRepairs(rw, req, []string{repairOrigin})
+		}
+	}
 }
 
 // originWithheldBecause says why a missing Origin must stay missing, or "".
@@ -436,45 +705,6 @@ func fetchSiteKind(values []string) string {
 		}
 	}
 	return "unknown"
-}
-
-func (g *Guard) applyRepairs(rw http.ResponseWriter, req *http.Request, repairs []string) {
-	if len(repairs) == 0 {
-		return
-	}
-	for _, repair := range repairs {
-		switch repair {
-		case repairPath:
-			// Traefik's proxy re-reads RequestURI, so both must change
-			// (as Traefik's own stripPrefix does). The query stays as sent.
-			req.URL.Path += "/"
-			if req.URL.RawPath != "" {
-				req.URL.RawPath += "/"
-			}
-			req.RequestURI = req.URL.RequestURI()
-		case repairUpgrade:
-			req.Header.Set("Upgrade", "websocket")
-			if !headerHasToken(req.Header, "Connection", "upgrade") {
-				req.Header.Add("Connection", "Upgrade")
-			}
-		case repairOrigin:
-			req.Header.Set("Origin", originFor(req))
-		}
-		g.counters.countRepair(repair)
-		level := levelInfo
-		if repair == repairUpgrade {
-			level = levelWarn
-		}
-		g.log.event(level, "repaired-"+repair, req, repairHints[repair], "")
-	}
-	rw.Header().Set(headerRepaired, strings.Join(repairs, ","))
-}
-
-// withholdOrigin records a missing Origin the guard did not set.
-func (g *Guard) withholdOrigin(req *http.Request, reason string) {
-	kind, _, _ := strings.Cut(reason, ":")
-	g.counters.countWithheld(repairOrigin + ":" + kind)
-	g.log.event(levelInfo, "origin-not-set", req, reason, "")
 }
 
 // originFor is <scheme>://<host> of the request as the client addressed it,
@@ -521,62 +751,41 @@ func isPlainHost(host string) bool {
 	return port == "" || len(port) > 1 && len(port) <= 6 && port[0] == ':' && strings.Trim(port[1:], "0123456789") == ""
 }
 
-// rejectMisrouted answers an Engine.IO request that reached a router in
-// fallback mode: the Socket.IO route is missing or has a lower priority.
-func (g *Guard) rejectMisrouted(rw http.ResponseWriter, req *http.Request) {
-	host := req.Host
-	if h, _, ok := strings.Cut(host, ":"); ok && !strings.HasPrefix(host, "[") {
-		host = h
+func (g *Guard) applyRepairs(rw http.ResponseWriter, req *http.Request, repairs []string) {
+	if len(repairs) == 0 {
+		return
 	}
-	detail := fmt.Sprintf("%s %s for host %q reached a router that does not serve Socket.IO", req.Method, req.URL.Path, host)
-	hint := fmt.Sprintf("add a router with rule Host(`%s`) && PathPrefix(`%s`) to the Socket.IO service, with a higher priority than the router that uses the middleware %s",
-		host, strings.TrimSuffix(g.settings.paths[0], "/"), g.name)
-	g.reject(rw, req, problemNoSocketIORoute, g.settings.fallbackStatus, detail, hint)
+	for _, repair := range repairs {
+		switch repair {
+		case repairPath:
+			// Traefik's proxy re-reads RequestURI, so both must change
+			// (as Traefik's own stripPrefix does). The query stays as sent.
+			req.URL.Path += "/"
+			if req.URL.RawPath != "" {
+				req.URL.RawPath += "/"
+			}
+			req.RequestURI = req.URL.RequestURI()
+		case repairUpgrade:
+			req.Header.Set("Upgrade", "websocket")
+			if !headerHasToken(req.Header, "Connection", "upgrade") {
+				req.Header.Add("Connection", "Upgrade")
+			}
+		case repairOrigin:
+			req.Header.Set("Origin", originFor(req))
+		}
+		g.counters.countRepair(repair)
+		level := levelInfo
+		if repair == repairUpgrade {
+			level = levelWarn
+		}
+		g.log.event(level, "repaired-"+repair, req, repairHints[repair], "")
+	}
+	rw.Header().Set(headerRepaired, strings.Join(repairs, ","))
 }
 
-func (g *Guard) reject(rw http.ResponseWriter, req *http.Request, p problem, status int, detail, hint string) {
-	g.counters.countRejection(p.id)
-	g.log.event(p.level, p.id, req, hint, "")
-	writeGuardAnswer(rw, status, p, detail, hint)
-}
-
-// redactedQuery shortens a query for an error detail and hides every sid
-// value, however the key is spelled ("%73id", "+sid", after ";"): any key
-// that, decoded and trimmed, is sid. Only what is shown is read.
-func redactedQuery(rawQuery string) string {
-	const max = 200
-	q, truncated := rawQuery, len(rawQuery) > 2*max
-	if truncated {
-		q = q[:2*max]
-	}
-	q = redactSID(q)
-	if len(q) > max {
-		q, truncated = q[:max], true
-	}
-	if truncated {
-		q += "…"
-	}
-	return q
-}
-
-func redactSID(rawQuery string) string {
-	var b strings.Builder
-	rest := rawQuery
-	for {
-		end := strings.IndexAny(rest, "&;")
-		pair := rest
-		if end >= 0 {
-			pair = rest[:end]
-		}
-		key, _, hasValue := strings.Cut(pair, "=")
-		if hasValue && strings.TrimSpace(lenientUnescape(key)) == keySID {
-			pair = key + "=REDACTED"
-		}
-		b.WriteString(pair)
-		if end < 0 {
-			return b.String()
-		}
-		b.WriteByte(rest[end])
-		rest = rest[end+1:]
-	}
+// withholdOrigin records a missing Origin the guard did not set.
+func (g *Guard) withholdOrigin(req *http.Request, reason string) {
+	kind, _, _ := strings.Cut(reason, ":")
+	g.counters.countWithheld(repairOrigin + ":" + kind)
+	g.log.event(levelInfo, "origin-not-set", req, reason, "")
 }
