@@ -66,3 +66,22 @@ var hugeQuery = "/socket.io/?" + strings.Repeat("p=1&", (1<<20)/4) + "EIO=4&tran
 func BenchmarkServeHTTPHugeQuery(b *testing.B) {
 	benchmarkGuard(b, hugeQuery)
 }
+
+// BenchmarkShortWayQuery is the short way's recognition of a poll's query
+// (one compiled regular-expression match under Yaegi too), with
+// socket.io-client's own query and with application parameters first.
+func BenchmarkShortWayQuery(b *testing.B) {
+	poll := shortWayQuery([]string{"4"}, transportPolling, true)
+	for name, query := range map[string]string{
+		"client":     "EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC",
+		"app-params": "token=abc&room=doc%3ARaven&EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC",
+	} {
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if !poll.MatchString(query) {
+					b.Fatal("not recognised")
+				}
+			}
+		})
+	}
+}

@@ -2,7 +2,10 @@ package socketioguard
 
 import (
 	"fmt"
+	"regexp"
+	"sort"
 	"strings"
+	"sync"
 )
 
 // Config is the middleware's dynamic configuration. Traefik decodes it with
@@ -73,7 +76,10 @@ var (
 // settings is a validated Config, in the form ServeHTTP uses.
 type settings struct {
 	paths         []string
-	shortWayPaths map[string]bool // guard mode: the paths a polling request may take the short way on
+	shortWayPaths map[string]bool // guard mode: the paths a request may take the short way on
+	// The queries the short way serves (see shortWayQuery); websocketQuery is
+	// nil when websocket is not an accepted transport.
+	pollQuery, handshakeQuery, websocketQuery *regexp.Regexp
 	// engineIOContentTypes: the Content-Types of Engine.IO's polling answers,
 	// which the short way sends on without a second look.
 	engineIOContentTypes map[string]bool
@@ -149,6 +155,11 @@ func validate(cfg *Config) (settings, error) {
 	s.commonPrefix = commonPrefix(s.paths, s.inspectPath)
 	if !s.fallback && s.transportAccepted[transportPolling] {
 		s.shortWayPaths = setOf(s.paths)
+		s.pollQuery = shortWayQuery(s.eioVersions, transportPolling, true)
+		s.handshakeQuery = shortWayQuery(s.eioVersions, transportPolling, false)
+		if s.transportAccepted[transportWebsocket] {
+			s.websocketQuery = shortWayQuery(s.eioVersions, transportWebsocket, true)
+		}
 		s.engineIOContentTypes = setOf([]string{"text/plain; charset=UTF-8", "application/octet-stream"})
 	}
 	return s, nil
@@ -241,4 +252,95 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// maxShortWayQuery bounds the queries the short way matches (socket.io-client
+// sends under 100 bytes); longer ones take the full way.
+const maxShortWayQuery = 1024
+
+// shortWayQuery builds the regular expression of the queries the short way
+// serves without reading them: EIO (an accepted version) and then transport
+// (this one) as consecutive pairs, as socket.io-client sends them; a sid of
+// Engine.IO's own alphabet after them (required for a poll, optional for a
+// websocket, absent for a polling handshake); any other parameters around
+// them whose keys are none of Engine.IO's (EIO, transport, sid, j), written
+// without escapes or "+" so that they decode to themselves. No ";" (Traefik
+// forwards it as "&") and no empty pair. Every query it accepts carries each
+// Engine.IO key at most once, exactly as the full way would read it
+// (TestShortWayQueriesReadAlike, FuzzShortWayQuery); anything else takes the
+// full way.
+//
+// New runs on every configuration reload, once per router: the expressions
+// are compiled once per interpreter and kept (there are at most six).
+func shortWayQuery(eioVersions []string, transport string, sid bool) *regexp.Regexp {
+	versions := make([]string, len(eioVersions))
+	for i, v := range eioVersions {
+		versions[i] = regexp.QuoteMeta(v)
+	}
+	key := fmt.Sprint(versions, transport, sid)
+	shortWayQueries.Lock()
+	defer shortWayQueries.Unlock()
+	if compiled := shortWayQueries.compiled[key]; compiled != nil {
+		return compiled
+	}
+	other := `(?:` + keyOtherThan([]string{keyEIO, keyTransport, keySID, keyJSONP}, false) + `)(?:=[^&;#]*)?`
+	protocol := `EIO=(?:` + strings.Join(versions, "|") + `)&transport=` + regexp.QuoteMeta(transport)
+	rest := `(?:&` + other + `)*`
+	sidPair := `&sid=[A-Za-z0-9_-]+` + rest
+	pattern := `^(?:` + other + `&)*` + protocol + rest
+	switch {
+	case sid && transport == transportPolling:
+		pattern += sidPair
+	case sid:
+		pattern += `(?:` + sidPair + `)?`
+	}
+	compiled := regexp.MustCompile(pattern + `$`)
+	shortWayQueries.compiled[key] = compiled
+	return compiled
+}
+
+// shortWayQueries are the compiled expressions, by EIO versions, transport
+// and sid.
+var shortWayQueries = struct {
+	sync.Mutex
+	compiled map[string]*regexp.Regexp
+}{compiled: map[string]*regexp.Regexp{}}
+
+// shortWayKeyChars are the characters of a query key the short way reads
+// as it stands.
+const shortWayKeyChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~-"
+
+// keyOtherThan is the expression of a key of shortWayKeyChars that is none
+// of words (nor empty, at the top): a trie of the words' letters, since RE2
+// has no look-ahead. Below the top, a key may end where no word does.
+func keyOtherThan(words []string, below bool) string {
+	rests := map[byte][]string{}
+	endsHere := false
+	for _, w := range words {
+		if w == "" {
+			endsHere = true
+			continue
+		}
+		rests[w[0]] = append(rests[w[0]], w[1:])
+	}
+	var firsts []byte
+	for c := range rests {
+		firsts = append(firsts, c)
+	}
+	sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
+	var alternatives []string
+	if below && !endsHere {
+		alternatives = append(alternatives, "") // the key may end here
+	}
+	other := ""
+	for i := 0; i < len(shortWayKeyChars); i++ {
+		if _, starts := rests[shortWayKeyChars[i]]; !starts {
+			other += regexp.QuoteMeta(shortWayKeyChars[i : i+1])
+		}
+	}
+	alternatives = append(alternatives, "["+other+"]["+regexp.QuoteMeta(shortWayKeyChars)+"]*")
+	for _, c := range firsts {
+		alternatives = append(alternatives, regexp.QuoteMeta(string(c))+"(?:"+keyOtherThan(rests[c], true)+")")
+	}
+	return strings.Join(alternatives, "|")
 }

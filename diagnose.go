@@ -32,9 +32,50 @@ func forwardWatched(g *Guard, rw http.ResponseWriter, req *http.Request, watcher
 	}
 }
 
-// sendPollAnswer sends a captured poll answer on, through the diagnosis when
+// forwardCaptured forwards a request of the short way and sends the answer
+// on. The answer is captured by a compiled writer (httptest's recorder)
+// rather than watched through an interpreted one: under Yaegi every call
+// from Traefik's proxy into an interpreted writer goes through reflect. An
+// Engine.IO polling answer is one complete payload (bounded by the server's
+// maxPayload), so holding it until it is complete delays nothing; the
+// answers the guard must read (404, 400, 403, an HTML page to a GET) go
+// through the same diagnosis as on the full way.
+func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
+	header := rw.Header()
+	if len(header) > 0 || !g.settings.diagnoseResponses {
+		forwardCapturedUnusual(g, rw, req)
+		return
+	}
+	answer := httptest.NewRecorder()
+	answer.HeaderMap = header // the backend's headers go straight into rw's
+	g.next.ServeHTTP(answer, req)
+	// A pre-filter of judge's rule: the usual answers go out here, the
+	// others to sendCapturedAnswer, which applies the rule itself.
+	if answer.Code == http.StatusOK && (req.Method == http.MethodPost || g.settings.engineIOContentTypes[header.Get("Content-Type")]) {
+		_, _ = answer.Body.WriteTo(rw) // the 200 goes out with the first byte
+		return
+	}
+	sendCapturedAnswer(g, rw, req, answer, nil)
+}
+
+// forwardCapturedUnusual forwards when diagnosis is off, or when headers were
+// set before forwarding (by the guard's repair or an earlier middleware),
+// which an answer the guard replaces must keep.
+func forwardCapturedUnusual(g *Guard, rw http.ResponseWriter, req *http.Request) {
+	if !g.settings.diagnoseResponses {
+		g.next.ServeHTTP(rw, req)
+		return
+	}
+	answer := httptest.NewRecorder()
+	answer.HeaderMap = rw.Header()
+	before := answer.HeaderMap.Clone()
+	g.next.ServeHTTP(answer, req)
+	sendCapturedAnswer(g, rw, req, answer, before)
+}
+
+// sendCapturedAnswer sends a captured answer on, through the diagnosis when
 // judge would not just pass it.
-func sendPollAnswer(g *Guard, rw http.ResponseWriter, req *http.Request, answer *httptest.ResponseRecorder, before http.Header) {
+func sendCapturedAnswer(g *Guard, rw http.ResponseWriter, req *http.Request, answer *httptest.ResponseRecorder, before http.Header) {
 	// One condition, not a case list: Yaegi v0.16.1 skips a tagless case
 	// whose first expression is false and second true.
 	if answer.Code == http.StatusNotFound || answer.Code == http.StatusBadRequest || answer.Code == http.StatusForbidden ||

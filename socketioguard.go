@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -83,92 +82,56 @@ func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	g.serveCandidate(rw, req)
 }
 
-// serveShortWay serves the common polling requests — a poll of an open
-// session (GET or POST with a sid) and a polling handshake (GET without one)
-// — when nothing about them needs a second look: transport=polling, an
-// accepted EIO, no JSONP, a query url.ParseQuery reads whole and short
-// enough. It reports false for anything else, which serveCandidate reads,
-// refuses or repairs in full. Of the repairs, only the Origin can apply
-// (to a handshake).
+// serveShortWay serves the common Engine.IO requests in few interpreted
+// calls: a poll of an open session (GET or POST with a sid), a polling
+// handshake (GET, no sid) and a websocket handshake that arrived with its
+// upgrade headers — when their query is one the short way recognises whole
+// (see shortWayQuery: Engine.IO's keys once each, EIO accepted, EIO before
+// transport as socket.io-client sends them, any application parameters
+// around them, no JSONP). It reports false for anything else, which
+// serveCandidate reads, refuses or repairs in full. Of the repairs, only the
+// Origin can apply (to a handshake).
 //
-// The backend's answer is captured by a compiled writer (httptest's
-// recorder) rather than watched through an interpreted one: under Yaegi every
-// call from Traefik's proxy into an interpreted writer goes through reflect.
-// An Engine.IO polling answer is one complete payload (bounded by the
-// server's maxPayload), so holding it until it is complete delays nothing;
-// the answers the guard must read (404, 400, 403, an HTML page to a GET) are
-// handed to the same diagnosis as the full path.
-//
-// Under Yaegi every expression here costs a frame slot on every poll,
-// executed or not (see bench/report.md): what is rare lives in the functions
-// it calls, and each test is written once.
+// Under Yaegi every expression costs a frame slot on every call, executed or
+// not, and every call into the standard library goes through reflect (see
+// bench/report.md): a poll is recognised by one compiled regular expression
+// instead of reading its query, and what is rarer lives in the functions it
+// calls.
 func serveShortWay(g *Guard, rw http.ResponseWriter, req *http.Request) bool {
 	query := req.URL.RawQuery
-	if len(query) > maxParsedQuery {
+	if len(query) > maxShortWayQuery {
 		return false
 	}
-	values, err := url.ParseQuery(query)
-	if err != nil {
-		return false
+	if !g.settings.pollQuery.MatchString(query) {
+		return serveShortHandshake(g, rw, req, query)
 	}
-	transport, eio := values[keyTransport], values[keyEIO]
-	if len(transport) != 1 || len(eio) != 1 || !g.settings.eioAccepted[eio[0]] || values[keyJSONP] != nil {
-		return false
-	}
-	if transport[0] != transportPolling {
-		return transport[0] == transportWebsocket && serveWebsocketHandshake(g, rw, req, values)
-	}
-	method := req.Method
-	if sid := values[keySID]; sid == nil {
-		if method != http.MethodGet {
-			return false
-		}
-		prepareShortHandshake(g, rw, req)
-	} else if len(sid) != 1 || sid[0] == "" || method != http.MethodGet && method != http.MethodPost {
+	if req.Method != http.MethodGet && req.Method != http.MethodPost {
 		return false
 	}
 	atomic.AddInt64(&g.counters.requests, 1)
-	header := rw.Header() // the backend's headers go straight into rw's
-	if len(header) > 0 || !g.settings.diagnoseResponses {
-		return servePollUnusual(g, rw, req)
-	}
-	answer := httptest.NewRecorder()
-	answer.HeaderMap = header
-	g.next.ServeHTTP(answer, req)
-	// A pre-filter of judge's rule: the usual answers go out here, the
-	// others to sendPollAnswer, which applies the rule itself. (A call to a
-	// shared function here would cost every poll ~30 allocations under Yaegi.)
-	if answer.Code == http.StatusOK && (method == http.MethodPost || g.settings.engineIOContentTypes[header.Get("Content-Type")]) {
-		_, _ = answer.Body.WriteTo(rw) // the 200 goes out with the first byte
-		return true
-	}
-	sendPollAnswer(g, rw, req, answer, nil)
+	forwardCaptured(g, rw, req)
 	return true
 }
 
-// prepareShortHandshake: what a polling handshake on the short way needs
-// beyond a poll: the Origin repair and its counter.
-func prepareShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	repairMissingOrigin(g, rw, req)
-	atomic.AddInt64(&g.counters.pollingHandshakes, 1)
-}
-
-// serveWebsocketHandshake serves a websocket handshake whose query the short
-// way has read (one EIO, accepted; one transport; no JSONP). A GET that
-// arrives with its upgrade headers — what browsers send through a hop that
-// keeps them — needs no more than the Origin repair; anything else takes the
-// rest of the full path, without reading the query again.
-func serveWebsocketHandshake(g *Guard, rw http.ResponseWriter, req *http.Request, values url.Values) bool {
-	if !g.settings.transportAccepted[transportWebsocket] {
-		return false // refused in full (transport-unknown)
+// serveShortHandshake: the short way of a polling handshake (with the Origin
+// repair) and of a websocket handshake, both GETs.
+func serveShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request, query string) bool {
+	if req.Method != http.MethodGet {
+		return false
 	}
-	sid := values[keySID]
-	if len(sid) > 1 || req.Method != http.MethodGet || !headerHasToken(req.Header, "Upgrade", "websocket") || !headerHasToken(req.Header, "Connection", "upgrade") {
-		serveReadWebsocketHandshake(g, rw, req, values)
+	if g.settings.handshakeQuery.MatchString(query) {
+		atomic.AddInt64(&g.counters.requests, 1)
+		repairMissingOrigin(g, rw, req)
+		atomic.AddInt64(&g.counters.pollingHandshakes, 1)
+		forwardCaptured(g, rw, req)
 		return true
 	}
+	if g.settings.websocketQuery == nil || !g.settings.websocketQuery.MatchString(query) ||
+		!headerHasToken(req.Header, "Upgrade", "websocket") || !headerHasToken(req.Header, "Connection", "upgrade") {
+		return false
+	}
 	atomic.AddInt64(&g.counters.requests, 1)
-	if len(sid) == 0 || sid[0] == "" {
+	if !strings.Contains(query, "&"+keySID+"=") { // exact: the expression puts sid after EIO and transport
 		repairMissingOrigin(g, rw, req)
 	}
 	atomic.AddInt64(&g.counters.websocketHandshakes, 1)
@@ -177,33 +140,6 @@ func serveWebsocketHandshake(g *Guard, rw http.ResponseWriter, req *http.Request
 		return true
 	}
 	forwardWatched(g, rw, req, newAnswerWatcher(g, rw, req, true, true), true)
-	return true
-}
-
-// serveReadWebsocketHandshake takes a websocket handshake the short way has
-// read through the rest of the full path.
-func serveReadWebsocketHandshake(g *Guard, rw http.ResponseWriter, req *http.Request, values url.Values) {
-	eio := &engineIORequest{}
-	setEngineIOKeys(eio, values[keyEIO], values[keyTransport], values[keySID], nil)
-	readUpgradeEvidence(req, eio)
-	atomic.AddInt64(&g.counters.requests, 1)
-	watcher, forward := g.validateAndRepair(rw, req, eio)
-	forwardWatched(g, rw, req, watcher, forward)
-}
-
-// servePollUnusual forwards a poll when diagnosis is off, or when headers
-// were set before forwarding (by the guard's caller), which an answer the
-// guard replaces must keep.
-func servePollUnusual(g *Guard, rw http.ResponseWriter, req *http.Request) bool {
-	if !g.settings.diagnoseResponses {
-		g.next.ServeHTTP(rw, req)
-		return true
-	}
-	answer := httptest.NewRecorder()
-	answer.HeaderMap = rw.Header()
-	before := answer.HeaderMap.Clone()
-	g.next.ServeHTTP(answer, req)
-	sendPollAnswer(g, rw, req, answer, before)
 	return true
 }
 
