@@ -17,18 +17,20 @@ import (
 // The request leaves for the backend; the answer is watched (the full way) or
 // captured (the short way) and read where it says what broke.
 
-// forwardWatched forwards a prepared request, through the watcher when there
-// is one.
-func forwardWatched(g *Guard, rw http.ResponseWriter, req *http.Request, watcher *answerWatcher, forward bool) {
-	switch {
-	case !forward: // answered by the guard
-	case watcher == nil:
+// forwardWatched forwards a request of the full way (and a websocket
+// handshake of the short way) through the writer that watches the answer,
+// when diagnosis is on. CORS preflights are the server's CORS layer's.
+func forwardWatched(g *Guard, rw http.ResponseWriter, req *http.Request, websocket bool) {
+	if !g.settings.diagnoseResponses || req.Method == http.MethodOptions {
 		g.next.ServeHTTP(rw, req)
-	default:
-		g.next.ServeHTTP(watcher, req)
-		if watcher.state != passingThrough && watcher.state != hijacked {
-			watcher.finish()
-		}
+		return
+	}
+	// A websocket handshake that gets here leaves with its upgrade headers
+	// (usable, or restored by the repair).
+	watcher := newAnswerWatcher(g, rw, req, websocket, websocket)
+	g.next.ServeHTTP(watcher, req)
+	if watcher.state != passingThrough && watcher.state != hijacked {
+		watcher.finish()
 	}
 }
 
@@ -41,10 +43,14 @@ func forwardWatched(g *Guard, rw http.ResponseWriter, req *http.Request, watcher
 // answers the guard must read (404, 400, 403, an HTML page to a GET) go
 // through the same diagnosis as on the full way.
 func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	header := rw.Header()
-	if len(header) > 0 || !g.settings.diagnoseResponses {
-		forwardCapturedUnusual(g, rw, req)
+	if !g.settings.diagnoseResponses {
+		g.next.ServeHTTP(rw, req)
 		return
+	}
+	header := rw.Header()
+	var before http.Header // the headers set before forwarding (by the repair, or an earlier middleware)
+	if len(header) > 0 {
+		before = header.Clone()
 	}
 	answer := httptest.NewRecorder()
 	answer.HeaderMap = header // the backend's headers go straight into rw's
@@ -55,21 +61,6 @@ func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
 		_, _ = answer.Body.WriteTo(rw) // the 200 goes out with the first byte
 		return
 	}
-	sendCapturedAnswer(g, rw, req, answer, nil)
-}
-
-// forwardCapturedUnusual forwards when diagnosis is off, or when headers were
-// set before forwarding (by the guard's repair or an earlier middleware),
-// which an answer the guard replaces must keep.
-func forwardCapturedUnusual(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	if !g.settings.diagnoseResponses {
-		g.next.ServeHTTP(rw, req)
-		return
-	}
-	answer := httptest.NewRecorder()
-	answer.HeaderMap = rw.Header()
-	before := answer.HeaderMap.Clone()
-	g.next.ServeHTTP(answer, req)
 	sendCapturedAnswer(g, rw, req, answer, before)
 }
 

@@ -124,6 +124,27 @@ func TestPollAnswersAreHeldWhole(t *testing.T) {
 			t.Errorf("answer %d %q %v", rec.Code, rec.Body.String(), rec.Header())
 		}
 	})
+	t.Run("an answer larger than Engine.IO's own (held whole, sent whole)", func(t *testing.T) {
+		large := strings.Repeat("4hello", 1<<20/6*4) // ~4 MiB: four times engine.io's default maxHttpBufferSize
+		backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+			rw.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+			rw.WriteHeader(http.StatusOK)
+			for rest := large; rest != ""; {
+				chunk := rest
+				if len(chunk) > 32<<10 {
+					chunk = chunk[:32<<10]
+				}
+				_, _ = io.WriteString(rw, chunk)
+				rest = rest[len(chunk):]
+			}
+		})
+		guard := newTestGuard(t, CreateConfig(), backend, nil)
+		rec := httptest.NewRecorder()
+		guard.ServeHTTP(rec, newScenarioRequest(scenario{method: "GET", target: target}))
+		if rec.Code != 200 || rec.Body.String() != large {
+			t.Errorf("answer %d, %d bytes (want %d)", rec.Code, rec.Body.Len(), len(large))
+		}
+	})
 	t.Run("a 1xx first", func(t *testing.T) {
 		backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 			rw.WriteHeader(http.StatusEarlyHints)

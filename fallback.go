@@ -9,7 +9,24 @@ import (
 // ---- Fallback mode ----
 //
 // On the routers that must not receive Socket.IO traffic: the full way's
-// prepare answers every Engine.IO request here.
+// prepare answers every Engine.IO request with rejectMisrouted.
+
+// fallbackGuard is the handler New builds in fallback mode. Most requests a
+// fallback router sees share no prefix with the Engine.IO paths: one
+// comparison sends them on (nothing of the guard mode's short way).
+type fallbackGuard struct {
+	next         http.Handler
+	commonPrefix string
+	guard        *Guard
+}
+
+func (f *fallbackGuard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	if !strings.HasPrefix(req.URL.Path, f.commonPrefix) {
+		f.next.ServeHTTP(rw, req)
+		return
+	}
+	f.guard.serveCandidate(rw, req)
+}
 
 // rejectMisrouted answers an Engine.IO request that reached a router in
 // fallback mode: the Socket.IO route is missing or has a lower priority.

@@ -210,3 +210,37 @@ func setIfNotEmpty(h http.Header, name, value string) {
 		h.Set(name, value)
 	}
 }
+
+// FuzzPlainHost holds isPlainHost (one regular expression) to the rule
+// written out step by step.
+func FuzzPlainHost(f *testing.F) {
+	for _, host := range []string{"v2.sysmayal.cloud", "localhost:8000", "127.0.0.1", "[::1]:443", "[fe80::1%25eth0]", ":80",
+		"-bad", ".bad", "a b", "host:", "host:123456", "evil.example/x", "[::1]x", strings.Repeat("a", 262)} {
+		f.Add(host)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		if got, want := isPlainHost(host), plainHostWrittenOut(host); got != want {
+			t.Fatalf("isPlainHost(%q) = %v, the rule written out says %v", host, got, want)
+		}
+	})
+}
+
+func plainHostWrittenOut(host string) bool {
+	if host == "" || len(host) > 261 {
+		return false
+	}
+	name, port := host, ""
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 || strings.Trim(host[1:end], "0123456789abcdefABCDEF:.") != "" {
+			return false
+		}
+		name, port = "", host[end+1:]
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
+		name, port = host[:i], host[i:]
+	}
+	if name != "" && (strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "" || name[0] == '.' || name[0] == '-') {
+		return false
+	}
+	return port == "" || len(port) > 1 && len(port) <= 6 && port[0] == ':' && strings.Trim(port[1:], "0123456789") == ""
+}

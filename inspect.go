@@ -20,6 +20,9 @@ type counters struct {
 	websocketHandshakes int64 // websocket handshakes forwarded
 	websocketUpgrades   int64 // … that ended in a 101 handed over (needs diagnoseResponses)
 	websocketFailed     int64 // … answered without a 101 (refused, or the upgrade lost)
+	// originRepairs: the repair most handshakes get (setMissingOrigin), kept
+	// apart from the map and its lock; snapshot shows it as repairs["origin"].
+	originRepairs int64
 
 	mu         sync.Mutex
 	repairs    map[string]int64
@@ -63,13 +66,17 @@ type counterSnapshot struct {
 func (c *counters) snapshot() counterSnapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	repairs := copyCounts(c.repairs)
+	if n := atomic.LoadInt64(&c.originRepairs); n > 0 {
+		repairs[repairOrigin] = n
+	}
 	return counterSnapshot{
 		EngineIORequests:    atomic.LoadInt64(&c.requests),
 		PollingHandshakes:   atomic.LoadInt64(&c.pollingHandshakes),
 		WebsocketHandshakes: atomic.LoadInt64(&c.websocketHandshakes),
 		WebsocketUpgrades:   atomic.LoadInt64(&c.websocketUpgrades),
 		WebsocketFailed:     atomic.LoadInt64(&c.websocketFailed),
-		Repairs:             copyCounts(c.repairs),
+		Repairs:             repairs,
 		Withheld:            copyCounts(c.withheld),
 		Rejections:          copyCounts(c.rejections),
 		Diagnoses:           copyCounts(c.diagnoses),

@@ -73,10 +73,16 @@ func (l *logger) enabled(level logLevel) bool { return level != levelOff && leve
 
 // event writes one line; message is the other side's own words, when the
 // event quotes them (a server's refusal), else "".
+//
+// It is called on the requests' way, mostly for levels that are off: it only
+// decides (under Yaegi a call allocates the whole called function's frame).
 func (l *logger) event(level logLevel, event string, req *http.Request, hint, message string) {
-	if !l.enabled(level) {
-		return
+	if level != levelOff && level <= l.level {
+		l.write(level, event, req, hint, message)
 	}
+}
+
+func (l *logger) write(level logLevel, event string, req *http.Request, hint, message string) {
 	suppressed, ok := l.admit(event)
 	if !ok {
 		return

@@ -14,6 +14,7 @@ import (
 	"log"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,7 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	if err != nil {
 		return nil, fmt.Errorf("socketioguard %s: %w", name, err)
 	}
-	return &Guard{
+	g := &Guard{
 		next:     next,
 		name:     name,
 		settings: s,
@@ -48,15 +49,26 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 			now:        time.Now,
 		},
 		counters: newCounters(),
-	}, nil
+	}
+	handler := g.handler() // a variable first: Yaegi cannot return a call's result as an interface
+	return handler, nil
+}
+
+// handler is what New hands to Traefik: the guard, or in fallback mode the
+// lighter handler of fallback.go.
+func (g *Guard) handler() http.Handler {
+	if g.settings.fallback {
+		return &fallbackGuard{next: g.next, commonPrefix: g.settings.commonPrefix, guard: g}
+	}
+	return g
 }
 
 // ---- The route ----
 //
 // Every request enters at ServeHTTP. The common polling requests and websocket
 // handshakes take the short way (serveShortWay: few interpreted calls);
-// everything else the full way: serveCandidate → prepare → validateAndRepair,
-// whose stages follow in this file in that order (classify, validate, repair),
+// everything else the full way: serveCandidate → prepare, whose stages
+// follow in this file in that order (classify, validate, repair),
 // then diagnose.go (forward and diagnose) and errors.go (the guard's own
 // answers). Fallback mode and the inspection are apart (fallback.go,
 // inspect.go).
@@ -73,8 +85,6 @@ func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if g.settings.shortWayPaths[req.URL.Path] && serveShortWay(g, rw, req) {
 		return
 	}
-	// Most requests a fallback router sees share no prefix with the Engine.IO
-	// paths: one comparison sends them on.
 	if !strings.HasPrefix(req.URL.Path, g.settings.commonPrefix) {
 		g.next.ServeHTTP(rw, req)
 		return
@@ -135,11 +145,7 @@ func serveShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request, qu
 		repairMissingOrigin(g, rw, req)
 	}
 	atomic.AddInt64(&g.counters.websocketHandshakes, 1)
-	if !g.settings.diagnoseResponses {
-		g.next.ServeHTTP(rw, req)
-		return true
-	}
-	forwardWatched(g, rw, req, newAnswerWatcher(g, rw, req, true, true), true)
+	forwardWatched(g, rw, req, true)
 	return true
 }
 
@@ -155,34 +161,33 @@ func (g *Guard) serveCandidate(rw http.ResponseWriter, req *http.Request) {
 		g.next.ServeHTTP(rw, req) // everything else passes untouched
 		return
 	}
-	watcher, forward := g.prepare(rw, req, missingSlash)
-	forwardWatched(g, rw, req, watcher, forward)
+	if forward, websocket := g.prepare(rw, req, missingSlash); forward {
+		forwardWatched(g, rw, req, websocket)
+	}
 }
 
-// prepare validates and repairs an Engine.IO request. It answers the request
-// itself (forward false) when it must be refused, and returns the writer that
-// watches the backend's answer when diagnosis is on.
-func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, missingSlash bool) (*answerWatcher, bool) {
+// prepare reads, validates and repairs an Engine.IO request. It answers the
+// request itself (forward false) when it must be refused, and says whether it
+// is a websocket handshake.
+func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, missingSlash bool) (forward, websocket bool) {
 	atomic.AddInt64(&g.counters.requests, 1)
 	if g.settings.fallback {
 		g.rejectMisrouted(rw, req)
-		return nil, false
+		return false, false
 	}
-	return g.validateAndRepair(rw, req, readEngineIORequest(req, missingSlash))
-}
+	eio := readEngineIORequest(req, missingSlash)
+	websocket = eio.transport == transportWebsocket
 
-// validateAndRepair is prepare once the request is read.
-func (g *Guard) validateAndRepair(rw http.ResponseWriter, req *http.Request, eio *engineIORequest) (*answerWatcher, bool) {
 	// Validate: refuse what the Socket.IO server would refuse anyway, but
 	// with an answer that says which hop broke the request.
 	if p := g.findProblem(req, eio); p != nil {
 		g.rejectInvalid(rw, req, eio, p)
-		return nil, false
+		return false, websocket
 	}
 
 	// Repair what a hop stripped, where the request proves what it was
 	// (only these can need a repair: the common polling request skips the call).
-	if eio.missingSlash || eio.transport == transportWebsocket || g.settings.setMissingOrigin {
+	if eio.missingSlash || websocket || g.settings.setMissingOrigin {
 		repairs, originWithheld := g.plannedRepairs(req, eio)
 		if originWithheld != "" {
 			g.withholdOrigin(req, originWithheld)
@@ -190,16 +195,10 @@ func (g *Guard) validateAndRepair(rw http.ResponseWriter, req *http.Request, eio
 		g.applyRepairs(rw, req, repairs)
 	}
 
-	if req.Method == http.MethodGet && (eio.transport == transportWebsocket || !eio.hasSID) {
+	if req.Method == http.MethodGet && (websocket || !eio.hasSID) {
 		countHandshake(g.counters, eio) // most requests (polls with a sid) skip the call
 	}
-	if !g.settings.diagnoseResponses || req.Method == http.MethodOptions {
-		return nil, true
-	}
-	// A websocket handshake that got here leaves with its upgrade headers
-	// (usable, or restored above).
-	websocket := eio.transport == transportWebsocket
-	return newAnswerWatcher(g, rw, req, websocket, websocket), true
+	return true, websocket
 }
 
 // countHandshake counts the handshakes that go on to the Socket.IO server.
@@ -596,16 +595,25 @@ func (g *Guard) plannedRepairs(req *http.Request, eio *engineIORequest) (repairs
 	return repairs, originWithheld
 }
 
-// repairMissingOrigin is the Origin repair of a handshake the short way
-// serves (plannedRepairs decides the same for the full path).
+// repairMissingOrigin is the Origin repair of a handshake on the short way,
+// written out for its cost: the full way decides the same through
+// plannedRepairs, originWithheldBecause and repairOne (every scenario of the
+// tables runs both ways).
 func repairMissingOrigin(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	if g.settings.setMissingOrigin && strings.TrimSpace(req.Header.Get("Origin")) == "" {
-		if reason := originWithheldBecause(req, false); reason != "" {
-			g.withholdOrigin(req, reason)
-		} else {
-			g.applyRepairs(rw, req, []string{repairOrigin})
-		}
+	if !g.settings.setMissingOrigin || strings.TrimSpace(req.Header.Get("Origin")) != "" {
+		return
 	}
+	origin := originFor(req) // "" when Host is not a plain host
+	if fetchSite, present := req.Header["Sec-Fetch-Site"]; origin == "" || present && (len(fetchSite) != 1 || fetchSite[0] != "same-origin") {
+		g.withholdOrigin(req, originWithheldBecause(req, false))
+		return
+	}
+	req.Header.Set("Origin", origin)
+	atomic.AddInt64(&g.counters.originRepairs, 1)
+	if levelInfo <= g.log.level {
+		g.log.event(levelInfo, "repaired-"+repairOrigin, req, repairHints[repairOrigin], "")
+	}
+	rw.Header().Set(headerRepaired, repairOrigin)
 }
 
 // originWithheldBecause says why a missing Origin must stay missing, or "".
@@ -621,15 +629,23 @@ func originWithheldBecause(req *http.Request, jsonp bool) string {
 	if jsonp {
 		return "jsonp: a JSONP request is a script any page can include"
 	}
-	if fetchSite, present := req.Header["Sec-Fetch-Site"]; present {
-		if len(fetchSite) != 1 || fetchSite[0] != "same-origin" {
-			return fmt.Sprintf("sec-fetch-site: the browser says the request comes from a %s page (Sec-Fetch-Site %q), not from this site's own", fetchSiteKind(fetchSite), shortened(strings.Join(fetchSite, ", ")))
-		}
+	if fetchSite, present := req.Header["Sec-Fetch-Site"]; present && (len(fetchSite) != 1 || fetchSite[0] != "same-origin") {
+		return fetchSiteReason(fetchSite)
 	}
-	if originFor(req) == "" {
-		return fmt.Sprintf("host: Host %q is not a plain host name or address", shortened(req.Host))
+	if !isPlainHost(req.Host) {
+		return hostReason(req.Host)
 	}
 	return ""
+}
+
+// fetchSiteReason and hostReason word a withheld Origin's reason (apart:
+// most handshakes need neither, and Yaegi would build their frames anyway).
+func fetchSiteReason(fetchSite []string) string {
+	return fmt.Sprintf("sec-fetch-site: the browser says the request comes from a %s page (Sec-Fetch-Site %q), not from this site's own", fetchSiteKind(fetchSite), shortened(strings.Join(fetchSite, ", ")))
+}
+
+func hostReason(host string) string {
+	return fmt.Sprintf("host: Host %q is not a plain host name or address", shortened(host))
 }
 
 // fetchSiteKind names a Sec-Fetch-Site value for the log and the counters.
@@ -656,67 +672,73 @@ func originFor(req *http.Request) string {
 	if req.TLS != nil {
 		scheme = "https"
 	}
-	proto, _, _ := strings.Cut(req.Header.Get("X-Forwarded-Proto"), ",")
-	switch strings.ToLower(strings.TrimSpace(proto)) {
-	case "https", "wss":
-		scheme = "https"
-	case "http", "ws":
-		scheme = "http"
+	forwardedProto := req.Header.Get("X-Forwarded-Proto")
+	if forwardedScheme := forwardedSchemes[forwardedProto]; forwardedScheme != "" {
+		return forwardedScheme + "://" + host // what Traefik sets: one value, lower case
+	}
+	proto, _, _ := strings.Cut(forwardedProto, ",")
+	if forwardedScheme := forwardedSchemes[strings.ToLower(strings.TrimSpace(proto))]; forwardedScheme != "" {
+		scheme = forwardedScheme
 	}
 	return scheme + "://" + host
 }
 
-// isPlainHost accepts name[:port], IPv4[:port] and [IPv6][:port].
+// forwardedSchemes: the scheme an X-Forwarded-Proto value says the client
+// used (Traefik sends ws/wss for upgrades).
+var forwardedSchemes = map[string]string{"https": "https", "wss": "https", "http": "http", "ws": "http"}
+
+// plainHost accepts name[:port], IPv4[:port] and [IPv6][:port], and :port
+// alone (as Go's server reads a Host): a name starts with a letter or digit
+// and holds letters, digits, dots and hyphens; an address in brackets holds
+// hexadecimal digits, colons and dots; a port is 1 to 5 digits; 261 bytes at
+// most. One compiled match (FuzzPlainHost holds it to the rule written out).
 func isPlainHost(host string) bool {
-	if host == "" || len(host) > 261 {
-		return false
-	}
-	name, port := host, ""
-	if strings.HasPrefix(host, "[") {
-		end := strings.IndexByte(host, ']')
-		if end < 0 || strings.Trim(host[1:end], "0123456789abcdefABCDEF:.") != "" {
-			return false
-		}
-		name, port = "", host[end+1:]
-	} else if i := strings.IndexByte(host, ':'); i >= 0 {
-		name, port = host[:i], host[i:]
-	}
-	if name != "" && (strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "" || name[0] == '.' || name[0] == '-') {
-		return false
-	}
-	return port == "" || len(port) > 1 && len(port) <= 6 && port[0] == ':' && strings.Trim(port[1:], "0123456789") == ""
+	return host != "" && len(host) <= 261 && plainHost.MatchString(host)
 }
+
+var plainHost = regexp.MustCompile(`^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9][A-Za-z0-9.-]*)?(?::[0-9]{1,5})?$`)
 
 func (g *Guard) applyRepairs(rw http.ResponseWriter, req *http.Request, repairs []string) {
 	if len(repairs) == 0 {
 		return
 	}
 	for _, repair := range repairs {
-		switch repair {
-		case repairPath:
-			// Traefik's proxy re-reads RequestURI, so both must change
-			// (as Traefik's own stripPrefix does). The query stays as sent.
-			req.URL.Path += "/"
-			if req.URL.RawPath != "" {
-				req.URL.RawPath += "/"
-			}
-			req.RequestURI = req.URL.RequestURI()
-		case repairUpgrade:
-			req.Header.Set("Upgrade", "websocket")
-			if !headerHasToken(req.Header, "Connection", "upgrade") {
-				req.Header.Add("Connection", "Upgrade")
-			}
-		case repairOrigin:
-			req.Header.Set("Origin", originFor(req))
-		}
-		g.counters.countRepair(repair)
-		level := levelInfo
-		if repair == repairUpgrade {
-			level = levelWarn
-		}
-		g.log.event(level, "repaired-"+repair, req, repairHints[repair], "")
+		repairOne(g, req, repair)
 	}
 	rw.Header().Set(headerRepaired, strings.Join(repairs, ","))
+}
+
+// repairOne makes one repair, counts and logs it.
+func repairOne(g *Guard, req *http.Request, repair string) {
+	switch repair {
+	case repairPath:
+		// Traefik's proxy re-reads RequestURI, so both must change
+		// (as Traefik's own stripPrefix does). The query stays as sent.
+		req.URL.Path += "/"
+		if req.URL.RawPath != "" {
+			req.URL.RawPath += "/"
+		}
+		req.RequestURI = req.URL.RequestURI()
+	case repairUpgrade:
+		req.Header.Set("Upgrade", "websocket")
+		if !headerHasToken(req.Header, "Connection", "upgrade") {
+			req.Header.Add("Connection", "Upgrade")
+		}
+	case repairOrigin:
+		req.Header.Set("Origin", originFor(req))
+	}
+	if repair == repairOrigin {
+		atomic.AddInt64(&g.counters.originRepairs, 1)
+	} else {
+		g.counters.countRepair(repair)
+	}
+	level := levelInfo
+	if repair == repairUpgrade {
+		level = levelWarn
+	}
+	if level <= g.log.level { // the event's words are built only when they are written
+		g.log.event(level, "repaired-"+repair, req, repairHints[repair], "")
+	}
 }
 
 // withholdOrigin records a missing Origin the guard did not set.

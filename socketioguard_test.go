@@ -616,7 +616,8 @@ func runScenario(t *testing.T, sc scenario, logs *bytes.Buffer) *httptest.Respon
 
 	req := newScenarioRequest(sc)
 	rec := httptest.NewRecorder()
-	guard.ServeHTTP(rec, req)
+	handler := guard.handler() // the handler New hands to Traefik (in fallback mode, not the Guard)
+	handler.ServeHTTP(rec, req)
 
 	if rec.Code != sc.wantStatus {
 		t.Errorf("status = %d, want %d (body %q)", rec.Code, sc.wantStatus, rec.Body.String())
@@ -707,7 +708,10 @@ func newTestGuard(t *testing.T, cfg *Config, next http.Handler, logs *bytes.Buff
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	guard := handler.(*Guard)
+	guard, ok := handler.(*Guard)
+	if !ok {
+		guard = handler.(*fallbackGuard).guard // ServeHTTP through guard.handler()
+	}
 	if logs != nil {
 		guard.log.stdout = logs
 		guard.log.stderr = logs
