@@ -25,6 +25,7 @@ func TestLoadsThePluginsTheBenchmarksUse(t *testing.T) {
 		{stack.PluginModule, tools.Repo, nil, "/socket.io/", http.StatusBadRequest},
 		{stack.PluginModule, tools.Repo, map[string]any{"mode": "fallback"}, "/socket.io/?EIO=4&transport=polling", 421},
 		{"example.com/passthrough", filepath.Join(tools.Repo, "e2e", "bench", "passthrough"), map[string]any{"headers": map[string]any{"X-Demo": "x"}}, "/", http.StatusOK},
+		{"example.com/capture", filepath.Join(tools.Repo, "e2e", "bench", "capture"), nil, "/socket.io/?EIO=4&transport=polling", http.StatusOK},
 	}
 	for _, c := range cases {
 		dir := t.TempDir()
