@@ -82,6 +82,8 @@ FUZZTIME ?= 60s
 fuzz:
 	go test -run XXX -fuzz FuzzServeHTTP -fuzztime $(FUZZTIME) .
 	go test -run XXX -fuzz FuzzReadEngineIOQuery -fuzztime $(FUZZTIME) .
+	go test -run XXX -fuzz FuzzShortWayQuery -fuzztime $(FUZZTIME) .
+	go test -run XXX -fuzz FuzzPlainHost -fuzztime $(FUZZTIME) .
 
 bench-go:
 	go test -run XXX -bench . -benchmem -count 5 .
