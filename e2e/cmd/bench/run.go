@@ -36,6 +36,18 @@ type benchOptions struct {
 	only         string
 }
 
+// benchMiddlewares are the trivial plugin and the guard (with the Frappe
+// recipe's configuration), as every bench Traefik defines them.
+const benchMiddlewares = `    trivial:
+      plugin:
+        passthrough:
+          headers:
+            X-Demo: bench
+    guard:
+      plugin:
+        socketioguard: {setMissingOrigin: true, eioVersions: ["4"]}
+`
+
 // variant is one entrypoint of the bench Traefik.
 type variant struct{ name, label string }
 
@@ -155,15 +167,7 @@ func measure(st *stack.Stack, wrk string, o benchOptions) (*results, error) {
 		Dynamic: fmt.Sprintf(`
 http:
   middlewares:
-    trivial:
-      plugin:
-        passthrough:
-          headers:
-            X-Demo: bench
-    guard:
-      plugin:
-        socketioguard: {setMissingOrigin: true, eioVersions: ["4"]}
-    nodiag:
+%s    nodiag:
       plugin:
         socketioguard: {setMissingOrigin: true, eioVersions: ["4"], diagnoseResponses: false}
     fallback:
@@ -180,7 +184,7 @@ http:
     r-guard:    {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [guard], middlewares: [guard], service: backend}
     r-nodiag:   {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [nodiag], middlewares: [nodiag], service: backend}
     r-fallback: {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [fallback], middlewares: [fallback], service: backend}
-`, port),
+`, benchMiddlewares, port),
 	})
 	if err != nil {
 		return nil, err
@@ -266,17 +270,24 @@ func measureHTTP(r *results, wrk string, tr *stack.Traefik, combos []combo, o be
 
 // measureWS: websocket echo, interleaved the same way.
 func measureWS(r *results, tr *stack.Traefik, o benchOptions) error {
-	wsVariants := []variant{none, trivial, guard}
 	fmt.Printf("websocket echo: %d connections × %s per variant and round\n", o.wsConns, o.duration)
-	for round := 0; round < o.rounds; round++ {
-		for i := range wsVariants {
-			v := wsVariants[(i+round)%len(wsVariants)]
-			rate, err := echoRate(tr.URL(v.name), o.wsConns, o.duration)
+	return inRotation(o.rounds, []variant{none, trivial, guard}, "websocket echo", "messages/s", r.ws, func(v variant) (float64, error) {
+		return echoRate(tr.URL(v.name), o.wsConns, o.duration)
+	})
+}
+
+// inRotation measures every variant once per round, in an order that
+// rotates from round to round, and keeps each figure under the variant.
+func inRotation(rounds int, variants []variant, what, unit string, into map[string][]float64, measure func(variant) (float64, error)) error {
+	for round := 0; round < rounds; round++ {
+		for i := range variants {
+			v := variants[(i+round)%len(variants)]
+			x, err := measure(v)
 			if err != nil {
-				return fmt.Errorf("websocket echo via %s: %w", v.name, err)
+				return fmt.Errorf("%s via %s: %w", what, v.name, err)
 			}
-			r.ws[v.name] = append(r.ws[v.name], rate)
-			fmt.Printf("  round %d  %-26s %9.0f messages/s\n", round+1, v.label, rate)
+			into[v.name] = append(into[v.name], x)
+			fmt.Printf("  round %d  %-26s %9.0f %s\n", round+1, v.label, x, unit)
 		}
 	}
 	return nil

@@ -60,20 +60,10 @@ func handshakeRate(base string, workers int, d time.Duration) (float64, error) {
 
 // measureWSHandshakes: fresh websockets, interleaved like the echo.
 func measureWSHandshakes(r *results, tr *stack.Traefik, o benchOptions) error {
-	wsVariants := []variant{none, trivial, guard}
 	fmt.Printf("websocket handshakes: %d workers × %s per variant and round\n", o.wsConns, o.duration)
-	for round := 0; round < o.rounds; round++ {
-		for i := range wsVariants {
-			v := wsVariants[(i+round)%len(wsVariants)]
-			rate, err := handshakeRate(tr.URL(v.name), o.wsConns, o.duration)
-			if err != nil {
-				return fmt.Errorf("websocket handshakes via %s: %w", v.name, err)
-			}
-			r.wsHandshakes[v.name] = append(r.wsHandshakes[v.name], rate)
-			fmt.Printf("  round %d  %-26s %9.0f handshakes/s\n", round+1, v.label, rate)
-		}
-	}
-	return nil
+	return inRotation(o.rounds, []variant{none, trivial, guard}, "websocket handshakes", "handshakes/s", r.wsHandshakes, func(v variant) (float64, error) {
+		return handshakeRate(tr.URL(v.name), o.wsConns, o.duration)
+	})
 }
 
 // ---- Reconnect storm ----
@@ -177,15 +167,7 @@ func measureStorm(r *results, st *stack.Stack, o benchOptions) error {
 		Dynamic: fmt.Sprintf(`
 http:
   middlewares:
-    trivial:
-      plugin:
-        passthrough:
-          headers:
-            X-Demo: bench
-    guard:
-      plugin:
-        socketioguard: {setMissingOrigin: true, eioVersions: ["4"]}
-  services:
+%s  services:
     realtime:
       loadBalancer:
         servers: [{url: "http://127.0.0.1:%d"}]
@@ -193,29 +175,20 @@ http:
     s-none:    {rule: "PathPrefix(`+"`/socket.io`"+`)", entryPoints: [none], service: realtime}
     s-trivial: {rule: "PathPrefix(`+"`/socket.io`"+`)", entryPoints: [trivial], middlewares: [trivial], service: realtime}
     s-guard:   {rule: "PathPrefix(`+"`/socket.io`"+`)", entryPoints: [guard], middlewares: [guard], service: realtime}
-`, rt.Port),
+`, benchMiddlewares, rt.Port),
 	})
 	if err != nil {
 		return err
 	}
 	defer tr.Stop()
-	stormVariants := []variant{none, trivial, guard}
 	fmt.Printf("reconnect storms: %d clients, reconnection delay %s (randomizationFactor 0), %d storms per variant\n", o.stormClients, stormDelay, o.storms)
-	for round := 0; round < o.storms; round++ {
-		for i := range stormVariants {
-			v := stormVariants[(i+round)%len(stormVariants)]
-			ms, restarted, err := oneStorm(st, rt, tr.URL(v.name), o.stormClients)
-			if restarted != nil {
-				rt = restarted
-			}
-			if err != nil {
-				return fmt.Errorf("reconnect storm via %s: %w", v.name, err)
-			}
-			r.storm[v.name] = append(r.storm[v.name], ms)
-			fmt.Printf("  storm %d  %-26s all %d back on websocket after %.0f ms\n", round+1, v.label, o.stormClients, ms)
+	return inRotation(o.storms, []variant{none, trivial, guard}, "reconnect storm", "ms until all were back on websocket", r.storm, func(v variant) (float64, error) {
+		ms, restarted, err := oneStorm(st, rt, tr.URL(v.name), o.stormClients)
+		if restarted != nil {
+			rt = restarted
 		}
-	}
-	return nil
+		return ms, err
+	})
 }
 
 // oneStorm connects the clients, kills and restarts the server, and returns
