@@ -53,7 +53,10 @@ func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
 		before = header.Clone()
 	}
 	answer := httptest.NewRecorder()
-	answer.HeaderMap = header // the backend's headers go straight into rw's
+	// The backend's headers go straight into rw's. (HeaderMap is deprecated
+	// for reading a handler's result; setting it is the one way to give the
+	// recorder rw's own header map, which spares copying them afterwards.)
+	answer.HeaderMap = header
 	g.next.ServeHTTP(answer, req)
 	// A pre-filter of judge's rule: the usual answers go out here, the
 	// others to sendCapturedAnswer, which applies the rule itself.
@@ -70,7 +73,7 @@ func sendCapturedAnswer(g *Guard, rw http.ResponseWriter, req *http.Request, ans
 	// One condition, not a case list: Yaegi v0.16.1 skips a tagless case
 	// whose first expression is false and second true.
 	if answer.Code == http.StatusNotFound || answer.Code == http.StatusBadRequest || answer.Code == http.StatusForbidden ||
-		answer.Code == http.StatusOK && req.Method == http.MethodGet && isHTML(answer.HeaderMap.Get("Content-Type")) {
+		answer.Code == http.StatusOK && req.Method == http.MethodGet && isHTML(rw.Header().Get("Content-Type")) {
 		replayForDiagnosis(&answerWatcher{guard: g, rw: rw, req: req, headersBefore: before}, answer)
 		return
 	}

@@ -68,9 +68,6 @@ type logBudget struct {
 	suppressed  int
 }
 
-// enabled is checked before building a line, so that a disabled level costs nothing.
-func (l *logger) enabled(level logLevel) bool { return level != levelOff && level <= l.level }
-
 // event writes one line; message is the other side's own words, when the
 // event quotes them (a server's refusal), else "".
 //
