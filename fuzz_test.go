@@ -71,7 +71,10 @@ func FuzzServeHTTP(f *testing.F) {
 		rec := httptest.NewRecorder()
 		guard.ServeHTTP(rec, req)
 
-		if _, _, isEngineIO := matchEngineIOPath(guard.settings.paths, path); isEngineIO {
+		// The client bundle under the Engine.IO path is a plain download (the
+		// Socket.IO server serves it before Engine.IO sees the request): it
+		// must pass untouched like any other request.
+		if prefix, _, isEngineIO := matchEngineIOPath(guard.settings.paths, path); isEngineIO && !(len(path) > len(prefix) && isClientBundle(prefix, path)) {
 			if seen != nil {
 				checkForwardedEngineIORequest(t, before, seen)
 			}
