@@ -40,7 +40,16 @@ func newCounters() *counters {
 	}
 }
 
-func (c *counters) countRepair(kind string)   { c.add(c.repairs, kind) }
+// countRepair counts the Origin repair, which most handshakes get, without
+// the lock; the others under it.
+func (c *counters) countRepair(kind string) {
+	if kind == repairOrigin {
+		atomic.AddInt64(&c.originRepairs, 1)
+		return
+	}
+	c.add(c.repairs, kind)
+}
+
 func (c *counters) countWithheld(kind string) { c.add(c.withheld, kind) }
 func (c *counters) countRejection(id string)  { c.add(c.rejections, id) }
 func (c *counters) countDiagnosis(id string)  { c.add(c.diagnoses, id) }
