@@ -267,7 +267,7 @@ const maxShortWayQuery = 1024
 // without escapes or "+" so that they decode to themselves. No ";" (Traefik
 // forwards it as "&") and no empty pair. Every query it accepts carries each
 // Engine.IO key at most once, exactly as the full way would read it
-// (TestShortWayQueriesReadAlike, FuzzShortWayQuery); anything else takes the
+// (TestShortWayQueries, FuzzShortWayQuery); anything else takes the
 // full way.
 //
 // New runs on every configuration reload, once per router: the expressions
