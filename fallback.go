@@ -13,7 +13,9 @@ import (
 
 // fallbackGuard is the handler New builds in fallback mode. Most requests a
 // fallback router sees share no prefix with the Engine.IO paths: one
-// comparison sends them on (nothing of the guard mode's short way).
+// comparison sends them on (nothing of the guard mode's short way). next
+// and commonPrefix are the guard's, copied one selector nearer: reached
+// through guard, every request would cost 3 allocations more under Yaegi.
 type fallbackGuard struct {
 	next         http.Handler
 	commonPrefix string
