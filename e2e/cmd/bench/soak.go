@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -57,48 +54,6 @@ type soakStatus struct {
 	GapDuplicated   int       `json:"gapDuplicated"`
 	ClientsWithLoss int       `json:"clientsWithLoss"`
 	GapsOutside     soakFault `json:"gapsOutsideFaults"`
-}
-
-// soakDriver talks to soak.js over stdin/stdout.
-type soakDriver struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines *bufio.Scanner
-}
-
-func (d *soakDriver) ask(command string) (soakStatus, error) {
-	if _, err := fmt.Fprintln(d.in, command); err != nil {
-		return soakStatus{}, err
-	}
-	for d.lines.Scan() {
-		var s soakStatus
-		if json.Unmarshal(d.lines.Bytes(), &s) == nil && s.Type != "" {
-			return s, nil
-		}
-	}
-	return soakStatus{}, fmt.Errorf("soak.js ended: %v", d.lines.Err())
-}
-
-// waitFor asks until ok(status) or the time runs out.
-func (d *soakDriver) waitFor(command string, timeout time.Duration, ok func(soakStatus) bool) (soakStatus, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		s, err := d.ask(command)
-		if err != nil || ok(s) {
-			return s, err
-		}
-		if time.Now().After(deadline) {
-			return s, fmt.Errorf("not reached within %s: %+v", timeout, s)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-func (d *soakDriver) stop() {
-	if d.cmd.Process != nil {
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		_ = d.cmd.Wait()
-	}
 }
 
 // soakEvent is one PUBLISH: reached means it reached every live replica.
@@ -270,24 +225,18 @@ http:
 	}
 	sample()
 
-	cmd := exec.Command(st.Tools.Node, filepath.Join(st.Tools.NodeDir, "soak.js"), "--url", front.URL(),
+	d, err := startNodeDriver[soakStatus](st, "soak.js", "--url", front.URL(),
 		"--namespace", "/"+stack.Site, "--clients", fmt.Sprint(clients), "--channels", fmt.Sprint(channels))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	in, _ := cmd.StdinPipe()
-	outPipe, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	d := &soakDriver{cmd: cmd, in: in, lines: bufio.NewScanner(outPipe)}
-	d.lines.Buffer(make([]byte, 1<<20), 1<<20)
 	defer d.stop()
 
 	allBack := func(s soakStatus) bool {
 		return s.Connected == clients && s.Websocket == clients && s.Subscribed == clients && s.PendingRecovery == 0
 	}
 	fmt.Printf("soak: %d clients → header-stripping nginx → 2 Traefiks + guard → %d replicas (Frappe's way) → Redis\n", clients, soakReplicas)
-	s, err := d.waitFor("status", 180*time.Second, allBack)
+	s, err := d.waitFor("status", 180*time.Second, 250*time.Millisecond, allBack)
 	if err != nil {
 		return nil, fmt.Errorf("clients never all connected on websocket: %w", err)
 	}
@@ -358,7 +307,7 @@ http:
 	_ = syscall.Kill(-victim.Cmd.Process.Pid, syscall.SIGKILL)
 	victim.Wait()
 	r.faults = append(r.faults, faultRecord{name: "replica-killed", what: fmt.Sprintf("kill -9 of %s (one of %d replicas)", victim.Name, soakReplicas), at: killAt.Sub(firstEvent)})
-	if _, err := d.waitFor("status", 120*time.Second, allBack); err != nil {
+	if _, err := d.waitFor("status", 120*time.Second, 250*time.Millisecond, allBack); err != nil {
 		return nil, fmt.Errorf("the killed replica's clients did not all come back: %w; the guard's counters: %+v, %+v", err, guardCounters(edges[0]), guardCounters(edges[1]))
 	}
 	fmt.Printf("  killed %s: every affected client back on websocket after %s\n", victim.Name, time.Since(killAt).Round(100*time.Millisecond))

@@ -1,18 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -78,71 +72,12 @@ type stormStatus struct {
 	Dropped   int    `json:"dropped"`
 }
 
-// stormClients is one storm.js process (its clients) and its pipes.
-type stormClients struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines *bufio.Scanner
-}
-
-func startStormClients(st *stack.Stack, url string, clients int, delay time.Duration) (*stormClients, error) {
-	cmd := exec.Command(st.Tools.Node, filepath.Join(st.Tools.NodeDir, "storm.js"), "--url", url,
-		"--namespace", "/"+stack.Site, "--clients", fmt.Sprint(clients), "--delay", fmt.Sprint(delay.Milliseconds()))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &stormClients{cmd: cmd, in: in, lines: bufio.NewScanner(out)}
-	c.lines.Buffer(make([]byte, 1<<20), 1<<20)
-	return c, nil
-}
-
-func (c *stormClients) ask(command string) (stormStatus, error) {
-	if _, err := fmt.Fprintln(c.in, command); err != nil {
-		return stormStatus{}, err
-	}
-	for c.lines.Scan() {
-		var s stormStatus
-		if json.Unmarshal(c.lines.Bytes(), &s) == nil && s.Type != "" {
-			return s, nil
-		}
-	}
-	return stormStatus{}, fmt.Errorf("storm.js ended: %v", c.lines.Err())
-}
-
-// waitFor asks for the status until ok or the time runs out (polled every
-// 100 ms: the storm's time is measured inside storm.js, not by this loop).
-func (c *stormClients) waitFor(timeout time.Duration, ok func(stormStatus) bool) (stormStatus, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		s, err := c.ask("status")
-		if err != nil || ok(s) {
-			return s, err
-		}
-		if time.Now().After(deadline) {
-			return s, fmt.Errorf("not reached within %s: %+v", timeout, s)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (c *stormClients) stop() {
-	if c.cmd.Process != nil {
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		_ = c.cmd.Wait()
-	}
-}
-
-const stormDelay = time.Second
+const (
+	stormDelay = time.Second
+	// stormPoll: how often the driver asks; the storm's time is measured
+	// inside storm.js, not by this loop.
+	stormPoll = 100 * time.Millisecond
+)
 
 // measureStorm: per storm and variant (rotating order), o.stormClients
 // socket.io clients connect through that variant's entrypoint to the Frappe
@@ -194,12 +129,13 @@ http:
 // oneStorm connects the clients, kills and restarts the server, and returns
 // the storm's time in ms and the restarted server.
 func oneStorm(st *stack.Stack, rt *stack.Realtime, url string, clients int) (float64, *stack.Realtime, error) {
-	c, err := startStormClients(st, url, clients, stormDelay)
+	c, err := startNodeDriver[stormStatus](st, "storm.js", "--url", url,
+		"--namespace", "/"+stack.Site, "--clients", fmt.Sprint(clients), "--delay", fmt.Sprint(stormDelay.Milliseconds()))
 	if err != nil {
 		return 0, nil, err
 	}
 	defer c.stop()
-	if _, err := c.waitFor(120*time.Second, func(s stormStatus) bool { return s.Websocket == clients }); err != nil {
+	if _, err := c.waitFor("status", 120*time.Second, stormPoll, func(s stormStatus) bool { return s.Websocket == clients }); err != nil {
 		return 0, nil, fmt.Errorf("clients never all on websocket: %w", err)
 	}
 	if _, err := c.ask("storm"); err != nil {
@@ -210,7 +146,7 @@ func oneStorm(st *stack.Stack, rt *stack.Realtime, url string, clients int) (flo
 	if err != nil {
 		return 0, nil, err
 	}
-	s, err := c.waitFor(60*time.Second, func(s stormStatus) bool { return s.StormMs != nil })
+	s, err := c.waitFor("status", 60*time.Second, stormPoll, func(s stormStatus) bool { return s.StormMs != nil })
 	if err != nil {
 		return 0, restarted, fmt.Errorf("clients never all back: %w", err)
 	}
