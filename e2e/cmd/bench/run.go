@@ -57,6 +57,9 @@ var (
 	guard    = variant{"guard", "socketioguard (guard)"}
 	nodiag   = variant{"nodiag", "socketioguard (guard, diagnoseResponses off)"}
 	fallback = variant{"fallback", "socketioguard (fallback)"}
+	// capture is the reference plugin that only captures the answer
+	// (e2e/bench/capture): what any plugin that reads the answer pays.
+	capture = variant{"capture", "reference: capture only, reads nothing"}
 )
 
 // httpCase is a kind of request and the variants it is measured on.
@@ -71,10 +74,10 @@ type httpCase struct {
 // eioVersions 4); the polls carry socket.io-client's own query, and once
 // more with application parameters before EIO.
 var httpCases = []httpCase{
-	{"Engine.IO polling (GET with sid)", "", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard, nodiag}},
+	{"Engine.IO polling (GET with sid)", "", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard, nodiag, capture}},
 	{"Engine.IO polling (GET with sid, application parameters first)", "", "/socket.io/?token=abc&room=doc%3ARaven&EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard}},
-	{"Engine.IO polling (POST with sid)", "POST", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard}},
-	{"Engine.IO polling handshake (GET without sid)", "", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c", []variant{none, trivial, guard}},
+	{"Engine.IO polling (POST with sid)", "POST", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard, capture}},
+	{"Engine.IO polling handshake (GET without sid)", "", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c", []variant{none, trivial, guard, capture}},
 	{"web app page (not Engine.IO)", "", "/app/raven/channel/general", []variant{none, trivial, guard, fallback}},
 }
 
@@ -159,11 +162,14 @@ func measure(st *stack.Stack, wrk string, o benchOptions) (*results, error) {
 		return nil, err
 	}
 	tr, err := st.StartTraefik(stack.TraefikOptions{
-		EntryPoints:  []string{none.name, trivial.name, guard.name, nodiag.name, fallback.name},
-		LocalPlugins: map[string]string{"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough")},
-		Metrics:      true,
-		LogLevel:     "ERROR",
-		Routers:      []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-nodiag@file", "r-fallback@file"},
+		EntryPoints: []string{none.name, trivial.name, guard.name, nodiag.name, fallback.name, capture.name},
+		LocalPlugins: map[string]string{
+			"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough"),
+			"capture":     filepath.Join(st.Tools.Repo, "e2e", "bench", "capture"),
+		},
+		Metrics:  true,
+		LogLevel: "ERROR",
+		Routers:  []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-nodiag@file", "r-fallback@file", "r-capture@file"},
 		Dynamic: fmt.Sprintf(`
 http:
   middlewares:
@@ -174,6 +180,9 @@ http:
       plugin:
         socketioguard:
           mode: fallback
+    capture:
+      plugin:
+        capture: {}
   services:
     backend:
       loadBalancer:
@@ -184,6 +193,7 @@ http:
     r-guard:    {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [guard], middlewares: [guard], service: backend}
     r-nodiag:   {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [nodiag], middlewares: [nodiag], service: backend}
     r-fallback: {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [fallback], middlewares: [fallback], service: backend}
+    r-capture:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [capture], middlewares: [capture], service: backend}
 `, benchMiddlewares, port),
 	})
 	if err != nil {
