@@ -314,5 +314,8 @@ func (g *Guard) serveMetrics(rw http.ResponseWriter) {
 
 // promLabel is name="value" with the value escaped as the format requires.
 func promLabel(name, value string) string {
-	return name + `="` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(value) + `"`
+	return name + `="` + promLabelEscaper.Replace(value) + `"`
 }
+
+// promLabelEscaper escapes a label value (built once, not per label).
+var promLabelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
