@@ -24,6 +24,8 @@ vet:
 
 unit:
 	go test -race -count=1 ./...
+	@# Allocation counts are exact only without the race detector.
+	go test -count=1 -run 'CostDoesNotGrowPastTheLimits' .
 
 # Yaegi, as Traefik runs the plugin: the source in a GOPATH layout, go.mod
 # ignored; once for each Yaegi version a Traefik line embeds.
@@ -84,6 +86,7 @@ fuzz:
 	go test -run XXX -fuzz FuzzReadEngineIOQuery -fuzztime $(FUZZTIME) .
 	go test -run XXX -fuzz FuzzShortWayQuery -fuzztime $(FUZZTIME) .
 	go test -run XXX -fuzz FuzzPlainHost -fuzztime $(FUZZTIME) .
+	go test -run XXX -fuzz FuzzCostDoesNotGrowPastTheLimits -fuzztime $(FUZZTIME) .
 
 bench-go:
 	go test -run XXX -bench . -benchmem -count 5 .

@@ -77,6 +77,7 @@ var (
 type settings struct {
 	paths         []string
 	shortWayPaths map[string]bool // guard mode: the paths a request may take the short way on
+	clientBundles map[string]bool // the client bundles' names (socketIOClientBundles)
 	// The queries the short way serves (see shortWayQuery); websocketQuery is
 	// nil when websocket is not an accepted transport.
 	pollQuery, handshakeQuery, websocketQuery *regexp.Regexp
@@ -153,7 +154,11 @@ func validate(cfg *Config) (settings, error) {
 		return s, err
 	}
 	s.commonPrefix = commonPrefix(s.paths, s.inspectPath)
-	if !s.fallback && s.transportAccepted[transportPolling] {
+	s.clientBundles = setOf(socketIOClientBundles)
+	// The short way's path lookup costs the same for a path of any length
+	// only in a map of at most eight entries (Go compares a long key's length
+	// before hashing it there); with more paths, every request takes the full way.
+	if !s.fallback && s.transportAccepted[transportPolling] && len(s.paths) <= 8 {
 		s.shortWayPaths = setOf(s.paths)
 		s.pollQuery = shortWayQuery(s.eioVersions, transportPolling, true)
 		s.handshakeQuery = shortWayQuery(s.eioVersions, transportPolling, false)
@@ -183,6 +188,8 @@ func validatePaths(paths []string) ([]string, error) {
 			return nil, fmt.Errorf("paths[%d] %q would treat every request as Engine.IO: use the Socket.IO server's path, e.g. /socket.io/", i, raw)
 		case strings.ContainsAny(p, "?#* \t"):
 			return nil, fmt.Errorf("paths[%d] %q is not a plain path prefix: no query, fragment, wildcard or space", i, raw)
+		case !plainPath.MatchString(p):
+			return nil, fmt.Errorf("paths[%d] %q has characters a client must escape (or a %%): write the path with letters, digits and - . _ ~ / : @ $ & + , ; = only (the characters a path carries unescaped)", i, raw)
 		}
 		clean = append(clean, p)
 	}
@@ -204,6 +211,10 @@ func validateChoices(key string, values, allowed []string, why string) ([]string
 	}
 	return clean, nil
 }
+
+// plainPath: a path Traefik forwards as it reads (nothing in it is escaped),
+// so that a request's path starts with it both decoded and as forwarded.
+var plainPath = regexp.MustCompile(`^[A-Za-z0-9._~/:@$&+,;=-]+$`)
 
 func validateInspectPath(raw string, paths []string) (string, error) {
 	p := strings.TrimSpace(raw)
@@ -254,9 +265,11 @@ func contains(list []string, v string) bool {
 	return false
 }
 
-// maxShortWayQuery bounds the queries the short way matches (socket.io-client
-// sends under 100 bytes); longer ones take the full way.
-const maxShortWayQuery = 1024
+// maxShortWayQuery bounds the queries the short way matches: the
+// expression's work grows with the query (socket.io-client sends under 100
+// bytes); longer ones take the full way. A query this long holds at most
+// maxQueryPairs pairs (no pair is empty): the short way need not count them.
+const maxShortWayQuery = 2 * maxQueryPairs
 
 // shortWayQuery builds the regular expression of the queries the short way
 // serves without reading them: EIO (an accepted version) and then transport
@@ -264,7 +277,8 @@ const maxShortWayQuery = 1024
 // Engine.IO's own alphabet after them (required for a poll, optional for a
 // websocket, absent for a polling handshake); any other parameters around
 // them whose keys are none of Engine.IO's (EIO, transport, sid, j), written
-// without escapes or "+" so that they decode to themselves. No ";" (Traefik
+// without escapes or "+" so that they decode to themselves, and whose values
+// hold no malformed escape (the full way refuses those). No ";" (Traefik
 // forwards it as "&") and no empty pair. Every query it accepts carries each
 // Engine.IO key at most once, exactly as the full way would read it
 // (TestShortWayQueries, FuzzShortWayQuery); anything else takes the
@@ -283,7 +297,7 @@ func shortWayQuery(eioVersions []string, transport string, sid bool) *regexp.Reg
 	if compiled := shortWayQueries.compiled[key]; compiled != nil {
 		return compiled
 	}
-	other := `(?:` + keyOtherThan([]string{keyEIO, keyTransport, keySID, keyJSONP}, false) + `)(?:=[^&;#]*)?`
+	other := `(?:` + keyOtherThan([]string{keyEIO, keyTransport, keySID, keyJSONP}, false) + `)(?:=(?:[^&;#%]|%[0-9A-Fa-f]{2})*)?`
 	protocol := `EIO=(?:` + strings.Join(versions, "|") + `)&transport=` + regexp.QuoteMeta(transport)
 	rest := `(?:&` + other + `)*`
 	sidPair := `&sid=[A-Za-z0-9_-]+` + rest

@@ -2,12 +2,18 @@ package socketioguard
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // proxyUpgrade behaves like Traefik's proxy after the backend answered 101:
@@ -101,11 +107,9 @@ func TestRefusalMessageIsLoggedSafely(t *testing.T) {
 }
 
 // TestPollAnswersAreHeldWhole: a poll of an open session is answered from
-// the backend's complete answer (held by a compiled recorder): headers,
+// the backend's complete answer (captured by a compiled recorder): headers,
 // status and body as the backend wrote them, headers set before forwarding
-// kept. The trade-offs, as documented: an informational 1xx the backend sends
-// first reaches the client, and the final answer then goes out with status
-// 200 (Engine.IO servers send no 1xx).
+// kept, whatever the answer's size.
 func TestPollAnswersAreHeldWhole(t *testing.T) {
 	const target = "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC"
 	t.Run("the answer as written", func(t *testing.T) {
@@ -145,23 +149,95 @@ func TestPollAnswersAreHeldWhole(t *testing.T) {
 			t.Errorf("answer %d, %d bytes (want %d)", rec.Code, rec.Body.Len(), len(large))
 		}
 	})
-	t.Run("a 1xx first", func(t *testing.T) {
-		backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-			rw.WriteHeader(http.StatusEarlyHints)
-			rw.WriteHeader(http.StatusOK)
-			_, _ = io.WriteString(rw, "ok")
+}
+
+// TestInformationalAnswersPassAtOnce: to a request that asked for 100
+// Continue (Expect: 100-continue) the guard lets informational answers pass
+// as they come, and the final answer keeps its own status — read and marked
+// like any other.
+func TestInformationalAnswersPassAtOnce(t *testing.T) {
+	const target = "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC"
+	for _, c := range []struct {
+		name       string
+		informal   int
+		answer     backendAnswer
+		wantStatus int
+		diagnosis  string
+	}{
+		{"100 then the answer", http.StatusContinue, socketIOPostOK, 200, ""},
+		{"103 then the answer", http.StatusEarlyHints, socketIOPostOK, 200, ""},
+		{"100 then a refusal, still read", http.StatusContinue, sessionUnknown, 400, "session-unknown"},
+		{"100 then the web app's 404, still replaced", http.StatusContinue, webApp404, 502, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+				rw.WriteHeader(c.informal)
+				writeBackendAnswer(rw, c.answer)
+			})
+			guard := newTestGuard(t, CreateConfig(), backend, nil)
+			front := httptest.NewServer(guard)
+			defer front.Close()
+			var informal []int
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { informal = append(informal, code); return nil },
+			})
+			req, _ := http.NewRequestWithContext(ctx, "POST", front.URL+target, strings.NewReader("2"))
+			req.Header.Set("Expect", "100-continue")
+			resp, err := (&http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.wantStatus || resp.Header.Get(headerDiagnosis) != c.diagnosis ||
+				c.wantStatus != 502 && string(body) != c.answer.body || c.wantStatus == 502 && resp.Header.Get(headerError) != "backend-not-socketio" {
+				t.Errorf("after a %d: %d %q, diagnosis %q", c.informal, resp.StatusCode, body, resp.Header.Get(headerDiagnosis))
+			}
+			if c.informal != http.StatusContinue && (len(informal) != 1 || informal[0] != c.informal) {
+				t.Errorf("the client saw informational answers %v, want [%d]", informal, c.informal)
+			}
 		})
-		guard := newTestGuard(t, CreateConfig(), backend, nil) // a variable first: Yaegi cannot pass a call's result as an interface
-		front := httptest.NewServer(guard)
-		defer front.Close()
-		resp, err := http.Post(front.URL+target, "text/plain", strings.NewReader("2"))
+	}
+}
+
+// TestExpectContinueThroughAProxy: a poll POST and a polling handshake with
+// Expect: 100-continue, through the guard and Go's reverse proxy (Traefik's)
+// to a server that answers 100 Continue by itself (as Node does): the
+// server's answer reaches the client with its own status.
+func TestExpectContinueThroughAProxy(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		_, _ = io.ReadAll(req.Body) // Go's server sends 100 Continue here
+		if req.URL.Query().Get("sid") == "" {
+			writeBackendAnswer(rw, socketIOHandshake)
+			return
+		}
+		writeBackendAnswer(rw, sessionUnknown)
+	}))
+	defer backend.Close()
+	target, _ := url.Parse(backend.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	guard := newTestGuard(t, CreateConfig(), proxy, nil)
+	front := httptest.NewServer(guard)
+	defer front.Close()
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
+	for _, c := range []struct {
+		method, query string
+		want          backendAnswer
+		diagnosis     string
+	}{
+		{"POST", "EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC", sessionUnknown, "session-unknown"},
+		{"GET", "EIO=4&transport=polling&t=x", socketIOHandshake, ""},
+	} {
+		req, _ := http.NewRequest(c.method, front.URL+"/socket.io/?"+c.query, strings.NewReader(strings.Repeat("x", 2048)))
+		req.Header.Set("Expect", "100-continue")
+		resp, err := client.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", c.method, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || string(body) != "ok" {
-			t.Errorf("after a 103: %d %q", resp.StatusCode, body)
+		if resp.StatusCode != c.want.status || string(body) != c.want.body || resp.Header.Get(headerDiagnosis) != c.diagnosis {
+			t.Errorf("%s with Expect: %d %q, diagnosis %q", c.method, resp.StatusCode, body, resp.Header.Get(headerDiagnosis))
 		}
-	})
+	}
 }

@@ -2,8 +2,11 @@ package socketioguard
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
-	"strings"
+	"regexp"
+	"strconv"
+	"sync/atomic"
 )
 
 // Engine.IO's own error codes and messages (engine.io server.ts), reused in
@@ -28,53 +31,83 @@ var engineIOMessages = map[int]string{
 // is the value of X-Socketio-Guard-Error / -Diagnosis, the log's event and
 // the readme's error reference, and users write it in alerting rules.
 type problem struct {
-	id     string
-	status int // the guard's answer; 0 for diagnoses, which keep the backend's
-	code   int // Engine.IO error code of the guard's answer
-	level  logLevel
-	hint   string
+	id        string
+	diagnosis bool // a diagnosis of the backend's answer (kept and marked), not a rejection
+	status    int  // the guard's answer; 0 for diagnoses, which keep the backend's
+	code      int  // Engine.IO error code of the guard's answer
+	level     logLevel
+	hint      string
+	// describe words a rejection's detail: the offending value and what is accepted.
+	describe func(*Guard, *http.Request, *engineIORequest) string
+	index    int // its counter (counters.byProblem); set by init
+	// answerPrefix and hintJSON: the guard's answer with this problem, in
+	// JSON, up to the detail, and the hint; set by init (answerParts).
+	answerPrefix, hintJSON string
 }
+
+// Levels: error is for what the evidence proves an operator must fix — the
+// backend's (or Traefik's) own answer, which a client cannot make up. What a
+// client can produce by itself (every rejection judges the client's own
+// request; and the diagnoses marked so) is logged at warn, so that no client
+// can put a false alarm into Traefik's log at its default level. The readme's
+// Security section says, per id, which inputs could produce its evidence.
 
 // Rejections: the guard answers before the backend sees the request.
 var (
+	problemQueryTooLong = problem{
+		id: "query-too-long", status: http.StatusRequestURITooLong, code: codeBadRequest, level: levelWarn, describe: describeQueryTooLong,
+		hint: "socketioguard reads an Engine.IO request's whole query (to know every key the server will read) and refuses queries longer than 4096 bytes or with more than 32 pairs; Socket.IO clients send under 100 bytes: send large application data in the auth option (the CONNECT packet) rather than in the query",
+	}
+	problemQueryMalformed = problem{
+		id: "query-malformed", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeQueryMalformed,
+		hint: "the query has a percent sign that is not followed by two hexadecimal digits; servers read such a query differently (engine.io keeps the pair as written, Go servers drop it), so the guard cannot know what the server will check; encode the query (encodeURIComponent), as Socket.IO clients do",
+	}
 	problemQueryAmbiguous = problem{
-		id: "query-ambiguous", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
+		id: "query-ambiguous", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeQueryAmbiguous,
 		hint: "send each of EIO, transport, sid and j once: Socket.IO clients never repeat them, and servers disagree on which copy counts; if a proxy rule appends its own copy of one of them, remove that rule",
 	}
 	problemJSONPRefused = problem{
-		id: "jsonp-refused", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
+		id: "jsonp-refused", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeJSONPRefused,
 		hint: "JSONP polling (the j parameter) answers with a script that any web page can include and read; Socket.IO clients since v3 never use it. Only Socket.IO v2 clients with forceJSONP need it: set allowJSONP: true for them (see the readme's Security section)",
 	}
 	problemQueryMissing = problem{
-		id: "query-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelError,
-		hint: "a hop between the client and Traefik dropped the query string (e.g. an nginx rewrite or proxy_pass without $is_args$args); forward the request URI unchanged",
+		id: "query-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeQueryMissing,
+		hint: "Socket.IO clients always send EIO and transport: a hop between the client and Traefik dropped the query string (e.g. an nginx rewrite or proxy_pass without $is_args$args; forward the request URI unchanged) — or the client is not a Socket.IO client (a scanner, a health check of /socket.io/)",
 	}
 	problemEIOUnsupported = problem{
-		id: "eio-unsupported", status: http.StatusBadRequest, code: codeUnsupportedProtocol, level: levelWarn,
+		id: "eio-unsupported", status: http.StatusBadRequest, code: codeUnsupportedProtocol, level: levelWarn, describe: describeEIOUnsupported,
 		hint: "socketioguard refused this Engine.IO version at the edge (its eioVersions), before the server: EIO=4 is socket.io-client v3/v4, EIO=3 is v2. Use a client of the server's version; only if the Socket.IO server accepts EIO=3 (allowEIO3 — Frappe does not) add 3 to eioVersions",
 	}
 	problemTransportUnknown = problem{
-		id: "transport-unknown", status: http.StatusBadRequest, code: codeTransportUnknown, level: levelWarn,
+		id: "transport-unknown", status: http.StatusBadRequest, code: codeTransportUnknown, level: levelWarn, describe: describeTransportUnknown,
 		hint: "transport must be one of the configured transports (polling, websocket); check the client's transports option",
 	}
 	problemBadHandshakeMethod = problem{
-		id: "bad-handshake-method", status: http.StatusBadRequest, code: codeBadHandshakeMethod, level: levelWarn,
+		id: "bad-handshake-method", status: http.StatusBadRequest, code: codeBadHandshakeMethod, level: levelWarn, describe: describeBadHandshakeMethod,
 		hint: "a request without sid must be the GET handshake; if the client sent a sid, a hop dropped part of the query string",
 	}
+	problemHeaderTooLarge = problem{
+		id: "header-too-large", status: http.StatusRequestHeaderFieldsTooLarge, code: codeBadRequest, level: levelWarn, describe: describeHeaderTooLarge,
+		hint: "socketioguard reads the Connection header of a websocket handshake up to 4 lines and 256 bytes (Traefik's entrypoint leaves it as \"Upgrade\"); a browser sends \"Upgrade\" or \"keep-alive, Upgrade\": look for the hop or client that fills it",
+	}
 	problemUpgradeMissing = problem{
-		id: "upgrade-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelError,
-		hint: "transport=websocket arrived without Upgrade: websocket and Connection: upgrade; a proxy in front of Traefik strips hop-by-hop headers (nginx needs proxy_http_version 1.1 and proxy_set_header Upgrade/Connection)",
+		id: "upgrade-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeUpgradeMissing,
+		hint: "transport=websocket arrived without Upgrade: websocket and Connection: upgrade; a proxy in front of Traefik strips hop-by-hop headers (nginx needs proxy_http_version 1.1 and proxy_set_header Upgrade/Connection) — or the client is no websocket client (a browser's handshake always carries Sec-WebSocket-Key, which proxies pass on)",
 	}
 	problemWebSocketHandshakeInvalid = problem{
-		id: "websocket-handshake-invalid", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
-		hint: "the request asks for a websocket without Upgrade/Connection and is not shaped like a browser's websocket handshake (GET, Sec-WebSocket-Version 13, a 16-byte Sec-WebSocket-Key, no body), so the guard will not turn it into one; this is the client's doing, not a stripping proxy's",
+		id: "websocket-handshake-invalid", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeWebSocketHandshakeInvalid,
+		hint: "the request asks for a websocket but is not shaped like a browser's websocket handshake (Upgrade exactly websocket, or stripped; GET, Sec-WebSocket-Version 13, a 16-byte Sec-WebSocket-Key, no body), so the guard will neither pass it as one nor turn it into one; this is the client's doing, not a stripping proxy's",
 	}
 	problemUpgradeImpossible = problem{
-		id: "upgrade-impossible", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
+		id: "upgrade-impossible", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeUpgradeImpossible,
 		hint: "websockets need HTTP/1.1 and Traefik does not accept them over HTTP/2 or HTTP/3; let the client open its websocket over HTTP/1.1",
 	}
+	problemPathEscaped = problem{
+		id: "path-escaped", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
+		hint: "the path reaches the Engine.IO path only once its percent-escapes are decoded (e.g. /socket.io%2F); Traefik forwards it escaped, which engine.io does not take as its path and a server that decodes paths does, so the guard cannot check it as either. Socket.IO clients never escape their path: look for the client or hop that does",
+	}
 	problemNoSocketIORoute = problem{
-		id: "no-socketio-route", status: 0, code: codeBadRequest, level: levelError,
+		id: "no-socketio-route", status: 0, code: codeBadRequest, level: levelWarn,
 		hint: "", // built per request: it names the host
 	}
 	problemBackendNotSocketIO = problem{
@@ -86,34 +119,51 @@ var (
 // Diagnoses: the backend's answer is kept and marked.
 var (
 	problemSessionUnknown = problem{
-		id: "session-unknown", level: levelWarn,
+		id: "session-unknown", diagnosis: true, level: levelWarn,
 		hint: "the Socket.IO server does not know this sid. Either the session ended in that process — a restart, a ping timeout, a client gone mid-upgrade: the client opens a new one by itself — or the session's requests reach several replicas without sticky sessions (use loadBalancer.sticky.cookie, or one replica). To tell them apart: socketioguard doctor <url> --replicas-check 10 (sessions that break at once mean replicas without stickiness)",
 	}
 	problemUpgradeLostDownstream = problem{
-		id: "upgrade-lost-downstream", level: levelError,
+		id: "upgrade-lost-downstream", diagnosis: true, level: levelError,
 		hint: "Traefik forwarded a websocket handshake with Upgrade/Connection, but Engine.IO answered it as a plain request (400 code 3): a hop between Traefik and the Socket.IO server (e.g. an nginx sidecar) drops them; add proxy_http_version 1.1 and proxy_set_header Upgrade $http_upgrade / Connection \"upgrade\" there",
 	}
 	problemWebSocketRefused = problem{
-		id: "websocket-refused", level: levelWarn,
+		id: "websocket-refused", diagnosis: true, level: levelWarn,
 		hint: "the websocket handshake left Traefik with its upgrade headers and was refused (the message field says why): usually by the Socket.IO server — ws's invalid Sec-WebSocket-Key, python-engineio's origin check, engine.io's transport or session checks, one client's doing — but a hop behind Traefik can answer 400 too (e.g. nginx's own 400 for headers too large): the message tells them apart",
 	}
 	problemBackendEIOMismatch = problem{
-		id: "backend-eio-mismatch", level: levelWarn,
+		id: "backend-eio-mismatch", diagnosis: true, level: levelWarn,
 		hint: "the Socket.IO server refused the client's Engine.IO version (400 code 5), which the guard's eioVersions let through: e.g. EIO=3 (a Socket.IO v2 client) to a server without allowEIO3 (Frappe sets none); align eioVersions with the server (the guard then refuses at the edge with eio-unsupported), or enable allowEIO3 on the server",
 	}
 	problemBackendForbidden = problem{
-		id: "backend-forbidden", level: levelWarn,
+		id: "backend-forbidden", diagnosis: true, level: levelWarn,
 		hint: "the Socket.IO server's allowRequest refused the request (Engine.IO code 4 Forbidden): its own origin, CORS or authentication check; look at that check's configuration on the server, not at the proxies",
 	}
 	problemHijackFailedBefore = problem{
-		id: "hijack-failed", level: levelError,
+		id: "hijack-failed", diagnosis: true, level: levelError,
 		hint: "Traefik could not hand the websocket connection over (a 500 instead of the 101): a middleware placed BEFORE socketioguard in this router's chain (entrypoint middlewares come first) wraps the response writer without http.Hijacker, so every websocket fails. Take that middleware off the Socket.IO router, or use a version that implements Hijack; Traefik logs \"can't switch protocols using non-Hijacker ResponseWriter\" at DEBUG",
 	}
 	problemHijackFailedAfter = problem{
-		id: "hijack-failed", level: levelError,
+		id: "hijack-failed", diagnosis: true, level: levelError,
 		hint: "Traefik answered 500 to a websocket handshake the guard forwarded with its upgrade headers, and never asked the guard for the connection: most likely a middleware placed AFTER socketioguard in this router's chain wraps the response writer without http.Hijacker (Traefik logs \"can't switch protocols using non-Hijacker ResponseWriter\" at DEBUG); take it off the Socket.IO router. Less likely: a backend that switched to another protocol, or a panic in a middleware",
 	}
 )
+
+// allProblems are every problem the guard counts; init gives each its counter.
+var allProblems = []*problem{
+	&problemQueryTooLong, &problemQueryMalformed, &problemQueryAmbiguous, &problemJSONPRefused, &problemQueryMissing,
+	&problemEIOUnsupported, &problemTransportUnknown, &problemBadHandshakeMethod, &problemHeaderTooLarge,
+	&problemUpgradeMissing, &problemWebSocketHandshakeInvalid, &problemUpgradeImpossible, &problemPathEscaped,
+	&problemNoSocketIORoute, &problemBackendNotSocketIO,
+	&problemSessionUnknown, &problemUpgradeLostDownstream, &problemWebSocketRefused, &problemBackendEIOMismatch,
+	&problemBackendForbidden, &problemHijackFailedBefore, &problemHijackFailedAfter,
+}
+
+func init() {
+	for i, p := range allProblems {
+		p.index = i
+		answerParts(p)
+	}
+}
 
 // Repairs, named as in X-Socketio-Guard-Repaired.
 const (
@@ -152,73 +202,73 @@ type guardAnswerInfo struct {
 //
 // Shared by every stage that refuses or replaces an answer.
 
-func (g *Guard) reject(rw http.ResponseWriter, req *http.Request, p problem, status int, detail, hint string) {
-	g.counters.countRejection(p.id)
-	g.log.event(p.level, p.id, req, hint, "")
-	writeGuardAnswer(rw, status, p, detail, hint)
-}
-
-func writeGuardAnswer(rw http.ResponseWriter, status int, p problem, detail, hint string) {
-	body, err := json.Marshal(guardAnswer{
-		Code:    p.code,
-		Message: engineIOMessages[p.code],
-		Guard:   guardAnswerInfo{Error: p.id, Detail: detail, Hint: hint},
-	})
-	if err != nil { // cannot happen with string fields; keep the answer valid anyway
-		body = []byte(`{"code":3,"message":"Bad request"}`)
+// reject counts a problem, logs it (within its budget) and answers with it:
+// Engine.IO's error shape plus the guard's detail and hint. hint "" is the
+// problem's own. One function, and the answer's constant parts built once
+// (answerParts): under Yaegi every call and expression costs each refusal.
+func reject(g *Guard, rw http.ResponseWriter, req *http.Request, p *problem, status int, detail, hint string) {
+	atomic.AddInt64(&g.counters.byProblem[p.index], 1)
+	hintJSON := p.hintJSON
+	if hint != "" {
+		hintJSON = jsonString(hint)
+	} else {
+		hint = p.hint
+	}
+	if p.level <= g.log.level {
+		g.log.event(p.level, p.id, req, hint, "")
 	}
 	h := rw.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set(headerError, p.id)
+	// Map assignments rather than Set calls (each a call into the standard
+	// library under Yaegi); the keys are canonical, the values new slices.
+	h["Content-Type"] = []string{"application/json"}
+	h["Cache-Control"] = []string{"no-store"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h[headerError] = []string{p.id}
 	rw.WriteHeader(status)
-	_, _ = rw.Write(body)
+	_, _ = io.WriteString(rw, p.answerPrefix+jsonString(detail)+`,"hint":`+hintJSON+"}}")
 }
 
-// redactedQuery shortens a query for an error detail and hides every sid
-// value, however the key is spelled ("%73id", "+sid", after ";"): any key
-// that, decoded and trimmed, is sid. Only what is shown is read.
+// answerParts builds a problem's answer up to its detail, and its hint, in
+// JSON (the body is {"code":N,"message":"…","guard":{"error":"…","detail":"…","hint":"…"}}).
+func answerParts(p *problem) {
+	p.answerPrefix = `{"code":` + strconv.Itoa(p.code) + `,"message":` + jsonString(engineIOMessages[p.code]) +
+		`,"guard":{"error":` + jsonString(p.id) + `,"detail":`
+	p.hintJSON = jsonString(p.hint)
+}
+
+// jsonString is s as a JSON string.
+func jsonString(s string) string {
+	quoted, _ := json.Marshal(s) // a string always encodes
+	return string(quoted)
+}
+
+// maxShownQuery bounds the part of a query a detail shows.
+const maxShownQuery = 200
+
+// redactedQuery is a query as a detail shows it: its first 200 bytes, with
+// the value of every key that spells sid (however escaped: "%73id", "+sid",
+// after ";") hidden. Only what is shown is read, by one compiled call.
 func redactedQuery(rawQuery string) string {
-	const max = 200
-	q, truncated := rawQuery, len(rawQuery) > 2*max
-	if truncated {
-		q = q[:2*max]
-	}
-	q = redactSID(q)
-	if len(q) > max {
-		q, truncated = q[:max], true
-	}
-	if truncated {
-		q += "…"
-	}
-	return q
+	return sidValue.ReplaceAllString(shortenedTo(rawQuery, maxShownQuery), "${1}REDACTED")
 }
 
-func redactSID(rawQuery string) string {
-	var b strings.Builder
-	rest := rawQuery
-	for {
-		end := strings.IndexAny(rest, "&;")
-		pair := rest
-		if end >= 0 {
-			pair = rest[:end]
-		}
-		key, _, hasValue := strings.Cut(pair, "=")
-		if hasValue && strings.TrimSpace(lenientUnescape(key)) == keySID {
-			pair = key + "=REDACTED"
-		}
-		b.WriteString(pair)
-		if end < 0 {
-			return b.String()
-		}
-		b.WriteByte(rest[end])
-		rest = rest[end+1:]
-	}
-}
+// sidValue matches the value of any key that contains s, i, d in a row,
+// each written plainly or as its escape (hiding a few other values too is
+// harmless; showing a session id is not).
+var sidValue = regexp.MustCompile(`((?:s|%73)(?:i|%69)(?:d|%64)[^&;=]*=)[^&;]*`)
 
-// shortened cuts a value an attacker chose before it goes into an answer.
-func shortened(s string) string { return shortenedTo(s, 64) }
+// maxShownValue bounds every request value the guard shows, in an answer
+// or a log line: a path, a host, a method, a header value.
+const maxShownValue = 128
+
+// shortened cuts a value a client chose before it is shown (written out, not
+// through shortenedTo: one call less on a refusal's way under Yaegi).
+func shortened(s string) string {
+	if len(s) > maxShownValue {
+		return s[:maxShownValue] + "…"
+	}
+	return s
+}
 
 // shortenedTo cuts s to max bytes, marking the cut.
 func shortenedTo(s string, max int) string {

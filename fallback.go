@@ -8,8 +8,8 @@ import (
 
 // ---- Fallback mode ----
 //
-// On the routers that must not receive Socket.IO traffic: the full way's
-// prepare answers every Engine.IO request with rejectMisrouted.
+// On the routers that must not receive Socket.IO traffic: the full way
+// answers every Engine.IO request with rejectMisrouted.
 
 // fallbackGuard is the handler New builds in fallback mode. Most requests a
 // fallback router sees share no prefix with the Engine.IO paths: one
@@ -27,18 +27,18 @@ func (f *fallbackGuard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		f.next.ServeHTTP(rw, req)
 		return
 	}
-	f.guard.serveCandidate(rw, req)
+	serveFullWay(f.guard, rw, req)
 }
 
 // rejectMisrouted answers an Engine.IO request that reached a router in
 // fallback mode: the Socket.IO route is missing or has a lower priority.
-func (g *Guard) rejectMisrouted(rw http.ResponseWriter, req *http.Request) {
-	host := req.Host
+func rejectMisrouted(g *Guard, rw http.ResponseWriter, req *http.Request) {
+	host := shortened(req.Host)
 	if h, _, ok := strings.Cut(host, ":"); ok && !strings.HasPrefix(host, "[") {
 		host = h
 	}
-	detail := fmt.Sprintf("%s %s for host %q reached a router that does not serve Socket.IO", req.Method, req.URL.Path, host)
+	detail := fmt.Sprintf("%s %s for host %q reached a router that does not serve Socket.IO", shortened(req.Method), shortened(req.URL.Path), host)
 	hint := fmt.Sprintf("add a router with rule Host(`%s`) && PathPrefix(`%s`) to the Socket.IO service, with a higher priority than the router that uses the middleware %s",
 		host, strings.TrimSuffix(g.settings.paths[0], "/"), g.name)
-	g.reject(rw, req, problemNoSocketIORoute, g.settings.fallbackStatus, detail, hint)
+	reject(g, rw, req, &problemNoSocketIORoute, g.settings.fallbackStatus, detail, hint)
 }

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 )
 
 // counters are per middleware instance (Traefik builds one per router).
-// The traffic counters are counted atomically; the rest, rare, under the mutex.
+// Every count is an atomic add (no lock on any request's way).
 type counters struct {
 	requests int64 // every Engine.IO request
 	// The signal no proxy gives: how many clients get past long-polling.
@@ -20,44 +20,34 @@ type counters struct {
 	websocketHandshakes int64 // websocket handshakes forwarded
 	websocketUpgrades   int64 // … that ended in a 101 handed over (needs diagnoseResponses)
 	websocketFailed     int64 // … answered without a 101 (refused, or the upgrade lost)
-	// originRepairs: the repair most handshakes get (setMissingOrigin), kept
-	// apart from the map and its lock; snapshot shows it as repairs["origin"].
-	originRepairs int64
-
-	mu         sync.Mutex
-	repairs    map[string]int64
-	withheld   map[string]int64 // repairs not made, as "<repair>:<reason>"
-	rejections map[string]int64
-	diagnoses  map[string]int64
+	// Repairs made, and the Origin repairs withheld (by reason).
+	originRepairs, pathRepairs, upgradeRepairs     int64
+	withheldJSONP, withheldFetchSite, withheldHost int64
+	// byProblem counts each rejection and diagnosis (by problem.index).
+	byProblem []int64
 }
 
 func newCounters() *counters {
-	return &counters{
-		repairs:    map[string]int64{},
-		withheld:   map[string]int64{},
-		rejections: map[string]int64{},
-		diagnoses:  map[string]int64{},
-	}
+	return &counters{byProblem: make([]int64, len(allProblems))}
 }
 
-// countRepair counts the Origin repair, which most handshakes get, without
-// the lock; the others under it.
-func (c *counters) countRepair(kind string) {
-	if kind == repairOrigin {
+// countNamed counts a repair made (by its name) or a missing Origin left
+// missing (by the reason's name): each has a counter of its own.
+func countNamed(c *counters, name string) {
+	switch name {
+	case repairOrigin:
 		atomic.AddInt64(&c.originRepairs, 1)
-		return
+	case repairPath:
+		atomic.AddInt64(&c.pathRepairs, 1)
+	case repairUpgrade:
+		atomic.AddInt64(&c.upgradeRepairs, 1)
+	case withheldJSONP:
+		atomic.AddInt64(&c.withheldJSONP, 1)
+	case withheldFetchSite:
+		atomic.AddInt64(&c.withheldFetchSite, 1)
+	case withheldHost:
+		atomic.AddInt64(&c.withheldHost, 1)
 	}
-	c.add(c.repairs, kind)
-}
-
-func (c *counters) countWithheld(kind string) { c.add(c.withheld, kind) }
-func (c *counters) countRejection(id string)  { c.add(c.rejections, id) }
-func (c *counters) countDiagnosis(id string)  { c.add(c.diagnoses, id) }
-
-func (c *counters) add(m map[string]int64, key string) {
-	c.mu.Lock()
-	m[key]++
-	c.mu.Unlock()
 }
 
 type counterSnapshot struct {
@@ -73,11 +63,17 @@ type counterSnapshot struct {
 }
 
 func (c *counters) snapshot() counterSnapshot {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	repairs := copyCounts(c.repairs)
-	if n := atomic.LoadInt64(&c.originRepairs); n > 0 {
-		repairs[repairOrigin] = n
+	rejections, diagnoses := map[string]int64{}, map[string]int64{}
+	for _, p := range allProblems {
+		n := atomic.LoadInt64(&c.byProblem[p.index])
+		if n == 0 {
+			continue
+		}
+		if p.diagnosis {
+			diagnoses[p.id] += n
+		} else {
+			rejections[p.id] += n
+		}
 	}
 	return counterSnapshot{
 		EngineIORequests:    atomic.LoadInt64(&c.requests),
@@ -85,19 +81,27 @@ func (c *counters) snapshot() counterSnapshot {
 		WebsocketHandshakes: atomic.LoadInt64(&c.websocketHandshakes),
 		WebsocketUpgrades:   atomic.LoadInt64(&c.websocketUpgrades),
 		WebsocketFailed:     atomic.LoadInt64(&c.websocketFailed),
-		Repairs:             repairs,
-		Withheld:            copyCounts(c.withheld),
-		Rejections:          copyCounts(c.rejections),
-		Diagnoses:           copyCounts(c.diagnoses),
+		Repairs: nonZero(map[string]int64{
+			repairOrigin: atomic.LoadInt64(&c.originRepairs), repairPath: atomic.LoadInt64(&c.pathRepairs),
+			repairUpgrade: atomic.LoadInt64(&c.upgradeRepairs),
+		}),
+		Withheld: nonZero(map[string]int64{
+			repairOrigin + ":" + withheldJSONP: atomic.LoadInt64(&c.withheldJSONP), repairOrigin + ":" + withheldFetchSite: atomic.LoadInt64(&c.withheldFetchSite),
+			repairOrigin + ":" + withheldHost: atomic.LoadInt64(&c.withheldHost),
+		}),
+		Rejections: rejections,
+		Diagnoses:  diagnoses,
 	}
 }
 
-func copyCounts(m map[string]int64) map[string]int64 {
-	out := make(map[string]int64, len(m))
+// nonZero drops the counts that are 0, as the counters' maps show them.
+func nonZero(m map[string]int64) map[string]int64 {
 	for k, v := range m {
-		out[k] = v
+		if v == 0 {
+			delete(m, k)
+		}
 	}
-	return out
+	return m
 }
 
 // inspection is the answer to a GET on inspectPath: what arrived at the guard
@@ -154,9 +158,9 @@ type inspectionVerdict struct {
 	Hint         string `json:"hint,omitempty"`
 }
 
-func (g *Guard) serveInspect(rw http.ResponseWriter, req *http.Request) {
+func serveInspect(g *Guard, rw http.ResponseWriter, req *http.Request) {
 	if wantsPrometheus(req) {
-		g.serveMetrics(rw)
+		serveMetrics(g, rw)
 		return
 	}
 	h := req.Header
@@ -164,32 +168,32 @@ func (g *Guard) serveInspect(rw http.ResponseWriter, req *http.Request) {
 		Middleware: g.name,
 		Mode:       modeGuard,
 		Request: inspectedRequest{
-			Method:     req.Method,
+			Method:     shortened(req.Method),
 			Proto:      req.Proto,
-			Host:       req.Host,
-			Path:       req.URL.Path,
+			Host:       shortened(req.Host),
+			Path:       shortened(req.URL.Path),
 			RemoteAddr: req.RemoteAddr,
 			TLS:        req.TLS != nil,
 		},
 		Headers: inspectedHeaders{
-			Upgrade:                h.Get("Upgrade"),
-			Connection:             h.Get("Connection"),
+			Upgrade:                shortened(h.Get("Upgrade")),
+			Connection:             shortened(h.Get("Connection")),
 			SecWebSocketKey:        h.Get("Sec-WebSocket-Key") != "",
-			SecWebSocketVersion:    h.Get("Sec-WebSocket-Version"),
-			SecWebSocketExtensions: h.Get("Sec-WebSocket-Extensions"),
-			SecWebSocketProtocol:   h.Get("Sec-WebSocket-Protocol"),
-			Origin:                 h.Get("Origin"),
-			XForwardedFor:          h.Get("X-Forwarded-For"),
-			XForwardedProto:        h.Get("X-Forwarded-Proto"),
-			XForwardedHost:         h.Get("X-Forwarded-Host"),
-			XForwardedPort:         h.Get("X-Forwarded-Port"),
-			XRealIP:                h.Get("X-Real-Ip"),
-			XFrappeSiteName:        h.Get("X-Frappe-Site-Name"),
-			SecFetchSite:           h.Get("Sec-Fetch-Site"),
+			SecWebSocketVersion:    shortened(h.Get("Sec-WebSocket-Version")),
+			SecWebSocketExtensions: shortened(h.Get("Sec-WebSocket-Extensions")),
+			SecWebSocketProtocol:   shortened(h.Get("Sec-WebSocket-Protocol")),
+			Origin:                 shortened(h.Get("Origin")),
+			XForwardedFor:          shortened(h.Get("X-Forwarded-For")),
+			XForwardedProto:        shortened(h.Get("X-Forwarded-Proto")),
+			XForwardedHost:         shortened(h.Get("X-Forwarded-Host")),
+			XForwardedPort:         shortened(h.Get("X-Forwarded-Port")),
+			XRealIP:                shortened(h.Get("X-Real-Ip")),
+			XFrappeSiteName:        shortened(h.Get("X-Frappe-Site-Name")),
+			SecFetchSite:           shortened(h.Get("Sec-Fetch-Site")),
 			CookiePresent:          h.Get("Cookie") != "",
 		},
 		Counters: g.counters.snapshot(),
-		Verdict:  g.verdictFor(req),
+		Verdict:  verdictFor(g, req),
 	}
 	answer.Query, answer.OtherQueryKeys = inspectedQuery(req.URL.RawQuery)
 	if g.settings.fallback {
@@ -210,71 +214,82 @@ func (g *Guard) serveInspect(rw http.ResponseWriter, req *http.Request) {
 
 // verdictFor runs the guard's decisions (without their effects) on the
 // inspection request as if its path were the first Engine.IO path.
-func (g *Guard) verdictFor(req *http.Request) inspectionVerdict {
+func verdictFor(g *Guard, req *http.Request) inspectionVerdict {
 	if g.settings.fallback {
 		return inspectionVerdict{
 			Action: "reject", Repairs: []string{}, Status: g.settings.fallbackStatus,
 			Error: problemNoSocketIORoute.id, Detail: "fallback mode answers every Engine.IO request",
 		}
 	}
-	eio := readEngineIORequest(req, false)
-	if p := g.findProblem(req, eio); p != nil {
-		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: g.describeProblem(p, req, eio), Hint: p.hint}
+	eio := &engineIORequest{}
+	eio.queryProblem = readEngineIOQuery(req.URL.RawQuery, eio)
+	if eio.transport == transportWebsocket {
+		readUpgradeEvidence(req, eio)
 	}
-	repairs, originWithheld := g.plannedRepairs(req, eio)
+	if p := findProblem(g, req, eio); p != nil {
+		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: p.describe(g, req, eio), Hint: p.hint}
+	}
+	repairs, originWithheld := plannedRepairs(g, req, eio)
 	if repairs == nil {
 		repairs = []string{}
 	}
-	return inspectionVerdict{Action: "forward", Repairs: repairs, OriginNotSet: originWithheld}
+	return inspectionVerdict{Action: "forward", Repairs: repairs, OriginNotSet: originWithheldReason(req, originWithheld)}
 }
 
 // engineIOQueryKeys are the query keys Engine.IO defines; the inspection
 // shows their values (sid redacted) and only the names of all others.
 var engineIOQueryKeys = []string{keyEIO, keyTransport, keySID, "t", "b64", keyJSONP}
 
-// maxInspectedPairs bounds the inspection's work on a huge query.
-const maxInspectedPairs = 100
-
+// inspectedQuery reads a query for the inspection as the guard reads it
+// (url.ParseQuery, within the same limits): the Engine.IO keys with their
+// values, the others by name, sorted.
 func inspectedQuery(rawQuery string) (engineIO map[string][]string, otherKeys []string) {
+	// (Each result assigned before it is returned: Yaegi v0.16.1 returns an
+	// append call's result into the wrong named result.)
 	engineIO, otherKeys = map[string][]string{}, []string{}
-	rest := rawQuery
-	for read := 0; rest != ""; read++ {
-		if read == maxInspectedPairs {
-			otherKeys = append(otherKeys, fmt.Sprintf("(%d more bytes of query not read)", len(rest)))
-			break
-		}
-		pair := rest
-		if end := strings.IndexAny(rest, "&;"); end >= 0 {
-			pair, rest = rest[:end], rest[end+1:]
-		} else {
-			rest = ""
-		}
-		if pair == "" {
-			continue
-		}
-		rawKey, rawValue, _ := strings.Cut(pair, "=")
-		key := lenientUnescape(rawKey)
+	query := rawQuery
+	if len(query) > maxQueryLength {
+		otherKeys = append(otherKeys, fmt.Sprintf("(a %d-byte query: not read)", len(query)))
+		return engineIO, otherKeys
+	}
+	query = strings.ReplaceAll(query, ";", "&")
+	if strings.Count(query, "&") >= maxQueryPairs {
+		otherKeys = append(otherKeys, fmt.Sprintf("(more than %d pairs: not read)", maxQueryPairs))
+		return engineIO, otherKeys
+	}
+	values, err := url.ParseQuery(query) // at most 32 keys; a pair with a malformed escape is left out
+	for key, vals := range values {
 		switch {
 		case key == keySID:
-			engineIO[key] = append(engineIO[key], "REDACTED")
+			for range vals {
+				engineIO[key] = append(engineIO[key], "REDACTED")
+			}
 		case contains(engineIOQueryKeys, key):
-			engineIO[key] = append(engineIO[key], shortened(lenientUnescape(rawValue)))
-		case !contains(otherKeys, key):
+			for _, v := range vals {
+				engineIO[key] = append(engineIO[key], shortened(v))
+			}
+		default:
 			otherKeys = append(otherKeys, shortened(key))
 		}
+	}
+	sort.Strings(otherKeys)
+	if err != nil {
+		otherKeys = append(otherKeys, "(pairs with a malformed escape: not read)")
 	}
 	return engineIO, otherKeys
 }
 
 // wantsPrometheus: a Prometheus scrape (its Accept names text/plain) or
 // ?format=prometheus asks for the counters in Prometheus' text format.
+// Both are read in their first 1 KiB.
 func wantsPrometheus(req *http.Request) bool {
-	return strings.Contains(req.Header.Get("Accept"), "text/plain") || strings.Contains(req.URL.RawQuery, "format=prometheus")
+	return strings.Contains(shortenedTo(req.Header.Get("Accept"), 1024), "text/plain") ||
+		strings.Contains(shortenedTo(req.URL.RawQuery, 1024), "format=prometheus")
 }
 
 // serveMetrics writes every counter in Prometheus' text exposition format,
 // labelled with the middleware's name (one instance per router).
-func (g *Guard) serveMetrics(rw http.ResponseWriter) {
+func serveMetrics(g *Guard, rw http.ResponseWriter) {
 	c := g.counters.snapshot()
 	mw := promLabel("middleware", g.name)
 	var b strings.Builder

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,11 +91,11 @@ func (l *logger) write(level logLevel, event string, req *http.Request, hint, me
 	b.WriteString(level.String())
 	writeField(&b, "middleware", l.middleware)
 	writeField(&b, "event", event)
-	if req != nil {
-		writeField(&b, "method", req.Method)
-		writeField(&b, "host", req.Host)
-		writeField(&b, "path", req.URL.Path)
-		writeField(&b, "remote", req.RemoteAddr)
+	if req != nil { // what the client sent, cut: one line stays short whatever the request
+		writeField(&b, "method", shortened(req.Method))
+		writeField(&b, "host", shortened(req.Host))
+		writeField(&b, "path", shortened(req.URL.Path))
+		writeField(&b, "remote", shortened(req.RemoteAddr))
 	}
 	if message != "" {
 		writeField(&b, "message", message)
@@ -149,23 +150,18 @@ func (printWriter) Write(p []byte) (int, error) { return fmt.Print(string(p)) }
 
 // writeField appends key=value, quoting values that could break the line
 // (request data is attacker-controlled: no raw newlines reach the log).
+// Values are short (request values are cut to maxShownValue, messages to
+// 120 bytes, hints are the guard's own): one compiled check each.
 func writeField(b *strings.Builder, key, value string) {
 	b.WriteByte(' ')
 	b.WriteString(key)
 	b.WriteByte('=')
-	if value != "" && isPlainLogValue(value) {
+	if plainLogValue.MatchString(value) {
 		b.WriteString(value)
 		return
 	}
 	b.WriteString(strconv.Quote(value))
 }
 
-func isPlainLogValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || c == '"' || c == '=' || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
+// plainLogValue: printable ASCII without space, quote, equals sign or backslash.
+var plainLogValue = regexp.MustCompile(`^[!#-<>-\[\]-~]+$`)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -67,11 +68,10 @@ func (g *Guard) handler() http.Handler {
 //
 // Every request enters at ServeHTTP. The common polling requests and websocket
 // handshakes take the short way (serveShortWay: few interpreted calls);
-// everything else the full way: serveCandidate → prepare, whose stages
-// follow in this file in that order (classify, validate, repair),
-// then diagnose.go (forward and diagnose) and errors.go (the guard's own
-// answers). Fallback mode and the inspection are apart (fallback.go,
-// inspect.go).
+// everything else the full way (serveFullWay), whose stages follow in this
+// file in the order a request meets them (classify, validate, repair), then
+// diagnose.go (forward and diagnose) and errors.go (the guard's own answers).
+// Fallback mode and the inspection are apart (fallback.go, inspect.go).
 
 // ServeHTTP: classify → validate → repair → forward → diagnose.
 //
@@ -80,37 +80,48 @@ func (g *Guard) handler() http.Handler {
 // and the frames of the functions on the stack stay allocated while a
 // websocket lives (the proxy tunnels inside next.ServeHTTP). Hence: few
 // calls on the common requests' way, the rare work in functions of its own,
-// error texts built only when rejecting.
+// error texts built only when rejecting. And since any client can send up to
+// the 1 MiB of request line and headers Traefik accepts, no input is read in
+// proportion to its length: each has a limit checked before it is read, and
+// what is read is read by one compiled call (see the readme's "What a request
+// can cost").
 func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	if g.settings.shortWayPaths[req.URL.Path] && serveShortWay(g, rw, req) {
-		return
+	if !g.settings.shortWayPaths[req.URL.Path] || !serveShortWay(g, rw, req) {
+		serveOther(g, rw, req)
 	}
+}
+
+// serveOther: a request the short way does not serve, on the full way if
+// its path may be an Engine.IO path.
+func serveOther(g *Guard, rw http.ResponseWriter, req *http.Request) {
 	if !strings.HasPrefix(req.URL.Path, g.settings.commonPrefix) {
 		g.next.ServeHTTP(rw, req)
 		return
 	}
-	g.serveCandidate(rw, req)
+	serveFullWay(g, rw, req)
 }
 
 // serveShortWay serves the common Engine.IO requests in few interpreted
 // calls: a poll of an open session (GET or POST with a sid), a polling
 // handshake (GET, no sid) and a websocket handshake that arrived with its
-// upgrade headers — when their query is one the short way recognises whole
-// (see shortWayQuery: Engine.IO's keys once each, EIO accepted, EIO before
-// transport as socket.io-client sends them, any application parameters
-// around them, no JSONP). It reports false for anything else, which
-// serveCandidate reads, refuses or repairs in full. Of the repairs, only the
-// Origin can apply (to a handshake).
+// upgrade headers as Traefik forwards them — when their query is one the
+// short way recognises whole (see shortWayQuery: Engine.IO's keys once
+// each, EIO accepted, EIO before transport as socket.io-client sends them,
+// any application parameters around them, no JSONP) and their path is
+// forwarded as it reads (no RawPath: nothing in it escaped). It reports
+// false for anything else, which serveFullWay reads, refuses or repairs in
+// full. Of the repairs, only the Origin can apply (to a handshake).
 //
 // Under Yaegi every expression costs a frame slot on every call, executed or
 // not, and every call into the standard library goes through reflect (see
 // bench/report.md): a poll is recognised by one compiled regular expression
 // instead of reading its query, and what is rarer lives in the functions it
-// calls.
+// calls. The expression's work grows with the query: maxShortWayQuery
+// bounds it.
 func serveShortWay(g *Guard, rw http.ResponseWriter, req *http.Request) bool {
 	query := req.URL.RawQuery
-	if len(query) > maxShortWayQuery {
-		return false
+	if len(query) > maxShortWayQuery || req.URL.RawPath != "" {
+		return false // the full way reads (or refuses) it
 	}
 	if !g.settings.pollQuery.MatchString(query) {
 		return serveShortHandshake(g, rw, req, query)
@@ -136,79 +147,144 @@ func serveShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request, qu
 		forwardCaptured(g, rw, req)
 		return true
 	}
-	if g.settings.websocketQuery == nil || !g.settings.websocketQuery.MatchString(query) ||
-		!headerHasToken(req.Header, "Upgrade", "websocket") || !headerHasToken(req.Header, "Connection", "upgrade") {
+	if g.settings.websocketQuery == nil || !upgradeAsTraefikForwards(req) || !g.settings.websocketQuery.MatchString(query) {
 		return false
 	}
+	serveShortWebsocket(g, rw, req, query)
+	return true
+}
+
+// serveShortWebsocket: a websocket handshake that arrived whole (the Origin
+// repair for a direct websocket, which opens a session).
+func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) {
 	atomic.AddInt64(&g.counters.requests, 1)
 	if !strings.Contains(query, "&"+keySID+"=") { // exact: the expression puts sid after EIO and transport
 		repairMissingOrigin(g, rw, req)
 	}
 	atomic.AddInt64(&g.counters.websocketHandshakes, 1)
-	forwardWatched(g, rw, req, true)
-	return true
+	forwardWebsocket(g, rw, req, true)
 }
 
-// serveCandidate: a path that may be an Engine.IO path, or the inspect path.
-func (g *Guard) serveCandidate(rw http.ResponseWriter, req *http.Request) {
-	path := req.URL.Path
-	if path == g.settings.inspectPath && req.Method == http.MethodGet {
-		g.serveInspect(rw, req)
+// upgradeAsTraefikForwards is the short way's test of a websocket handshake
+// that arrived whole: Upgrade exactly "websocket" (what Traefik's proxy takes
+// as a websocket upgrade and every websocket server accepts), Connection
+// exactly "Upgrade" (what Traefik's entrypoint leaves of a Connection that
+// asked for the upgrade), and no body. Anything else takes the full way,
+// which judges it in full (readUpgradeEvidence).
+func upgradeAsTraefikForwards(req *http.Request) bool {
+	upgrade, connection := req.Header["Upgrade"], req.Header["Connection"]
+	return req.ContentLength == 0 && len(upgrade) == 1 && len(connection) == 1 &&
+		strings.EqualFold(upgrade[0], "websocket") && strings.EqualFold(connection[0], "upgrade")
+}
+
+// serveFullWay reads, validates and repairs an Engine.IO request in full,
+// and passes everything else under the common prefix untouched; it answers
+// the request itself when it must be refused. Each stage is a function of
+// its own, so that a request pays (under Yaegi) only for the stages it goes
+// through: a refused request never builds the forwarding's frame, and the
+// other way round.
+func serveFullWay(g *Guard, rw http.ResponseWriter, req *http.Request) {
+	eio := classify(g, rw, req)
+	if eio == nil {
+		return // answered or passed on by classify
+	}
+	if p := findProblem(g, req, eio); p != nil {
+		rejectInvalid(g, rw, req, eio, p)
 		return
+	}
+	repairAndForward(g, rw, req, eio)
+}
+
+// classify reads what an Engine.IO request carries: the path as Traefik
+// forwards it (escaped), the query, the upgrade evidence. A request that is
+// no Engine.IO request, or one classify answers itself (the inspection,
+// fallback mode, an escaped path), gets nil.
+func classify(g *Guard, rw http.ResponseWriter, req *http.Request) *engineIORequest {
+	path := req.URL.Path
+	if req.URL.RawPath != "" {
+		path = req.URL.RawPath // Traefik forwards the path as it came, escapes and all
 	}
 	prefix, missingSlash, isEngineIO := matchEngineIOPath(g.settings.paths, path)
-	if !isEngineIO || len(path) > len(prefix) && isClientBundle(prefix, path) {
-		g.next.ServeHTTP(rw, req) // everything else passes untouched
+	if !isEngineIO || path == g.settings.inspectPath || req.Method == http.MethodOptions || g.settings.fallback ||
+		len(path) > len(prefix) && g.settings.clientBundles[path[len(prefix):]] {
+		classifyOther(g, rw, req, path, isEngineIO)
+		return nil
+	}
+	atomic.AddInt64(&g.counters.requests, 1)
+	eio := &engineIORequest{missingSlash: missingSlash}
+	eio.queryProblem = readEngineIOQuery(req.URL.RawQuery, eio)
+	if eio.transport == transportWebsocket { // the upgrade evidence only matters to websocket handshakes
+		readUpgradeEvidence(req, eio)
+	}
+	return eio
+}
+
+// classifyOther serves what classify does not read in full: the inspection,
+// a CORS preflight (the server's CORS layer's business), fallback mode's
+// answer, the client bundle, an escaped Engine.IO path, and what is no
+// Engine.IO request at all (passed on untouched).
+func classifyOther(g *Guard, rw http.ResponseWriter, req *http.Request, path string, isEngineIO bool) {
+	switch {
+	case path == g.settings.inspectPath && req.Method == http.MethodGet:
+		serveInspect(g, rw, req)
+	case !isEngineIO:
+		if _, _, decodedIsEngineIO := matchEngineIOPath(g.settings.paths, req.URL.Path); decodedIsEngineIO {
+			refuseEscapedPath(g, rw, req) // the server may read it as its path, or not: the guard cannot check it as either
+			return
+		}
+		g.next.ServeHTTP(rw, req)
+	case g.settings.fallback:
+		atomic.AddInt64(&g.counters.requests, 1)
+		rejectMisrouted(g, rw, req)
+	case req.Method == http.MethodOptions:
+		atomic.AddInt64(&g.counters.requests, 1)
+		g.next.ServeHTTP(rw, req)
+	case carriesEngineIOKeys(req): // the client bundle's name, but an Engine.IO query: read it in full
+		serveClientBundleAsEngineIO(g, rw, req)
+	default:
+		g.next.ServeHTTP(rw, req) // the client bundle the Socket.IO server serves: a plain download
+	}
+}
+
+// serveClientBundleAsEngineIO: a client bundle's name whose query carries
+// Engine.IO's keys is an Engine.IO request (a server with serveClient off
+// hands it to Engine.IO).
+func serveClientBundleAsEngineIO(g *Guard, rw http.ResponseWriter, req *http.Request) {
+	atomic.AddInt64(&g.counters.requests, 1)
+	eio := &engineIORequest{}
+	eio.queryProblem = readEngineIOQuery(req.URL.RawQuery, eio)
+	if eio.transport == transportWebsocket {
+		readUpgradeEvidence(req, eio)
+	}
+	if p := findProblem(g, req, eio); p != nil {
+		rejectInvalid(g, rw, req, eio, p)
 		return
 	}
-	if forward, websocket := g.prepare(rw, req, missingSlash); forward {
-		forwardWatched(g, rw, req, websocket)
-	}
+	repairAndForward(g, rw, req, eio)
 }
 
-// prepare reads, validates and repairs an Engine.IO request. It answers the
-// request itself (forward false) when it must be refused, and says whether it
-// is a websocket handshake.
-func (g *Guard) prepare(rw http.ResponseWriter, req *http.Request, missingSlash bool) (forward, websocket bool) {
-	atomic.AddInt64(&g.counters.requests, 1)
-	if g.settings.fallback {
-		g.rejectMisrouted(rw, req)
-		return false, false
-	}
-	eio := readEngineIORequest(req, missingSlash)
-	websocket = eio.transport == transportWebsocket
-
-	// Validate: refuse what the Socket.IO server would refuse anyway, but
-	// with an answer that says which hop broke the request.
-	if p := g.findProblem(req, eio); p != nil {
-		g.rejectInvalid(rw, req, eio, p)
-		return false, websocket
-	}
-
-	// Repair what a hop stripped, where the request proves what it was
-	// (only these can need a repair: the common polling request skips the call).
-	if eio.missingSlash || websocket || g.settings.setMissingOrigin {
-		repairs, originWithheld := g.plannedRepairs(req, eio)
+// repairAndForward repairs what a hop stripped, where the request proves
+// what it was, counts the handshakes and forwards the request.
+func repairAndForward(g *Guard, rw http.ResponseWriter, req *http.Request, eio *engineIORequest) {
+	if eio.missingSlash || eio.transport == transportWebsocket || g.settings.setMissingOrigin {
+		repairs, originWithheld := plannedRepairs(g, req, eio)
 		if originWithheld != "" {
-			g.withholdOrigin(req, originWithheld)
+			withholdOrigin(g, req, originWithheld)
 		}
-		g.applyRepairs(rw, req, repairs)
+		applyRepairs(g, rw, req, repairs)
 	}
-
-	if req.Method == http.MethodGet && (websocket || !eio.hasSID) {
-		countHandshake(g.counters, eio) // most requests (polls with a sid) skip the call
+	if eio.transport == transportWebsocket {
+		atomic.AddInt64(&g.counters.websocketHandshakes, 1)
+		// It leaves with its upgrade headers (usable, or restored by the
+		// repair); its answer is evidence about the hops behind Traefik
+		// only when it is a handshake every server takes as one.
+		forwardWebsocket(g, rw, req, eio.getWithoutBody && !eio.overHTTP2OrLater)
+		return
 	}
-	return true, websocket
-}
-
-// countHandshake counts the handshakes that go on to the Socket.IO server.
-func countHandshake(c *counters, eio *engineIORequest) {
-	switch {
-	case eio.transport == transportWebsocket:
-		atomic.AddInt64(&c.websocketHandshakes, 1)
-	case !eio.hasSID:
-		atomic.AddInt64(&c.pollingHandshakes, 1)
+	if !eio.hasSID {
+		atomic.AddInt64(&g.counters.pollingHandshakes, 1)
 	}
+	forwardCaptured(g, rw, req)
 }
 
 // ---- Classify: what the request is ----
@@ -223,6 +299,9 @@ type engineIORequest struct {
 	// "/socket.io/" (Engine.IO servers only answer the form with the slash).
 	missingSlash bool
 
+	// queryProblem: the query could not be read as the server will read it
+	// (too long, too many parameters, a malformed escape); nil when read.
+	queryProblem         *problem
 	hasEIO, hasTransport bool
 	eio, transport       string
 	hasSIDKey            bool   // sid is in the query, perhaps empty
@@ -231,20 +310,31 @@ type engineIORequest struct {
 	ambiguousKey         string // an Engine.IO key the query carries twice
 
 	// Upgrade evidence. Traefik's entrypoint has already removed the headers
-	// named in Connection and deleted Connection unless it carried "upgrade".
-	upgradeWebsocket  bool // Upgrade has the "websocket" token
-	upgradeOther      bool // Upgrade is set to something else (e.g. h2c)
-	connectionUpgrade bool // Connection has the "upgrade" token
+	// named in Connection, and left Connection (as "Upgrade") only when it
+	// asked for the upgrade and Upgrade is set.
+	upgradeWebsocket   bool // Upgrade is "websocket", as Traefik's proxy reads it
+	upgradeOther       bool // Upgrade is set to something else (h2c, a list, a bad byte)
+	connectionUpgrade  bool // Connection has the "upgrade" token
+	connectionTooLarge bool // Connection is longer than the guard reads
+	// usableUpgrade: Traefik's proxy will forward the request as a websocket
+	// handshake (it needs both Upgrade and the Connection token).
+	usableUpgrade     bool
 	hasWebSocketProof bool // Sec-WebSocket-Key or -Version: end-to-end, survives proxies
 	overHTTP2OrLater  bool // websockets need HTTP/1.1 in Traefik (no RFC 8441)
+	// getWithoutBody: a GET without a body, as every websocket handshake is
+	// (Node's HTTP parser takes an upgrade with a body for a plain request):
+	// forwarded with usable upgrade headers, only such a handshake makes a
+	// plain refusal evidence of a hop behind Traefik that dropped them.
+	getWithoutBody bool
 	// handshakeFlaw says which part of an RFC 6455 handshake a request with
-	// stripped upgrade headers lacks ("" = none: it may be repaired).
-	handshakeFlaw string
+	// stripped upgrade headers lacks (noFlaw: it may be repaired), or that
+	// Upgrade names another protocol; describeHandshakeFlaw words it.
+	handshakeFlaw int
 }
 
 // matchEngineIOPath reports which configured prefix a path belongs to: it
 // starts with the prefix, or equals the prefix without its trailing slash.
-// It allocates nothing: it runs on every request of the router.
+// It reads no more of the path than the prefixes' length.
 func matchEngineIOPath(prefixes []string, path string) (prefix string, missingSlash, ok bool) {
 	for _, p := range prefixes {
 		if strings.HasPrefix(path, p) {
@@ -257,24 +347,28 @@ func matchEngineIOPath(prefixes []string, path string) (prefix string, missingSl
 	return "", false, false
 }
 
-// isClientBundle recognises the files a Socket.IO server serves under its own
-// path (serveClient: /socket.io/socket.io.min.js, .map, .esm.min.js…): they
-// are plain downloads, not Engine.IO requests.
-func isClientBundle(prefix, path string) bool {
-	rest := path[len(prefix)-1:]
-	if len(rest) < 2 || strings.Contains(rest[1:], "/") {
-		return false
-	}
-	return strings.HasPrefix(rest, "/socket.io") && (strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".js.map"))
+// socketIOClientBundles are the files the Socket.IO 4 server serves under its
+// own path when serveClient is on (socket.io/dist/index.js, CLIENT_FILES):
+// plain downloads, not Engine.IO requests. Any other name under the path
+// goes to Engine.IO, which reads its query as usual. (Eight names: a Go map
+// of at most eight entries compares a long key's length before hashing it.)
+var socketIOClientBundles = []string{
+	"socket.io.js", "socket.io.js.map",
+	"socket.io.min.js", "socket.io.min.js.map",
+	"socket.io.esm.min.js", "socket.io.esm.min.js.map",
+	"socket.io.msgpack.min.js", "socket.io.msgpack.min.js.map",
 }
 
-func readEngineIORequest(req *http.Request, missingSlash bool) *engineIORequest {
-	r := &engineIORequest{missingSlash: missingSlash}
-	readEngineIOQuery(req.URL.RawQuery, r)
-	if r.transport == transportWebsocket { // the upgrade evidence only matters to websocket handshakes
-		readUpgradeEvidence(req, r)
+// carriesEngineIOKeys: a client bundle's name with EIO, transport, sid or j
+// in its query (however spelled) is an Engine.IO request all the same: a
+// server with serveClient off hands it to Engine.IO. A query the guard
+// cannot read counts as carrying them (it is then refused as unreadable).
+func carriesEngineIOKeys(req *http.Request) bool {
+	if req.URL.RawQuery == "" {
+		return false
 	}
-	return r
+	var r engineIORequest
+	return readEngineIOQuery(req.URL.RawQuery, &r) != nil || r.hasEIO || r.hasTransport || r.hasSIDKey || r.hasJSONP
 }
 
 // The query keys Engine.IO servers read. A request that carries one of them
@@ -287,32 +381,47 @@ const (
 	keyJSONP     = "j"
 )
 
-// maxParsedQuery: a query up to this length is read by url.ParseQuery, one
-// compiled call; a longer one (up to the 1 MiB Traefik accepts) by a few
-// compiled passes that allocate nothing per parameter.
-const maxParsedQuery = 4096
+// The guard reads a query whole, to know every key the server will read,
+// with one compiled call (url.ParseQuery), whose work grows with the query's
+// length and its allocations with its pairs. Longer queries, or with more
+// pairs, are refused unread (query-too-long): Socket.IO clients send under
+// 100 bytes in 3 to 5 pairs, and Node's HTTP server refuses a request line
+// and headers over 16 KiB anyway. (The short way's queries, of at most
+// maxShortWayQuery bytes, cannot hold more pairs than this: it need not
+// count them.)
+const (
+	maxQueryLength = 4096
+	maxQueryPairs  = 64
+)
 
 // readEngineIOQuery reads EIO, transport, sid and j the way the backend will
 // see them: keys and values percent-decoded, "+" as space, "&" and ";" both
-// separating pairs (Traefik forwards ";" as "&"), malformed escapes kept as
-// they are (as engine.io's URLSearchParams does), unknown parameters (the
-// application's own) ignored. Under Traefik the plugin is interpreted, where
-// a loop over the pairs would cost per pair: the work is done by compiled
-// calls, bounded by the query's length whatever its content.
-func readEngineIOQuery(rawQuery string, r *engineIORequest) {
-	if len(rawQuery) <= maxParsedQuery {
-		// url.ParseQuery decodes exactly like URLSearchParams wherever it
-		// does not fail (it fails on ";" and on malformed escapes).
-		if values, err := url.ParseQuery(rawQuery); err == nil {
-			setEngineIOKeys(r, values[keyEIO], values[keyTransport], values[keySID], values[keyJSONP])
-			return
-		}
+// separating pairs (Traefik forwards ";" as "&"), unknown parameters (the
+// application's own) ignored. It returns the problem that keeps it from
+// reading the query that way, or nil.
+//
+// A malformed escape ("%zz", a lone "%") is refused rather than read: servers
+// read it differently (engine.io's URLSearchParams keeps the pair as
+// written, Go's url.ParseQuery drops it), so the guard could check one pair
+// and the server serve another; and reading it as engine.io does would take
+// a loop over the query's bytes.
+func readEngineIOQuery(rawQuery string, r *engineIORequest) *problem {
+	if len(rawQuery) > maxQueryLength {
+		return &problemQueryTooLong
 	}
-	if strings.ContainsAny(rawQuery, "%;") {
-		rawQuery = engineIOKeyNormalizer.Replace(rawQuery)
+	query := rawQuery
+	if strings.IndexByte(query, ';') >= 0 {
+		query = strings.ReplaceAll(query, ";", "&")
 	}
-	normalized := "&" + rawQuery + "&"
-	setEngineIOKeys(r, scanKey(normalized, keyEIO), scanKey(normalized, keyTransport), scanKey(normalized, keySID), scanKey(normalized, keyJSONP))
+	if strings.Count(query, "&") >= maxQueryPairs {
+		return &problemQueryTooLong
+	}
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return &problemQueryMalformed
+	}
+	setEngineIOKeys(r, values[keyEIO], values[keyTransport], values[keySID], values[keyJSONP])
+	return nil
 }
 
 // setEngineIOKeys records the values found for each key.
@@ -340,159 +449,131 @@ func setEngineIOKeys(r *engineIORequest, eio, transport, sid, jsonp []string) {
 	}
 }
 
-// engineIOKeyNormalizer prepares a query for scanKey in one compiled pass:
-// ";" becomes "&", and the percent-escapes of the letters of the four keys
-// are decoded, so that "%6A=0" or "%45IO=3" are found as the server will
-// read them (a server decodes a key once; so does a single Replacer pass).
-var engineIOKeyNormalizer = strings.NewReplacer(
-	";", "&",
-	"%45", "E", "%49", "I", "%4F", "O", "%4f", "O",
-	"%74", "t", "%72", "r", "%61", "a", "%6E", "n", "%6e", "n", "%73", "s", "%70", "p",
-	"%6F", "o", "%6f", "o", "%69", "i", "%64", "d", "%6A", "j", "%6a", "j",
-)
-
-// scanKey finds a key in a normalized query ("&" + query + "&"): its value,
-// decoded ("" when the key stands bare), or two entries when the key is
-// there more than once (which copy counts is then unknowable, and the request
-// is refused).
-func scanKey(normalized, key string) []string {
-	withValue, bare := "&"+key+"=", "&"+key+"&"
-	count := strings.Count(normalized, withValue) + strings.Count(normalized, bare)
-	if count == 1 && strings.Contains(normalized, bare+key+"&") {
-		count = 2 // "&j&j&": Count does not see overlapping matches
-	}
-	switch count {
-	case 0:
-		return nil
-	case 1:
-		value := ""
-		if i := strings.Index(normalized, withValue); i >= 0 {
-			rest := normalized[i+len(withValue):]
-			value = queryValue(rest[:strings.IndexByte(rest, '&')])
-		}
-		return []string{value}
-	}
-	return []string{"", ""}
-}
-
-// maxDecodedValue: no accepted EIO or transport value is longer, escaped.
-const maxDecodedValue = 64
-
-// queryValue decodes a value as a server would. Values too long to be an
-// accepted one are kept raw (they are refused, and shown shortened).
-func queryValue(raw string) string {
-	if !strings.ContainsAny(raw, "%+") || len(raw) > maxDecodedValue {
-		return raw
-	}
-	if v, err := url.QueryUnescape(raw); err == nil {
-		return v
-	}
-	return lenientUnescape(raw)
-}
-
-// lenientUnescape decodes like URLSearchParams: "+" is a space, a valid
-// escape is decoded, a malformed one ("%zz", a lone "%") stays as it is.
-func lenientUnescape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '+':
-			b.WriteByte(' ')
-		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 2
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
-}
-
+// readUpgradeEvidence reads the upgrade headers as Traefik's proxy reads
+// them (net/http/httputil's upgradeType): Connection must carry the upgrade
+// token, and Upgrade's first line is the protocol asked for — forwarded as
+// that one line, and answered 500 by the proxy when it is not printable
+// ASCII. Only "websocket" itself counts as a websocket upgrade: what
+// Traefik's proxy treats as one (its isWebSocketUpgrade) and what every
+// websocket server accepts. Each read is bounded whatever the header's length.
 func readUpgradeEvidence(req *http.Request, r *engineIORequest) {
 	h := req.Header
-	r.upgradeWebsocket = headerHasToken(h, "Upgrade", "websocket")
-	r.upgradeOther = !r.upgradeWebsocket && strings.TrimSpace(h.Get("Upgrade")) != ""
-	r.connectionUpgrade = headerHasToken(h, "Connection", "upgrade")
+	upgrade := h["Upgrade"]
+	r.upgradeWebsocket = len(upgrade) > 0 && strings.EqualFold(upgrade[0], "websocket")
+	r.upgradeOther = !r.upgradeWebsocket && len(upgrade) > 0 && upgrade[0] != ""
+	asksUpgrade, tooLarge := connectionAsksUpgrade(h["Connection"]) // two statements: Yaegi loses a tuple's second field
+	r.connectionUpgrade = asksUpgrade
+	r.connectionTooLarge = tooLarge
+	r.usableUpgrade = r.upgradeWebsocket && asksUpgrade
 	r.overHTTP2OrLater = req.ProtoMajor >= 2
-	if r.hasUsableUpgrade() {
+	r.getWithoutBody = req.Method == http.MethodGet && req.ContentLength == 0
+	if r.usableUpgrade {
 		return // nothing to repair: the server judges the handshake itself
 	}
-	r.hasWebSocketProof = len(h.Values("Sec-WebSocket-Key")) > 0 || len(h.Values("Sec-WebSocket-Version")) > 0
+	if r.upgradeOther {
+		r.handshakeFlaw = flawUpgradeOther
+		return
+	}
+	r.hasWebSocketProof = len(h["Sec-Websocket-Key"]) > 0 || len(h["Sec-Websocket-Version"]) > 0
 	if r.hasWebSocketProof {
 		r.handshakeFlaw = websocketHandshakeFlaw(req)
 	}
 }
 
-// hasUsableUpgrade is true when Traefik's proxy will forward the request as
-// a websocket handshake: it needs both Upgrade and the Connection token.
-func (r *engineIORequest) hasUsableUpgrade() bool {
-	return r.upgradeWebsocket && r.connectionUpgrade
-}
+// maxConnectionHeader bounds the Connection header the guard reads, in all
+// its lines: Traefik's entrypoint leaves it as "Upgrade" (or a short list of
+// the headers entryPoints.<name>.forwardedHeaders.connection keeps).
+const maxConnectionHeader = 256
 
-// headerHasToken reports whether a comma-separated header contains a token,
-// case-insensitively, across all its lines.
-func headerHasToken(h http.Header, name, token string) bool {
-	lines := h.Values(name)
-	if len(lines) == 1 && strings.EqualFold(lines[0], token) {
-		return true // the usual "Upgrade: websocket", "Connection: Upgrade"
+// connectionAsksUpgrade reports whether Connection carries the upgrade
+// token as Traefik's proxy looks for it (httpguts.HeaderValuesContainsToken:
+// in any line, comma-separated, spaces and tabs around, any case), or that it
+// is longer than the guard reads (tooLarge).
+func connectionAsksUpgrade(lines []string) (upgrade, tooLarge bool) {
+	if len(lines) == 1 && strings.EqualFold(lines[0], "upgrade") {
+		return true, false // what Traefik's entrypoint leaves
 	}
-	return listHasToken(lines, token)
-}
-
-func listHasToken(lines []string, token string) bool {
+	if len(lines) == 0 {
+		return false, false
+	}
+	if len(lines) > 4 {
+		return false, true
+	}
+	size := 0
 	for _, line := range lines {
-		for line != "" {
-			var item string
-			item, line, _ = strings.Cut(line, ",")
-			if strings.EqualFold(strings.TrimSpace(item), token) {
-				return true
-			}
-		}
+		size += len(line) + 1
 	}
-	return false
+	if size > maxConnectionHeader {
+		return false, true
+	}
+	return upgradeToken.MatchString(strings.Join(lines, ",")), false
 }
+
+var upgradeToken = regexp.MustCompile(`(?i)(?:^|,)[ \t]*upgrade[ \t]*(?:,|$)`)
+
+// The parts of a websocket handshake a request can lack (handshakeFlaw).
+const (
+	noFlaw = iota
+	flawUpgradeOther
+	flawMethod
+	flawVersion
+	flawKeyCount
+	flawKey
+	flawBody
+)
 
 // websocketHandshakeFlaw checks that a request is shaped like the opening
 // handshake of RFC 6455 (section 4.1), which every browser sends: GET,
 // Sec-WebSocket-Version 13, a Sec-WebSocket-Key of 16 base64 bytes, no body.
 // Only such a request may be turned back into an upgrade: anything else
 // (a request with a body, say) would travel into the backend's websocket
-// after the 101. It returns which part did not fit, or "".
-func websocketHandshakeFlaw(req *http.Request) string {
-	if req.Method != http.MethodGet {
-		return fmt.Sprintf("method %s (a websocket handshake is a GET)", req.Method)
+// after the 101. It returns which part did not fit, or noFlaw.
+func websocketHandshakeFlaw(req *http.Request) int {
+	versions, keys := req.Header["Sec-Websocket-Version"], req.Header["Sec-Websocket-Key"]
+	switch {
+	case req.Method != http.MethodGet:
+		return flawMethod
+	case len(versions) != 1 || len(versions[0]) > 8 || strings.TrimSpace(versions[0]) != "13":
+		return flawVersion
+	case len(keys) != 1:
+		return flawKeyCount
+	case !isWebSocketKey(keys[0]):
+		return flawKey
+	case !hasNoBody(req):
+		return flawBody
 	}
-	versions := req.Header.Values("Sec-WebSocket-Version")
-	if len(versions) != 1 || strings.TrimSpace(versions[0]) != "13" {
-		return fmt.Sprintf("Sec-WebSocket-Version %q (must be 13, once)", shortened(strings.Join(versions, ", ")))
+	return noFlaw
+}
+
+// flawDetails word each handshakeFlaw for the refusal's detail: %[1]s is the
+// flawed header's lines as shownLines shows them, %[2]s the method, %[3]d
+// the number of Sec-WebSocket-Key lines. flawHeaders names that header.
+var (
+	flawDetails = []string{
+		flawUpgradeOther: "transport=websocket with another upgrade than websocket, which the guard does not rewrite: Upgrade %[1]s (a websocket handshake asks for exactly websocket)",
+		flawMethod:       "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: method %[2]s (a websocket handshake is a GET)",
+		flawVersion:      "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: Sec-WebSocket-Version %[1]s (must be 13, once)",
+		flawKeyCount:     "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: %[3]d Sec-WebSocket-Key headers (must be one)",
+		flawKey:          "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: Sec-WebSocket-Key %[1]s (must be 16 bytes in base64)",
+		flawBody:         "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: a request body (a websocket handshake has none)",
 	}
-	keys := req.Header.Values("Sec-WebSocket-Key")
-	if len(keys) != 1 {
-		return fmt.Sprintf("%d Sec-WebSocket-Key headers (must be one)", len(keys))
+	flawHeaders = []string{flawUpgradeOther: "Upgrade", flawVersion: "Sec-Websocket-Version", flawKeyCount: "Sec-Websocket-Key", flawKey: "Sec-Websocket-Key", flawBody: ""}
+)
+
+// isWebSocketKey: 16 bytes in base64 (24 characters; a longer key is not decoded).
+func isWebSocketKey(key string) bool {
+	if len(key) > 64 {
+		return false
 	}
-	if key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(key) != 16 {
-		return fmt.Sprintf("Sec-WebSocket-Key %q (must be 16 bytes in base64)", shortened(keys[0]))
-	}
-	contentLength := strings.TrimSpace(req.Header.Get("Content-Length"))
-	if req.ContentLength != 0 || len(req.TransferEncoding) > 0 || len(req.Header.Values("Transfer-Encoding")) > 0 ||
-		contentLength != "" && contentLength != "0" {
-		return "a request body (a websocket handshake has none)"
-	}
-	return ""
+	decoded, err := base64.StdEncoding.DecodeString(strings.TrimSpace(key))
+	return err == nil && len(decoded) == 16
+}
+
+// hasNoBody: no body, as the server read the request nor as its headers announce one.
+func hasNoBody(req *http.Request) bool {
+	contentLength := req.Header["Content-Length"]
+	return req.ContentLength == 0 && len(req.TransferEncoding) == 0 && len(req.Header["Transfer-Encoding"]) == 0 &&
+		(len(contentLength) == 0 || len(contentLength) == 1 && contentLength[0] == "0")
 }
 
 // ---- Validate: refuse what cannot work ----
@@ -500,12 +581,11 @@ func websocketHandshakeFlaw(req *http.Request) string {
 // A refusal is answered by the guard (errors.go) and never forwarded.
 
 // findProblem returns the first problem that makes the request unusable for
-// the Socket.IO server (or unsafe to pass on), or nil. CORS preflights
-// (OPTIONS) are the server's CORS layer's business and pass.
-func (g *Guard) findProblem(req *http.Request, eio *engineIORequest) *problem {
+// the Socket.IO server (or unsafe to pass on), or nil.
+func findProblem(g *Guard, req *http.Request, eio *engineIORequest) *problem {
 	switch {
-	case req.Method == http.MethodOptions:
-		return nil
+	case eio.queryProblem != nil:
+		return eio.queryProblem
 	case eio.ambiguousKey != "":
 		return &problemQueryAmbiguous
 	case !eio.hasEIO && !eio.hasTransport:
@@ -518,58 +598,122 @@ func (g *Guard) findProblem(req *http.Request, eio *engineIORequest) *problem {
 		return &problemTransportUnknown
 	case !eio.hasSID && req.Method != http.MethodGet:
 		return &problemBadHandshakeMethod
-	case eio.transport != transportWebsocket || eio.hasUsableUpgrade():
-		return nil
+	case eio.transport == transportWebsocket && !eio.usableUpgrade:
+		return findUpgradeProblem(g, eio)
+	}
+	return nil
+}
+
+// findUpgradeProblem: a websocket handshake without usable upgrade headers
+// is repaired (nil) only where it proves what it was.
+func findUpgradeProblem(g *Guard, eio *engineIORequest) *problem {
+	switch {
+	case eio.connectionTooLarge:
+		return &problemHeaderTooLarge
 	case eio.overHTTP2OrLater:
 		return &problemUpgradeImpossible
-	case !g.settings.repairUpgrade || !eio.hasWebSocketProof || eio.upgradeOther:
+	case eio.upgradeOther:
+		return &problemWebSocketHandshakeInvalid
+	case !g.settings.repairUpgrade || !eio.hasWebSocketProof:
 		return &problemUpgradeMissing
-	case eio.handshakeFlaw != "":
+	case eio.handshakeFlaw != noFlaw:
 		return &problemWebSocketHandshakeInvalid
 	}
-	return nil // repaired below
+	return nil // repaired
 }
 
-func (g *Guard) rejectInvalid(rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {
-	g.reject(rw, req, *p, p.status, g.describeProblem(p, req, eio), p.hint)
+func rejectInvalid(g *Guard, rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {
+	reject(g, rw, req, p, p.status, p.describe(g, req, eio), "")
 }
 
-// describeProblem is the detail of a rejection: the offending value and
-// what is accepted.
-func (g *Guard) describeProblem(p *problem, req *http.Request, eio *engineIORequest) string {
-	switch p.id {
-	case problemQueryAmbiguous.id:
-		return fmt.Sprintf("the query carries %s more than once (query: %q); engine.io reads the last value, python-engineio the first, and no Socket.IO client repeats it",
-			eio.ambiguousKey, redactedQuery(req.URL.RawQuery))
-	case problemQueryMissing.id:
-		return fmt.Sprintf("%s %s arrived without EIO and transport in the query (query: %q)", req.Method, req.URL.Path, redactedQuery(req.URL.RawQuery))
-	case problemJSONPRefused.id:
-		return "the query has a j parameter (JSONP polling), which allowJSONP does not allow"
-	case problemEIOUnsupported.id:
-		if !eio.hasEIO {
-			return fmt.Sprintf("EIO is missing; accepted: %s", strings.Join(g.settings.eioVersions, ", "))
-		}
-		return fmt.Sprintf("EIO %q is not one of %s", shortened(eio.eio), strings.Join(g.settings.eioVersions, ", "))
-	case problemTransportUnknown.id:
-		if !eio.hasTransport {
-			return fmt.Sprintf("transport is missing; accepted: %s", strings.Join(g.settings.transports, ", "))
-		}
-		return fmt.Sprintf("transport %q is not one of %s", shortened(eio.transport), strings.Join(g.settings.transports, ", "))
-	case problemBadHandshakeMethod.id:
-		return fmt.Sprintf("%s without sid; only GET may open a session", req.Method)
-	case problemUpgradeImpossible.id:
-		return fmt.Sprintf("transport=websocket over %s", req.Proto)
-	case problemWebSocketHandshakeInvalid.id:
-		return "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: " + eio.handshakeFlaw
+// The detail of each rejection: the offending value and what is accepted
+// (one function each: only the one that applies is built).
+
+func describeQueryTooLong(_ *Guard, req *http.Request, _ *engineIORequest) string {
+	if len(req.URL.RawQuery) > maxQueryLength {
+		return fmt.Sprintf("the query is %d bytes; the guard reads queries of up to %d bytes", len(req.URL.RawQuery), maxQueryLength)
 	}
-	detail := fmt.Sprintf("transport=websocket with Upgrade %q and Connection %q", shortened(req.Header.Get("Upgrade")), shortened(req.Header.Get("Connection")))
-	switch {
-	case !eio.hasWebSocketProof:
+	return fmt.Sprintf("the query has more than %d pairs (query: %q)", maxQueryPairs, redactedQuery(req.URL.RawQuery))
+}
+
+func describeQueryMalformed(_ *Guard, req *http.Request, _ *engineIORequest) string {
+	return fmt.Sprintf("the query has a %% not followed by two hexadecimal digits (query: %q)", redactedQuery(req.URL.RawQuery))
+}
+
+func describeQueryAmbiguous(_ *Guard, req *http.Request, eio *engineIORequest) string {
+	return fmt.Sprintf("the query carries %s more than once (query: %q); engine.io reads the last value, python-engineio the first, and no Socket.IO client repeats it",
+		eio.ambiguousKey, redactedQuery(req.URL.RawQuery))
+}
+
+func describeQueryMissing(_ *Guard, req *http.Request, _ *engineIORequest) string {
+	return fmt.Sprintf("%s %s arrived without EIO and transport in the query (query: %q)", shortened(req.Method), shortened(req.URL.Path), redactedQuery(req.URL.RawQuery))
+}
+
+func describeJSONPRefused(*Guard, *http.Request, *engineIORequest) string {
+	return "the query has a j parameter (JSONP polling), which allowJSONP does not allow"
+}
+
+func describeEIOUnsupported(g *Guard, _ *http.Request, eio *engineIORequest) string {
+	if !eio.hasEIO {
+		return "EIO is missing; accepted: " + strings.Join(g.settings.eioVersions, ", ")
+	}
+	return fmt.Sprintf("EIO %q is not one of %s", shortened(eio.eio), strings.Join(g.settings.eioVersions, ", "))
+}
+
+func describeTransportUnknown(g *Guard, _ *http.Request, eio *engineIORequest) string {
+	if !eio.hasTransport {
+		return "transport is missing; accepted: " + strings.Join(g.settings.transports, ", ")
+	}
+	return fmt.Sprintf("transport %q is not one of %s", shortened(eio.transport), strings.Join(g.settings.transports, ", "))
+}
+
+func describeBadHandshakeMethod(_ *Guard, req *http.Request, _ *engineIORequest) string {
+	return shortened(req.Method) + " without sid; only GET may open a session"
+}
+
+func describeUpgradeImpossible(_ *Guard, req *http.Request, _ *engineIORequest) string {
+	return "transport=websocket over " + shortened(req.Proto)
+}
+
+func describeWebSocketHandshakeInvalid(_ *Guard, req *http.Request, eio *engineIORequest) string {
+	lines := req.Header[flawHeaders[eio.handshakeFlaw]]
+	return fmt.Sprintf(flawDetails[eio.handshakeFlaw], shownLines(lines), shortened(req.Method), len(lines))
+}
+
+func describeHeaderTooLarge(_ *Guard, req *http.Request, _ *engineIORequest) string {
+	return fmt.Sprintf("Connection has %d lines (%s…); the guard reads up to 4 lines and %d bytes of it", len(req.Header["Connection"]),
+		shownLines(req.Header["Connection"]), maxConnectionHeader)
+}
+
+func describeUpgradeMissing(_ *Guard, req *http.Request, eio *engineIORequest) string {
+	detail := "transport=websocket with Upgrade " + shownLines(req.Header["Upgrade"]) + " and Connection " + shownLines(req.Header["Connection"])
+	if !eio.hasWebSocketProof {
 		return detail + ", and no Sec-WebSocket-Key/-Version that would prove a websocket handshake"
-	case eio.upgradeOther:
-		return detail + ": Upgrade names another protocol, which the guard does not rewrite"
 	}
 	return detail + "; repairUpgrade is off, so the guard did not restore them"
+}
+
+// refuseEscapedPath answers a request whose path is an Engine.IO path only
+// once decoded (/socket.io%2F…): Traefik forwards the path as it came, so
+// engine.io would not take it as its own while a server that decodes the
+// path (an ASGI python-engineio) would — the guard cannot check it as
+// either, and no Socket.IO client escapes its path.
+func refuseEscapedPath(g *Guard, rw http.ResponseWriter, req *http.Request) {
+	atomic.AddInt64(&g.counters.requests, 1)
+	detail := fmt.Sprintf("the path %q reads %q once decoded, but Traefik forwards it escaped", shortened(req.URL.RawPath), shortened(req.URL.Path))
+	reject(g, rw, req, &problemPathEscaped, problemPathEscaped.status, detail, "")
+}
+
+// shownLines is how a header's lines are shown in a detail or a reason: the
+// first, quoted and shortened, and how many more there are.
+func shownLines(lines []string) string {
+	if len(lines) == 1 {
+		return strconv.Quote(shortened(lines[0]))
+	}
+	if len(lines) == 0 {
+		return `""`
+	}
+	return fmt.Sprintf("%q and %d more lines", shortened(lines[0]), len(lines)-1)
 }
 
 // ---- Repair: restore what a hop stripped ----
@@ -579,15 +723,15 @@ func (g *Guard) describeProblem(p *problem, req *http.Request, eio *engineIORequ
 // plannedRepairs lists what applyRepairs will change, in the order of
 // X-Socketio-Guard-Repaired, and why a missing Origin is left missing ("" when
 // it is not). It changes nothing, so inspection can show it.
-func (g *Guard) plannedRepairs(req *http.Request, eio *engineIORequest) (repairs []string, originWithheld string) {
+func plannedRepairs(g *Guard, req *http.Request, eio *engineIORequest) (repairs []string, originWithheld string) {
 	if g.settings.normalizePath && eio.missingSlash {
 		repairs = append(repairs, repairPath)
 	}
-	if g.settings.repairUpgrade && eio.transport == transportWebsocket && !eio.hasUsableUpgrade() &&
-		eio.hasWebSocketProof && eio.handshakeFlaw == "" && !eio.upgradeOther && !eio.overHTTP2OrLater {
+	if g.settings.repairUpgrade && eio.transport == transportWebsocket && !eio.usableUpgrade &&
+		eio.hasWebSocketProof && eio.handshakeFlaw == noFlaw && !eio.upgradeOther && !eio.overHTTP2OrLater {
 		repairs = append(repairs, repairUpgrade)
 	}
-	if g.settings.setMissingOrigin && !eio.hasSID && strings.TrimSpace(req.Header.Get("Origin")) == "" {
+	if g.settings.setMissingOrigin && !eio.hasSID && req.Header.Get("Origin") == "" {
 		if originWithheld = originWithheldBecause(req, eio.hasJSONP); originWithheld == "" {
 			repairs = append(repairs, repairOrigin)
 		}
@@ -600,25 +744,35 @@ func (g *Guard) plannedRepairs(req *http.Request, eio *engineIORequest) (repairs
 // Yaegi, against 430 through originWithheldBecause and repairOne, measured):
 // the full way decides the same through plannedRepairs,
 // originWithheldBecause and repairOne, and every scenario of the tables runs
-// both ways.
+// both ways. An Origin counts as missing when it is absent or empty (the
+// server has trimmed spaces and tabs around it).
 func repairMissingOrigin(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	if !g.settings.setMissingOrigin || strings.TrimSpace(req.Header.Get("Origin")) != "" {
+	if !g.settings.setMissingOrigin || req.Header.Get("Origin") != "" {
 		return
 	}
 	origin := originFor(req) // "" when Host is not a plain host
 	if fetchSite, present := req.Header["Sec-Fetch-Site"]; origin == "" || present && (len(fetchSite) != 1 || fetchSite[0] != "same-origin") {
-		g.withholdOrigin(req, originWithheldBecause(req, false))
+		withholdOrigin(g, req, originWithheldBecause(req, false))
 		return
 	}
 	req.Header.Set("Origin", origin)
-	atomic.AddInt64(&g.counters.originRepairs, 1) // countRepair's own way for it, without the method call (24 allocations)
+	atomic.AddInt64(&g.counters.originRepairs, 1) // countNamed's own way for it, without the call
 	if levelInfo <= g.log.level {
 		g.log.event(levelInfo, "repaired-"+repairOrigin, req, repairHints[repairOrigin], "")
 	}
 	rw.Header().Set(headerRepaired, repairOrigin)
 }
 
-// originWithheldBecause says why a missing Origin must stay missing, or "".
+// The reasons a missing Origin is left missing, as counted
+// (withheld["origin:<reason>"]) and logged.
+const (
+	withheldJSONP     = "jsonp"
+	withheldFetchSite = "sec-fetch-site"
+	withheldHost      = "host"
+)
+
+// originWithheldBecause says why a missing Origin must stay missing (one of
+// the reasons above), or "".
 //
 // The Origin the guard sets tells the Socket.IO server "this request comes
 // from a page of this very site". That holds for a browser's same-origin
@@ -629,25 +783,31 @@ func repairMissingOrigin(g *Guard, rw http.ResponseWriter, req *http.Request) {
 // the way such a page would read the answer.
 func originWithheldBecause(req *http.Request, jsonp bool) string {
 	if jsonp {
-		return "jsonp: a JSONP request is a script any page can include"
+		return withheldJSONP
 	}
 	if fetchSite, present := req.Header["Sec-Fetch-Site"]; present && (len(fetchSite) != 1 || fetchSite[0] != "same-origin") {
-		return fetchSiteReason(fetchSite)
+		return withheldFetchSite
 	}
 	if !isPlainHost(req.Host) {
-		return hostReason(req.Host)
+		return withheldHost
 	}
 	return ""
 }
 
-// fetchSiteReason and hostReason word a withheld Origin's reason (apart:
-// most handshakes need neither, and Yaegi would build their frames anyway).
-func fetchSiteReason(fetchSite []string) string {
-	return fmt.Sprintf("sec-fetch-site: the browser says the request comes from a %s page (Sec-Fetch-Site %q), not from this site's own", fetchSiteKind(fetchSite), shortened(strings.Join(fetchSite, ", ")))
-}
-
-func hostReason(host string) string {
-	return fmt.Sprintf("host: Host %q is not a plain host name or address", shortened(host))
+// originWithheldReason words a withheld Origin's reason, for the log and the
+// inspection (built only for them).
+func originWithheldReason(req *http.Request, reason string) string {
+	switch reason {
+	case withheldJSONP:
+		return "jsonp: a JSONP request is a script any page can include"
+	case withheldFetchSite:
+		fetchSite := req.Header["Sec-Fetch-Site"]
+		return fmt.Sprintf("sec-fetch-site: the browser says the request comes from a %s page (Sec-Fetch-Site %s), not from this site's own",
+			fetchSiteKind(fetchSite), shownLines(fetchSite))
+	case withheldHost:
+		return fmt.Sprintf("host: Host %q is not a plain host name or address", shortened(req.Host))
+	}
+	return ""
 }
 
 // fetchSiteKind names a Sec-Fetch-Site value for the log and the counters.
@@ -678,11 +838,18 @@ func originFor(req *http.Request) string {
 	if forwardedScheme := forwardedSchemes[forwardedProto]; forwardedScheme != "" {
 		return forwardedScheme + "://" + host // what Traefik sets: one value, lower case
 	}
-	proto, _, _ := strings.Cut(forwardedProto, ",")
-	if forwardedScheme := forwardedSchemes[strings.ToLower(strings.TrimSpace(proto))]; forwardedScheme != "" {
+	if forwardedScheme := forwardedSchemes[firstForwardedProto(forwardedProto)]; forwardedScheme != "" {
 		scheme = forwardedScheme
 	}
 	return scheme + "://" + host
+}
+
+// firstForwardedProto is the first element of an X-Forwarded-Proto list,
+// trimmed and in lower case, read in its first 64 bytes only: an element
+// longer than that is no scheme the guard knows.
+func firstForwardedProto(value string) string {
+	proto, _, _ := strings.Cut(shortenedTo(value, 64), ",")
+	return strings.ToLower(strings.TrimSpace(proto))
 }
 
 // forwardedSchemes: the scheme an X-Forwarded-Proto value says the client
@@ -693,14 +860,15 @@ var forwardedSchemes = map[string]string{"https": "https", "wss": "https", "http
 // alone (as Go's server reads a Host): a name starts with a letter or digit
 // and holds letters, digits, dots and hyphens; an address in brackets holds
 // hexadecimal digits, colons and dots; a port is 1 to 5 digits; 261 bytes at
-// most. One compiled match (FuzzPlainHost holds it to the rule written out).
+// most (checked before the expression reads it). One compiled match
+// (FuzzPlainHost holds it to the rule written out).
 func isPlainHost(host string) bool {
 	return host != "" && len(host) <= 261 && plainHost.MatchString(host)
 }
 
 var plainHost = regexp.MustCompile(`^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9][A-Za-z0-9.-]*)?(?::[0-9]{1,5})?$`)
 
-func (g *Guard) applyRepairs(rw http.ResponseWriter, req *http.Request, repairs []string) {
+func applyRepairs(g *Guard, rw http.ResponseWriter, req *http.Request, repairs []string) {
 	if len(repairs) == 0 {
 		return
 	}
@@ -723,13 +891,13 @@ func repairOne(g *Guard, req *http.Request, repair string) {
 		req.RequestURI = req.URL.RequestURI()
 	case repairUpgrade:
 		req.Header.Set("Upgrade", "websocket")
-		if !headerHasToken(req.Header, "Connection", "upgrade") {
+		if upgrade, _ := connectionAsksUpgrade(req.Header["Connection"]); !upgrade {
 			req.Header.Add("Connection", "Upgrade")
 		}
 	case repairOrigin:
 		req.Header.Set("Origin", originFor(req))
 	}
-	g.counters.countRepair(repair)
+	countNamed(g.counters, repair)
 	level := levelInfo
 	if repair == repairUpgrade {
 		level = levelWarn
@@ -740,8 +908,9 @@ func repairOne(g *Guard, req *http.Request, repair string) {
 }
 
 // withholdOrigin records a missing Origin the guard did not set.
-func (g *Guard) withholdOrigin(req *http.Request, reason string) {
-	kind, _, _ := strings.Cut(reason, ":")
-	g.counters.countWithheld(repairOrigin + ":" + kind)
-	g.log.event(levelInfo, "origin-not-set", req, reason, "")
+func withholdOrigin(g *Guard, req *http.Request, reason string) {
+	countNamed(g.counters, reason)
+	if levelInfo <= g.log.level {
+		g.log.event(levelInfo, "origin-not-set", req, originWithheldReason(req, reason), "")
+	}
 }

@@ -1,0 +1,7 @@
+//go:build !race
+// +build !race
+
+package socketioguard
+
+// raceDetector: see race_test.go.
+const raceDetector = false
