@@ -119,6 +119,7 @@ http:
       plugin:
         socketioguard:
           mode: fallback
+          logLevel: warn
   routers:
     web:
       rule: PathPrefix(`+"`/`"+`)
@@ -164,7 +165,7 @@ http:
 		if !strings.Contains(g.Guard.Hint, "PathPrefix(`/socket.io`)") || !strings.Contains(g.Guard.Hint, "Host(`127.0.0.1`)") {
 			t.Errorf("hint does not give the router rule: %q", g.Guard.Hint)
 		}
-		expectLog(t, tr, "level=error", "event=no-socketio-route", "middleware=sio-fallback@file")
+		expectLog(t, tr, "level=warn", "event=no-socketio-route", "middleware=sio-fallback@file") // any client can send it: warn
 		if a := get(t, base+"/", nil); a.Status != 200 {
 			t.Errorf("the web app's own page through the fallback router: %d", a.Status)
 		}
@@ -338,13 +339,13 @@ func TestScenario8QueryDropped(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	rt := e.realtime("realtime")
-	tr := e.traefik([]string{"websecure"}, guardedRoute(realtimeURL(rt), "{}"), "sio@file")
+	tr := e.traefik([]string{"websecure"}, guardedRoute(realtimeURL(rt), "{logLevel: warn}"), "sio@file")
 	// "rewrite … ?" replaces the URI and drops the arguments.
 	front := e.nginx("front", nginxProxy(tr.URL("websecure"), `rewrite ^/socket.io/.*$ /socket.io/? break;
       proxy_http_version 1.1;`))
 
 	expectGuardError(t, get(t, front.URL()+"/socket.io/?EIO=4&transport=polling&t=x", nil), 400, "query-missing")
-	expectLog(t, tr, "level=error", "event=query-missing", "path=/socket.io/")
+	expectLog(t, tr, "level=warn", "event=query-missing", "path=/socket.io/") // any client can send it: warn, not error
 	r := e.client("raven-page", front.URL(), false, origin(front.URL()), session)
 	expectRefused(t, r, "xhr poll error", 400)
 }
@@ -423,9 +424,22 @@ func TestGuardLogsFollowTraefiksLogLevel(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	rt := e.realtime("realtime")
+	web := e.webapp()
 	tr, err := e.st.StartTraefik(stack.TraefikOptions{
-		EntryPoints: []string{"websecure"}, LogLevel: "ERROR", Routers: []string{"sio@file"},
-		Dynamic: guardedRoute(realtimeURL(rt), "{logLevel: debug}"),
+		EntryPoints: []string{"websecure", "webbehind"}, LogLevel: "ERROR", Routers: []string{"sio@file", "webbehind@file"},
+		Dynamic: fmt.Sprintf(`
+http:
+  middlewares:
+    sio-guard:
+      plugin:
+        socketioguard: {logLevel: debug}
+  routers:
+    sio: {rule: "PathPrefix(%[3]s)", entryPoints: [websecure], middlewares: [sio-guard], service: realtime}
+    webbehind: {rule: "PathPrefix(%[3]s)", entryPoints: [webbehind], middlewares: [sio-guard], service: webapp}
+  services:
+    realtime: {loadBalancer: {servers: [{url: %[1]s}]}}
+    webapp: {loadBalancer: {servers: [{url: %[2]s}]}}
+`, realtimeURL(rt), web.URL(), "`/socket.io`"),
 	})
 	e.must(err)
 	base := tr.URL("websecure")
@@ -434,9 +448,10 @@ func TestGuardLogsFollowTraefiksLogLevel(t *testing.T) {
 		t.Errorf("websocket with an unknown sid: %d", ws.Status)
 	}
 	handshake(t, base, map[string]string{"Origin": base})
-	expectLog(t, tr, "ERR", "event=query-missing")
+	expectGuardError(t, get(t, tr.URL("webbehind")+"/socket.io/?EIO=4&transport=polling", nil), 502, "backend-not-socketio")
+	expectLog(t, tr, "ERR", "event=backend-not-socketio")
 	time.Sleep(500 * time.Millisecond)
-	for _, quiet := range []string{"event=session-unknown", "level=warn", "level=debug"} {
+	for _, quiet := range []string{"event=query-missing", "event=session-unknown", "level=warn", "level=debug"} {
 		if strings.Contains(tr.Logs(), quiet) {
 			t.Errorf("Traefik at ERROR shows the guard's %s line:\n%s", quiet, tr.Logs())
 		}

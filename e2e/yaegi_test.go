@@ -386,8 +386,13 @@ func TestInterpretedGuardInFrontOfAReverseProxy(t *testing.T) {
 	if !strings.Contains(p.stdout.String(), "event=repaired-upgrade") {
 		t.Errorf("the interpreted guard did not log the repair on its stdout: %q", p.stdout.String())
 	}
-	if !strings.Contains(p.stderr.String(), "event=query-missing") {
-		t.Errorf("the interpreted guard did not log the rejection on its stderr: %q", p.stderr.String())
+	// Error level (stderr, what Traefik shows by default): what the backend's
+	// answer proves; a rejection of the client's own request is a warning.
+	if !strings.Contains(p.stderr.String(), "event=backend-not-socketio") || strings.Contains(p.stderr.String(), "event=query-missing") {
+		t.Errorf("the interpreted guard's stderr should carry backend-not-socketio and no query-missing: %q", p.stderr.String())
+	}
+	if !strings.Contains(p.stdout.String(), "level=warn") || !strings.Contains(p.stdout.String(), "event=query-missing") {
+		t.Errorf("the interpreted guard did not log the rejection at warn on its stdout: %q", p.stdout.String())
 	}
 }
 
