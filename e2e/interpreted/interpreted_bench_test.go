@@ -150,8 +150,17 @@ var proxyBackend = http.HandlerFunc(func(rw http.ResponseWriter, req *http.Reque
 var frappeRecipe = map[string]any{"setMissingOrigin": "true", "eioVersions": "4"}
 
 func proxyLoop(b *testing.B, h http.Handler, method, target string, headers map[string]string) {
-	req := httptest.NewRequest(method, target, nil)
+	attackLoop(b, h, method, target, headers, "")
+}
+
+// attackLoop is proxyLoop with a Host of the caller's ("" for the usual one).
+func attackLoop(b *testing.B, h http.Handler, method, target string, headers map[string]string, host string) {
+	req := httptest.NewRequest("GET", target, nil)
+	req.Method = method // any token, as Go's server accepts
 	req.Host = "v2.sysmayal.cloud"
+	if host != "" {
+		req.Host = host
+	}
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}

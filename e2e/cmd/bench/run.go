@@ -34,6 +34,7 @@ type benchOptions struct {
 	stormClients int
 	out          string
 	only         string
+	baseline     string // a git revision whose plugin runs as another variant, for before/after
 }
 
 // benchMiddlewares are the trivial plugin and the guard (with the Frappe
@@ -60,6 +61,9 @@ var (
 	// capture is the reference plugin that only captures the answer
 	// (e2e/bench/capture): what any plugin that reads the answer pays.
 	capture = variant{"capture", "reference: capture only, reads nothing"}
+	// baseline is the guard as committed at --baseline, with the guard's
+	// configuration: the same Traefik and rounds give a paired before/after.
+	baseline = variant{"baseline", "socketioguard at the baseline revision"}
 )
 
 // httpCase is a kind of request and the variants it is measured on.
@@ -92,7 +96,8 @@ func runBench(args []string) int {
 	fs.IntVar(&o.storms, "storms", 5, "reconnect storms per variant")
 	fs.IntVar(&o.stormClients, "storm-clients", 1000, "socket.io clients in a reconnect storm")
 	fs.StringVar(&o.out, "out", "", "directory for report.md and throughput.png (default: <repo>/bench)")
-	fs.StringVar(&o.only, "only", "", "run one part only (http, ws, handshakes, idle, storm) and print it; no report")
+	fs.StringVar(&o.only, "only", "", "run one part only (http, ws, handshakes, idle, storm, attacks) and print it; no report")
+	fs.StringVar(&o.baseline, "baseline", "", "also measure the plugin as committed at this git revision (e.g. HEAD~3), paired with the working tree's")
 	_ = fs.Parse(args)
 
 	st, cleanup, err := stack.NewTemp("socketioguard-bench-")
@@ -110,6 +115,12 @@ func runBench(args []string) int {
 		o.out = filepath.Join(st.Tools.Repo, "bench")
 	}
 
+	if o.baseline != "" {
+		if err := useBaseline(st, o.baseline); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 2
+		}
+	}
 	r, err := measure(st, wrk, o)
 	if o.only != "" && err == nil {
 		return 0
@@ -137,6 +148,7 @@ type results struct {
 	wsHandshakes map[string][]float64              // variant → websocket handshakes/s per round
 	storm        map[string][]float64              // variant → ms until all clients were back, per storm
 	idle         []idleSample
+	attacks      map[string]map[string][]float64 // "input/size" → variant → Traefik's CPU ns per request, per round
 	goBench      string
 	yaegi        string
 	machine      string
@@ -145,7 +157,7 @@ type results struct {
 
 func measure(st *stack.Stack, wrk string, o benchOptions) (*results, error) {
 	r := &results{started: time.Now(), opts: o, http: map[string]map[string][]wrkResult{}, ws: map[string][]float64{},
-		wsHandshakes: map[string][]float64{}, storm: map[string][]float64{}}
+		wsHandshakes: map[string][]float64{}, storm: map[string][]float64{}, attacks: map[string]map[string][]float64{}}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -161,19 +173,34 @@ func measure(st *stack.Stack, wrk string, o benchOptions) (*results, error) {
 	if err := stack.WaitTCP(backend, stack.Addr(port), 10*time.Second); err != nil {
 		return nil, err
 	}
+	entryPoints := []string{none.name, trivial.name, guard.name, nodiag.name, fallback.name, capture.name}
+	routers := []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-nodiag@file", "r-fallback@file", "r-capture@file"}
+	localPlugins := map[string]string{
+		"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough"),
+		"capture":     filepath.Join(st.Tools.Repo, "e2e", "bench", "capture"),
+	}
+	baselineMiddleware, baselineRouter := "", ""
+	if baselineDir != "" {
+		entryPoints = append(entryPoints, baseline.name)
+		routers = append(routers, "r-baseline@file")
+		localPlugins["guardbaseline"] = baselineDir
+		baselineMiddleware = `    baseline:
+      plugin:
+        guardbaseline: {setMissingOrigin: true, eioVersions: ["4"], inspectPath: /socket.io/.guard}
+`
+		baselineRouter = `    r-baseline: {rule: "PathPrefix(` + "`/`" + `)", entryPoints: [baseline], middlewares: [baseline], service: backend}
+`
+	}
 	tr, err := st.StartTraefik(stack.TraefikOptions{
-		EntryPoints: []string{none.name, trivial.name, guard.name, nodiag.name, fallback.name, capture.name},
-		LocalPlugins: map[string]string{
-			"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough"),
-			"capture":     filepath.Join(st.Tools.Repo, "e2e", "bench", "capture"),
-		},
-		Metrics:  true,
-		LogLevel: "ERROR",
-		Routers:  []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-nodiag@file", "r-fallback@file", "r-capture@file"},
+		EntryPoints:  entryPoints,
+		LocalPlugins: localPlugins,
+		Metrics:      true,
+		LogLevel:     "ERROR",
+		Routers:      routers,
 		Dynamic: fmt.Sprintf(`
 http:
   middlewares:
-%s    nodiag:
+%s%s    nodiag:
       plugin:
         socketioguard: {setMissingOrigin: true, eioVersions: ["4"], diagnoseResponses: false}
     fallback:
@@ -194,7 +221,7 @@ http:
     r-nodiag:   {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [nodiag], middlewares: [nodiag], service: backend}
     r-fallback: {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [fallback], middlewares: [fallback], service: backend}
     r-capture:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [capture], middlewares: [capture], service: backend}
-`, benchMiddlewares, port),
+`, benchMiddlewares, baselineMiddleware, port) + baselineRouter,
 	})
 	if err != nil {
 		return nil, err
@@ -227,6 +254,11 @@ http:
 			return nil, err
 		}
 	}
+	if part("attacks") {
+		if err := measureAttacks(r, tr, o); err != nil {
+			return nil, err
+		}
+	}
 	if o.only != "" {
 		return r, nil
 	}
@@ -252,6 +284,50 @@ func combosOf() []combo {
 		}
 	}
 	return combos
+}
+
+// baselineDir holds the plugin at --baseline, mounted as a second local
+// plugin; "" without --baseline.
+var baselineDir string
+
+// useBaseline writes the plugin as committed at rev into a folder of the
+// stack's, under its own module path (Traefik and Yaegi load each plugin by
+// its module), and adds it to the Engine.IO rows and the websocket handshakes.
+func useBaseline(st *stack.Stack, rev string) error {
+	dir := filepath.Join(st.Dir, "baseline-plugin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	names, err := exec.Command("git", "-C", st.Tools.Repo, "ls-tree", "--name-only", rev).Output()
+	if err != nil {
+		return fmt.Errorf("git ls-tree %s: %w", rev, err)
+	}
+	const module = "example.com/baseline/socketioguard"
+	for _, name := range strings.Fields(string(names)) {
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := exec.Command("git", "-C", st.Tools.Repo, "show", rev+":"+name).Output()
+		if err != nil {
+			return fmt.Errorf("git show %s:%s: %w", rev, name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), src, 0o644); err != nil {
+			return err
+		}
+	}
+	manifest := "displayName: socketioguard at " + rev + "\ntype: middleware\nimport: " + module + "\nsummary: baseline\ntestData: {}\n"
+	if err := os.WriteFile(filepath.Join(dir, ".traefik.yml"), []byte(manifest), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+module+"\n\ngo 1.22\n"), 0o644); err != nil {
+		return err
+	}
+	baselineDir = dir
+	baseline.label = "socketioguard at " + rev
+	for i := range httpCases[:4] {
+		httpCases[i].variants = append(httpCases[i].variants, baseline)
+	}
+	return nil
 }
 
 func measureHTTP(r *results, wrk string, tr *stack.Traefik, combos []combo, o benchOptions) error {

@@ -55,7 +55,11 @@ func handshakeRate(base string, workers int, d time.Duration) (float64, error) {
 // measureWSHandshakes: fresh websockets, interleaved like the echo.
 func measureWSHandshakes(r *results, tr *stack.Traefik, o benchOptions) error {
 	fmt.Printf("websocket handshakes: %d workers × %s per variant and round\n", o.wsConns, o.duration)
-	return inRotation(o.rounds, []variant{none, trivial, guard}, "websocket handshakes", "handshakes/s", r.wsHandshakes, func(v variant) (float64, error) {
+	variants := []variant{none, trivial, guard}
+	if baselineDir != "" {
+		variants = append(variants, baseline)
+	}
+	return inRotation(o.rounds, variants, "websocket handshakes", "handshakes/s", r.wsHandshakes, func(v variant) (float64, error) {
 		return handshakeRate(tr.URL(v.name), o.wsConns, o.duration)
 	})
 }
