@@ -205,9 +205,13 @@ func classify(g *Guard, rw http.ResponseWriter, req *http.Request) *engineIORequ
 		path = req.URL.RawPath // Traefik forwards the path as it came, escapes and all
 	}
 	prefix, missingSlash, isEngineIO := matchEngineIOPath(g.settings.paths, path)
-	if !isEngineIO || path == g.settings.inspectPath || req.Method == http.MethodOptions || g.settings.fallback ||
-		len(path) > len(prefix) && g.settings.clientBundles[path[len(prefix):]] {
-		classifyOther(g, rw, req, path, isEngineIO)
+	// The client bundle the Socket.IO server serves is a plain download,
+	// unless its query carries Engine.IO's keys (a server with serveClient
+	// off hands it to Engine.IO).
+	plainBundle := len(path) > len(prefix) && g.settings.clientBundles[path[len(prefix):]] && !carriesEngineIOKeys(req)
+	if !isEngineIO || plainBundle || path == g.settings.inspectPath && req.Method == http.MethodGet ||
+		g.settings.fallback || req.Method == http.MethodOptions {
+		classifyOther(g, rw, req, path, isEngineIO, plainBundle)
 		return nil
 	}
 	atomic.AddInt64(&g.counters.requests, 1)
@@ -219,48 +223,29 @@ func classify(g *Guard, rw http.ResponseWriter, req *http.Request) *engineIORequ
 	return eio
 }
 
-// classifyOther serves what classify does not read in full: the inspection,
-// a CORS preflight (the server's CORS layer's business), fallback mode's
-// answer, the client bundle, an escaped Engine.IO path, and what is no
-// Engine.IO request at all (passed on untouched).
-func classifyOther(g *Guard, rw http.ResponseWriter, req *http.Request, path string, isEngineIO bool) {
+// classifyOther serves what classify does not read in full: what is no
+// Engine.IO request (passed on untouched; an escaped Engine.IO path
+// refused), the client bundle (passed on), the inspection, fallback mode's
+// answer, and a CORS preflight (the server's CORS layer's business).
+func classifyOther(g *Guard, rw http.ResponseWriter, req *http.Request, path string, isEngineIO, plainBundle bool) {
 	switch {
-	case path == g.settings.inspectPath && req.Method == http.MethodGet:
-		serveInspect(g, rw, req)
 	case !isEngineIO:
 		if _, _, decodedIsEngineIO := matchEngineIOPath(g.settings.paths, req.URL.Path); decodedIsEngineIO {
 			refuseEscapedPath(g, rw, req) // the server may read it as its path, or not: the guard cannot check it as either
 			return
 		}
 		g.next.ServeHTTP(rw, req)
+	case plainBundle:
+		g.next.ServeHTTP(rw, req)
+	case path == g.settings.inspectPath && req.Method == http.MethodGet:
+		serveInspect(g, rw, req)
 	case g.settings.fallback:
 		atomic.AddInt64(&g.counters.requests, 1)
 		rejectMisrouted(g, rw, req)
-	case req.Method == http.MethodOptions:
+	default: // OPTIONS
 		atomic.AddInt64(&g.counters.requests, 1)
 		g.next.ServeHTTP(rw, req)
-	case carriesEngineIOKeys(req): // the client bundle's name, but an Engine.IO query: read it in full
-		serveClientBundleAsEngineIO(g, rw, req)
-	default:
-		g.next.ServeHTTP(rw, req) // the client bundle the Socket.IO server serves: a plain download
 	}
-}
-
-// serveClientBundleAsEngineIO: a client bundle's name whose query carries
-// Engine.IO's keys is an Engine.IO request (a server with serveClient off
-// hands it to Engine.IO).
-func serveClientBundleAsEngineIO(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	atomic.AddInt64(&g.counters.requests, 1)
-	eio := &engineIORequest{}
-	eio.queryProblem = readEngineIOQuery(req.URL.RawQuery, eio)
-	if eio.transport == transportWebsocket {
-		readUpgradeEvidence(req, eio)
-	}
-	if p := findProblem(g, req, eio); p != nil {
-		rejectInvalid(g, rw, req, eio, p)
-		return
-	}
-	repairAndForward(g, rw, req, eio)
 }
 
 // repairAndForward repairs what a hop stripped, where the request proves

@@ -551,6 +551,11 @@ func guardScenarios() []scenario {
 			wantStatus: 400, wantForwarded: true, wantBody: strings.Repeat("x", 3*maxReadAnswer),
 		},
 
+		{
+			name: "a POST to the inspection path is an Engine.IO request like any other", config: func(c *Config) { c.InspectPath = "/socket.io/.guard" },
+			method: "POST", target: "/socket.io/.guard?EIO=4&transport=polling", wantStatus: 400, wantError: "bad-handshake-method",
+		},
+
 		// The path as Traefik forwards it: escaped.
 		{
 			name: "a path that is the Engine.IO path only once decoded is refused", method: "GET",
@@ -641,6 +646,11 @@ func TestFallbackScenarios(t *testing.T) {
 			name: "the web app's own pages pass untouched", config: fallback,
 			method: "GET", target: "/app/raven", answer: webAppSPA,
 			wantStatus: 200, wantForwarded: true, wantBody: webAppSPA.body,
+		},
+		{
+			name: "the client bundle passes untouched (it is no Engine.IO request)", config: fallback,
+			method: "GET", target: "/socket.io/socket.io.min.js", answer: backendAnswer{200, "application/javascript", "/*! Socket.IO */", ""},
+			wantStatus: 200, wantForwarded: true,
 		},
 	}
 	for _, sc := range scenarios {
