@@ -93,9 +93,12 @@ bench-go:
 
 # What the guard costs inside a real Traefik, side by side in one run
 # (writes bench/report.md and bench/throughput.png; several minutes).
+# BASELINE=<git revision> also runs the plugin as committed there, paired
+# with the working tree's round by round.
+BASELINE ?=
 bench:
 	set -a; eval "$$(bash scripts/setup-e2e.sh --bench)"; set +a; \
-	cd e2e && go run ./cmd/bench run
+	cd e2e && go run ./cmd/bench run $(if $(BASELINE),--baseline $(BASELINE))
 
 # 1,000 socket.io clients through a header-stripping nginx → two Traefiks →
 # three replicas → Redis; a replica killed and started again, Redis restarted

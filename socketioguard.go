@@ -249,9 +249,11 @@ func classifyOther(g *Guard, rw http.ResponseWriter, req *http.Request, path str
 }
 
 // repairAndForward repairs what a hop stripped, where the request proves
-// what it was, counts the handshakes and forwards the request.
+// what it was, counts the handshakes and forwards the request. (Only these
+// can need a repair: a poll of an open session, the most common request
+// here, skips the call; the Origin is a handshake's.)
 func repairAndForward(g *Guard, rw http.ResponseWriter, req *http.Request, eio *engineIORequest) {
-	if eio.missingSlash || eio.transport == transportWebsocket || g.settings.setMissingOrigin {
+	if eio.missingSlash || eio.transport == transportWebsocket || g.settings.setMissingOrigin && !eio.hasSID {
 		repairs, originWithheld := plannedRepairs(g, req, eio)
 		if originWithheld != "" {
 			withholdOrigin(g, req, originWithheld)
@@ -618,7 +620,7 @@ func describeQueryTooLong(_ *Guard, req *http.Request, _ *engineIORequest) strin
 	if len(req.URL.RawQuery) > maxQueryLength {
 		return fmt.Sprintf("the query is %d bytes; the guard reads queries of up to %d bytes", len(req.URL.RawQuery), maxQueryLength)
 	}
-	return fmt.Sprintf("the query has more than %d pairs (query: %q)", maxQueryPairs, redactedQuery(req.URL.RawQuery))
+	return fmt.Sprintf("the query has more than %d pairs; the guard reads queries of up to %d pairs", maxQueryPairs, maxQueryPairs)
 }
 
 func describeQueryMalformed(_ *Guard, req *http.Request, _ *engineIORequest) string {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,8 +19,10 @@ import (
 // Each input of stack.AttackInputs at each size, sent to the trivial
 // plugin's entrypoint and to the guard's, in alternating order over the
 // rounds; Traefik's CPU time (all its threads, /proc/<pid>/task/*/schedstat)
-// across a batch, per request. The guard's cost is its CPU per request minus
-// the trivial plugin's on the same request.
+// across a batch, per request, between two garbage collections Traefik is
+// asked for (its /debug/pprof/heap?gc=1): the garbage a batch makes is
+// collected on that batch's account. The guard's cost is its CPU per request
+// minus the trivial plugin's on the same request.
 
 // attackBatch is how many requests of a size one batch sends.
 func attackBatch(size int) int {
@@ -31,7 +35,7 @@ func attackBatch(size int) int {
 	return 40
 }
 
-const attackRounds = 3
+const attackRounds = 5
 
 func measureAttacks(r *results, tr *stack.Traefik, o benchOptions) error {
 	fmt.Printf("attacks: Traefik's CPU per request, %d inputs × %d sizes × %d rounds\n", len(stack.AttackInputs), len(stack.AttackSizes), attackRounds)
@@ -65,6 +69,7 @@ func measureAttacks(r *results, tr *stack.Traefik, o benchOptions) error {
 // cpuPerRequest sends n copies of req to addr (4 at a time) and returns
 // Traefik's CPU nanoseconds per request over the batch.
 func cpuPerRequest(tr *stack.Traefik, addr string, req stack.AttackRequest, n int) (float64, error) {
+	collectGarbage(tr)
 	before, err := cpuNanoseconds(tr.Cmd.Process.Pid)
 	if err != nil {
 		return 0, err
@@ -94,6 +99,7 @@ func cpuPerRequest(tr *stack.Traefik, addr string, req stack.AttackRequest, n in
 		return 0, err
 	}
 	time.Sleep(20 * time.Millisecond) // let Traefik finish the last requests' work
+	collectGarbage(tr)
 	after, err := cpuNanoseconds(tr.Cmd.Process.Pid)
 	if err != nil {
 		return 0, err
@@ -121,4 +127,13 @@ func cpuNanoseconds(pid int) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// collectGarbage has Traefik collect its garbage now (the bench Traefik
+// serves Go's /debug/pprof on its "traefik" entrypoint).
+func collectGarbage(tr *stack.Traefik) {
+	if resp, err := http.Get(tr.URL("traefik") + "/debug/pprof/heap?gc=1"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 }

@@ -353,7 +353,7 @@ func writeAttackRows(w func(string, ...any), r *results) {
 	w("\n## What one request can make the guard spend\n\n")
 	w("Each client-controlled input the guard reads, at 1 KiB, 64 KiB and about the 1 MiB Traefik accepts by default for request line and headers, in the request that takes it furthest into the guard (`e2e/stack/attacks.go`). In process: `BenchmarkAttack` under Yaegi v0.16.1, the Frappe recipe (with `inspectPath` for the inspection's row); the bound is %d µs and %d allocations above the trivial plugin on the same request. Inside Traefik: its CPU time per request (all its threads' schedstat, across batches of %d / %d / %d requests, %d rounds in alternating order, median), the guard's entrypoint and the trivial plugin's.\n\n",
 		attackMaxNs/1000, attackMaxAllocs, attackBatch(1<<10), attackBatch(64<<10), attackBatch(1<<20), attackRounds)
-	w("| input | size | in process: trivial plugin ns, allocations | guard ns, allocations | guard − trivial | within the bound | inside Traefik: CPU per request, trivial / guard | guard − trivial |\n|---|---|---|---|---|---|---|---|\n")
+	w("| input | size | in process: trivial plugin ns, allocations | guard ns, allocations | guard − trivial | within the bound | inside Traefik: CPU per request, trivial / guard (median) | guard − trivial, paired by round: median (min to max) |\n|---|---|---|---|---|---|---|---|\n")
 	met, rows := 0, 0
 	for _, in := range stack.AttackInputs {
 		for _, size := range stack.AttackSizes {
@@ -373,10 +373,21 @@ func writeAttackRows(w func(string, ...any), r *results) {
 			if cpu := r.attacks[in.Name+"/"+size.Name]; cpu != nil {
 				t, _, _ := stats(cpu["trivial"])
 				g, _, _ := stats(cpu["guard"])
-				inTraefik, diff = fmt.Sprintf("%.1f / %.1f µs", t/1e3, g/1e3), fmt.Sprintf("%+.1f µs", (g-t)/1e3)
+				d, lo, hi := stats(differences(cpu["guard"], cpu["trivial"]))
+				inTraefik, diff = fmt.Sprintf("%.0f / %.0f µs", t/1e3, g/1e3), fmt.Sprintf("%+.0f µs (%+.0f to %+.0f)", d/1e3, lo/1e3, hi/1e3)
 			}
 			w("| %s | %s | %s, %d | %s, %d | %+.1f µs, %+d | %s | %s | %s |\n", in.Name, size.Name, tNs, tAllocs, gNs, gAllocs, (gn-tn)/1e3, gAllocs-tAllocs, within, inTraefik, diff)
 		}
 	}
 	w("\n%d of %d rows within the bound in process. A row's cost does not grow with its input's size: each input has a limit checked before it is read (the readme's \"What a request can cost\"), and `TestCostDoesNotGrowPastTheLimits` / `FuzzCostDoesNotGrowPastTheLimits` hold the allocations of any content at 16 KiB and 256 KiB equal.\n", met, rows)
+}
+
+// differences pairs a and b round by round: a[i] - b[i].
+func differences(a, b []float64) []float64 {
+	n := min(len(a), len(b))
+	out := make([]float64, n)
+	for i := 0; i < n; i++ {
+		out[i] = a[i] - b[i]
+	}
+	return out
 }
