@@ -1,8 +1,9 @@
 # socketioguard — `make test` is the README's test command and what CI runs.
 # It installs what it needs (yaegi v0.16.1 and v0.15.1; nginx, Redis and
-# Chromium from Debian, the Node peers
-# from e2e/node's lockfile, Traefik v3.6.12 built from the Go module proxy)
-# and caches it under ~/.cache, so a second run is fast.
+# Chromium from Debian, the Node peers from e2e/node's lockfile, Traefik
+# v3.7.13, v3.6.12 and v2.11.54 built from the Go module proxy) and caches it
+# under ~/.cache, so a second run is fast. make demo builds and installs only
+# what the demo runs.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -42,7 +43,8 @@ yaegi_test_%: $(CACHE)/bin/yaegi-%
 
 $(CACHE)/bin/yaegi-%:
 	mkdir -p "$(CACHE)/bin/tmp-$*"
-	GOBIN="$(CACHE)/bin/tmp-$*" go install github.com/traefik/yaegi/cmd/yaegi@$*
+	start=$$SECONDS; GOBIN="$(CACHE)/bin/tmp-$*" go install github.com/traefik/yaegi/cmd/yaegi@$* && \
+		echo "setup: yaegi $* took $$((SECONDS - start))s"
 	mv "$(CACHE)/bin/tmp-$*/yaegi" "$@" && rmdir "$(CACHE)/bin/tmp-$*"
 
 # Keep the built binaries (make would delete pattern-built prerequisites).
@@ -57,7 +59,7 @@ doctor:
 # The real stack: Yaegi conformance and the report's scenarios on a real
 # Traefik, nginx, Socket.IO server and client (see e2e/readme.md).
 setup:
-	bash scripts/setup-e2e.sh --browser >/dev/null
+	bash scripts/setup-e2e.sh --browser --suite >/dev/null
 
 # The interpreted conformance (configuration decoding, the handler, the
 # hammer) runs again under Yaegi v0.15.1 (Traefik v2.10–v2.11.0), through
@@ -65,7 +67,7 @@ setup:
 YAEGI015_TESTS := TestConfigDecodesAlikeFromEveryProvider|TestBadConfigIsRefusedThroughTraefiksDecoder|TestInterpretedGuardInFrontOfAReverseProxy|TestDemoComposeFile|TestLoadsThePluginsTheBenchmarksUse|TestInterpretedGuardUnderConcurrentLoad
 
 e2e:
-	set -a; eval "$$(bash scripts/setup-e2e.sh --browser)"; set +a; \
+	set -a; eval "$$(bash scripts/setup-e2e.sh --browser --suite)"; set +a; \
 	cd e2e && go vet ./... && go test -race -count=1 -timeout 15m ./... && \
 	echo "e2e interpreted conformance under yaegi v0.15.1:" && \
 	go test -modfile=go.yaegi015.mod -race -count=1 -run '$(YAEGI015_TESTS)' . ./interpreted/

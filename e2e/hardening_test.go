@@ -18,21 +18,19 @@ import (
 )
 
 // TestAttacksThroughTraefik sends the second hardening pass's attacks
-// through a real Traefik — v3.6.12, and the same on v2.11.54 — to the
+// through a real Traefik — the main one (v3.7.13), and the same on v3.6.12
+// and v2.11.54 — to the
 // Frappe-like Socket.IO 4.8 server, on an entrypoint with the guard (Frappe
 // recipe, every log line written) and, where it tells what the guard
 // prevents, on one without: each gets the verdict the readme promises, no
 // attack puts an error-level line into Traefik's log, the guard's lines stay
 // short, and a real client still connects and ends on websocket.
 func TestAttacksThroughTraefik(t *testing.T) {
-	for _, line := range []struct {
-		name string
-		v2   bool
-	}{{"v3.6.12", false}, {"v2.11.54", true}} {
+	for _, line := range []struct{ name, line string }{{stack.MainTraefik, ""}, {"v3.6.12", "v3.6"}, {"v2.11.54", "v2"}} {
 		line := line
 		t.Run(line.name, func(t *testing.T) {
 			t.Parallel()
-			runAttacks(t, line.v2)
+			runAttacks(t, line.line)
 		})
 	}
 }
@@ -55,10 +53,10 @@ type attack struct {
 	asWithout bool
 }
 
-func runAttacks(t *testing.T, v2 bool) {
+func runAttacks(t *testing.T, line string) {
 	e := newEnv(t)
 	rt := e.realtime("realtime")
-	tr, err := e.st.StartTraefik(stack.TraefikOptions{V2: v2, Name: map[bool]string{true: "traefik-v2", false: "traefik"}[v2],
+	tr, err := e.st.StartTraefik(stack.TraefikOptions{Line: line, Name: "traefik" + line,
 		EntryPoints: []string{"guarded", "plain"}, Routers: []string{"sio-guarded@file", "sio-plain@file"},
 		Dynamic: guardedAndPlainRoutes(realtimeURL(rt), `{setMissingOrigin: true, eioVersions: "4", logLevel: debug, inspectPath: /socket.io/.guard}`),
 	})

@@ -10,7 +10,7 @@ import (
 	"github.com/sysmayal/socketioguard/e2e/stack"
 )
 
-// The report's scenarios on a real stack: Traefik v3.6.12 running the
+// The report's scenarios on a real stack: Traefik v3.7.13 running the
 // working tree's plugin under Yaegi, Debian's nginx, a Frappe-like Socket.IO
 // 4.8 server and socket.io-client 4.8, all on loopback. Scenarios marked (c)
 // also run without the guard, to show that the difference is the guard's.

@@ -23,7 +23,7 @@ import (
 )
 
 // Yaegi conformance: the plugin loaded and configured exactly as Traefik
-// v3.6.12 does it (package interpreted).
+// v3.7.13 does it (package interpreted).
 
 // interpretedPlugin is the plugin inside a Yaegi interpreter, with the
 // writers Traefik would hand it as stdout and stderr.

@@ -7,13 +7,13 @@
 # main module, so a plain `go install traefik@version` fails; we build from a
 # tiny wrapper module that copies them (and Traefik's go.sum).
 #
-# TRAEFIK_VERSION picks the release (default v3.6.12; v2.x builds too: the
+# TRAEFIK_VERSION picks the release (default v3.7.13, the main Traefik; v2.x builds too: the
 # checksum database answers 404 for github.com/traefik/traefik/v2 versions,
 # so that one module is exempted from it with GONOSUMDB — its dependencies
 # are still checked against Traefik's own go.sum).
 set -euo pipefail
 
-version="${TRAEFIK_VERSION:-v3.6.12}"
+version="${TRAEFIK_VERSION:-v3.7.13}"
 major="${version%%.*}"
 module="github.com/traefik/traefik/$major"
 export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}github.com/traefik/traefik"

@@ -4,22 +4,36 @@
 # Chromium from Debian, the Node peers from the committed lockfile, and Traefik built
 # from the Go module proxy. Everything is cached: a second run takes seconds.
 #
-# usage: scripts/setup-e2e.sh [--browser] [--bench]
-#        (--browser also installs Chromium, --bench wrk)
+# usage: scripts/setup-e2e.sh [--browser] [--bench] [--suite]
+#        (--browser also installs Chromium, --bench wrk; --suite also builds
+#        the Traefik lines the suite runs besides the main one: v3.6.12 and
+#        v2.11.54. The demo and the bench need only the main one, v3.7.13.)
 # prints shell assignments for the tools found, e.g. eval "$(scripts/setup-e2e.sh)"
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 want_browser=false
 want_bench=false
+want_suite=false
 for arg in "$@"; do
 	case "$arg" in
 	--browser) want_browser=true ;;
 	--bench) want_bench=true ;;
+	--suite) want_suite=true ;;
 	*) echo "setup: unknown option $arg" >&2; exit 2 ;;
 	esac
 done
 
 say() { echo "setup: $*" >&2; }
+
+# Each step that did work says how long it took (the readme's Development
+# section lists these cold times); a cached step says nothing.
+timed() {
+	local what="$1" start=$SECONDS
+	shift
+	"$@"
+	local took=$((SECONDS - start))
+	[ "$took" -lt 2 ] || say "$what took $((took / 60))m$((took % 60))s"
+}
 
 apt_install() {
 	local missing=()
@@ -41,27 +55,38 @@ apt_install() {
 command -v go >/dev/null || { say "Go is required (https://go.dev/dl)"; exit 1; }
 command -v node >/dev/null && command -v npm >/dev/null || { say "Node.js 18+ with npm is required"; exit 1; }
 
-apt_install nginx redis-server
-$want_browser && apt_install chromium
-$want_bench && apt_install wrk
+timed "nginx and Redis from Debian" apt_install nginx redis-server
+$want_browser && timed "Chromium from Debian" apt_install chromium
+$want_bench && timed "wrk from Debian" apt_install wrk
 
 # Node peers (socket.io, socket.io-client, the Redis client, adapter and
 # emitter, playwright-core) from the lockfile.
 node_dir="$root/e2e/node"
 stamp="$node_dir/node_modules/.socketioguard-lock"
-if [ ! -f "$stamp" ] || ! cmp -s "$node_dir/package-lock.json" "$stamp"; then
+node_peers() {
 	say "npm ci in e2e/node"
 	(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
 	cp "$node_dir/package-lock.json" "$stamp"
+}
+if [ ! -f "$stamp" ] || ! cmp -s "$node_dir/package-lock.json" "$stamp"; then
+	timed "the Node peers (npm ci)" node_peers
 fi
 
-traefik="$("$root/scripts/build-traefik.sh")"
-# The v2.11 line too (its newest patch the Go module proxy serves), for the
-# scenarios the suite also runs on v2.
-traefik_v2="$(TRAEFIK_VERSION="${TRAEFIK_V2_VERSION:-v2.11.54}" "$root/scripts/build-traefik.sh")"
-
-echo "SOCKETIOGUARD_TRAEFIK=$traefik"
-echo "SOCKETIOGUARD_TRAEFIK_V2=$traefik_v2"
+# build_traefik VERSION VARIABLE: builds (or finds cached) and prints VARIABLE=path.
+build_traefik() {
+	local path
+	path="$(TRAEFIK_VERSION="$1" "$root/scripts/build-traefik.sh")"
+	echo "$2=$path"
+}
+main_traefik="${TRAEFIK_VERSION:-v3.7.13}"
+timed "Traefik $main_traefik" build_traefik "$main_traefik" SOCKETIOGUARD_TRAEFIK
+if $want_suite; then
+	# v3.6.12 and the v2.11 line (its newest patch the Go module proxy
+	# serves), for the scenarios the suite also runs there.
+	timed "Traefik v3.6.12" build_traefik v3.6.12 SOCKETIOGUARD_TRAEFIK_V36
+	v2="${TRAEFIK_V2_VERSION:-v2.11.54}"
+	timed "Traefik $v2" build_traefik "$v2" SOCKETIOGUARD_TRAEFIK_V2
+fi
 echo "SOCKETIOGUARD_NGINX=$(command -v nginx || echo /usr/sbin/nginx)"
 echo "SOCKETIOGUARD_REDIS=$(command -v redis-server || echo /usr/bin/redis-server)"
 echo "SOCKETIOGUARD_NODE=$(command -v node)"

@@ -1,5 +1,6 @@
-// Package interpreted loads the plugin the way Traefik v3.6.12 does
-// (pkg/plugins/middlewareyaegi.go): the source in a GOPATH layout, Yaegi
+// Package interpreted loads the plugin the way Traefik v3.7.13 does
+// (pkg/plugins/middlewareyaegi.go; v3.6.12 differs only in how it reads
+// New's results): the source in a GOPATH layout, Yaegi
 // v0.16.1 with the standard library's symbols only, CreateConfig, then
 // mapstructure decoding with weak typing and the "," slice hook, and New
 // called through reflection.
@@ -83,13 +84,22 @@ func (p *Plugin) CreateConfig(config map[string]any) (reflect.Value, error) {
 	return vConfig, decoder.Decode(config)
 }
 
-// New is Traefik's yaegiMiddlewareBuilder.newHandler.
+// New is Traefik's yaegiMiddlewareBuilder.newHandler, as v3.7 has it: New's
+// results read with reflect.TypeAssert (v3.6 read them through Interface()).
 func (p *Plugin) New(next http.Handler, cfg reflect.Value, name string) (http.Handler, error) {
 	results := p.fnNew.Call([]reflect.Value{reflect.ValueOf(context.Background()), reflect.ValueOf(next), cfg, reflect.ValueOf(name)})
-	if err, _ := results[1].Interface().(error); err != nil {
+	if len(results) > 1 && results[1].Interface() != nil {
+		err, ok := reflect.TypeAssert[error](results[1])
+		if !ok {
+			return nil, fmt.Errorf("invalid error type: %T", results[1].Interface())
+		}
 		return nil, err
 	}
-	return results[0].Interface().(http.Handler), nil
+	handler, ok := reflect.TypeAssert[http.Handler](results[0])
+	if !ok {
+		return nil, fmt.Errorf("invalid handler type: %T", results[0].Interface())
+	}
+	return handler, nil
 }
 
 // Handler decodes config and builds the handler in one go.

@@ -28,14 +28,23 @@ import (
 // Tools are the binaries and directories the stack runs. scripts/setup-e2e.sh
 // installs or builds them and prints the SOCKETIOGUARD_* variables.
 type Tools struct {
-	Traefik   string // Traefik v3.6.12 built from the Go module proxy
-	TraefikV2 string // the newest v2.11 the Go module proxy serves, built likewise
-	Nginx     string // Debian's nginx
-	Redis     string // Debian's redis-server
-	Node      string
-	NodeDir   string // e2e/node: realtime.js, webapp.js, client.js, node_modules
-	Repo      string // the working tree whose plugin source is mounted
+	// Traefik is the main Traefik, v3.7.13, built from the Go module proxy
+	// (scripts/build-traefik.sh; what differs from the release: the readme's
+	// "Which Traefik"); TraefikV36 is v3.6.12 and TraefikV2 the newest v2.11
+	// the proxy serves, built likewise, for the suite's subsets on those lines
+	// (scripts/setup-e2e.sh --suite).
+	Traefik    string
+	TraefikV36 string
+	TraefikV2  string
+	Nginx      string // Debian's nginx
+	Redis      string // Debian's redis-server
+	Node       string
+	NodeDir    string // e2e/node: realtime.js, webapp.js, client.js, node_modules
+	Repo       string // the working tree whose plugin source is mounted
 }
+
+// MainTraefik is the Traefik release the suite, the demo and the bench run.
+const MainTraefik = "v3.7.13"
 
 // FindTools locates the tools from the environment (set by setup-e2e.sh) and
 // the repository layout, and says what to run when something is missing.
@@ -45,20 +54,23 @@ func FindTools() (Tools, error) {
 		return Tools{}, err
 	}
 	t := Tools{
-		Traefik:   os.Getenv("SOCKETIOGUARD_TRAEFIK"),
-		TraefikV2: os.Getenv("SOCKETIOGUARD_TRAEFIK_V2"),
-		Nginx:     os.Getenv("SOCKETIOGUARD_NGINX"),
-		Redis:     os.Getenv("SOCKETIOGUARD_REDIS"),
-		Node:      os.Getenv("SOCKETIOGUARD_NODE"),
-		NodeDir:   filepath.Join(repo, "e2e", "node"),
-		Repo:      repo,
+		Traefik:    os.Getenv("SOCKETIOGUARD_TRAEFIK"),
+		TraefikV36: os.Getenv("SOCKETIOGUARD_TRAEFIK_V36"),
+		TraefikV2:  os.Getenv("SOCKETIOGUARD_TRAEFIK_V2"),
+		Nginx:      os.Getenv("SOCKETIOGUARD_NGINX"),
+		Redis:      os.Getenv("SOCKETIOGUARD_REDIS"),
+		Node:       os.Getenv("SOCKETIOGUARD_NODE"),
+		NodeDir:    filepath.Join(repo, "e2e", "node"),
+		Repo:       repo,
 	}
 	home, _ := os.UserHomeDir()
-	if t.Traefik == "" {
-		t.Traefik = filepath.Join(home, ".cache", "socketioguard", "traefik-v3.6.12", "traefik")
-	}
-	if t.TraefikV2 == "" {
-		t.TraefikV2 = filepath.Join(home, ".cache", "socketioguard", "traefik-v2.11.54", "traefik")
+	for _, line := range []struct {
+		path    *string
+		version string
+	}{{&t.Traefik, MainTraefik}, {&t.TraefikV36, "v3.6.12"}, {&t.TraefikV2, "v2.11.54"}} {
+		if *line.path == "" {
+			*line.path = filepath.Join(home, ".cache", "socketioguard", "traefik-"+line.version, "traefik")
+		}
 	}
 	if t.Nginx == "" {
 		t.Nginx, _ = exec.LookPath("nginx")
@@ -73,7 +85,8 @@ func FindTools() (Tools, error) {
 		t.Redis, _ = exec.LookPath("redis-server")
 	}
 	var missing []string
-	for name, path := range map[string]string{"traefik": t.Traefik, "traefik v2": t.TraefikV2, "nginx": t.Nginx, "node": t.Node, "redis-server": t.Redis,
+	// The other Traefik lines are looked for when a test starts one (StartTraefik).
+	for name, path := range map[string]string{"traefik": t.Traefik, "nginx": t.Nginx, "node": t.Node, "redis-server": t.Redis,
 		"node_modules": filepath.Join(t.NodeDir, "node_modules", "socket.io")} {
 		if _, err := os.Stat(path); path == "" || err != nil {
 			missing = append(missing, name)

@@ -50,9 +50,10 @@ type TraefikOptions struct {
 	LogLevel string // default DEBUG: plugin stdout (warn/info lines) shows at DEBUG only
 	// ExtraStatic is appended to the static configuration (YAML).
 	ExtraStatic string
-	// V2 runs Tools.TraefikV2 (the v2.11 line) instead of v3.6.12.
-	V2  bool
-	Tee io.Writer
+	// Line runs another Traefik line than the main one (v3.7.13): "v3.6"
+	// (Tools.TraefikV36) or "v2" (Tools.TraefikV2, the v2.11 line).
+	Line string
+	Tee  io.Writer
 }
 
 // StartTraefik mounts the working tree's plugin source as a local plugin
@@ -131,9 +132,18 @@ func (s *Stack) StartTraefik(o TraefikOptions) (*Traefik, error) {
 		}
 	}
 	binary, noColor := s.Tools.Traefik, "  noColor: true\n"
-	if o.V2 {
+	switch o.Line {
+	case "":
+	case "v3.6":
+		binary = s.Tools.TraefikV36
+	case "v2":
 		// Traefik v2 refuses static keys it does not know (log.noColor is v3's).
 		binary, noColor = s.Tools.TraefikV2, ""
+	default:
+		return nil, fmt.Errorf("no Traefik line %q (main, v3.6, v2)", o.Line)
+	}
+	if _, err := os.Stat(binary); err != nil {
+		return nil, fmt.Errorf("no Traefik %s at %s: run scripts/setup-e2e.sh --suite (make e2e does)", o.Line, binary)
 	}
 	fmt.Fprintf(&static, `ping:
   entryPoint: traefik

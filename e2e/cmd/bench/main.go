@@ -1,5 +1,5 @@
 // Command bench measures what socketioguard costs inside a real Traefik
-// v3.6.12, side by side in one run, on loopback (make bench):
+// (the main one, v3.7.13), side by side in one run, on loopback (make bench):
 //
 //   - HTTP: wrk (Debian's) against four entrypoints to the same fast backend —
 //     no middleware, a trivial pass-through Yaegi plugin (the catalog's demo
