@@ -143,11 +143,12 @@ func waitChan(p *stack.Process) <-chan struct{} {
 	return ch
 }
 
-// The compose file cannot run here (no Docker engine), so it is checked
-// instead: it parses, every mounted path exists, the plugin is mounted where
-// Traefik looks for local plugins, and the plugin configuration in its labels
-// decodes (paerser, then mapstructure) into what New accepts — the same
-// configuration as demo/traefik/dynamic.yml, which `make demo` uses.
+// TestDemoComposeFile reads the compose file without an engine (compose_test.go
+// runs it on one): it parses, every mounted path exists, the plugin is
+// mounted where Traefik looks for local plugins, and the plugin
+// configuration in its labels decodes (paerser, then mapstructure) into what
+// New accepts — the same configuration as demo/traefik/dynamic.yml, which
+// `make demo` uses.
 func TestDemoComposeFile(t *testing.T) {
 	tools, _ := stack.FindTools()
 	demoDir := filepath.Join(tools.Repo, "demo")
@@ -170,20 +171,26 @@ func TestDemoComposeFile(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &compose); err != nil {
 		t.Fatalf("docker-compose.yml does not parse: %v", err)
 	}
-	images := map[string]string{"traefik": "traefik:v3.6", "realtime": "node:20", "webapp": "node:20", "front-nginx": "nginx:", "redis": "redis:7"}
+	images := map[string]string{"traefik": "traefik:" + stack.MainTraefik, "realtime": "node:20", "webapp": "node:20", "front-nginx": "nginx:", "redis": "redis:7"}
 	for name, prefix := range images {
 		svc, ok := compose.Services[name]
 		if !ok || !strings.HasPrefix(svc.Image, prefix) {
 			t.Errorf("service %s: image %q, want %s…", name, svc.Image, prefix)
+		}
+		if name == "traefik" && svc.Image != prefix {
+			t.Errorf("service traefik: image %q, want exactly %s (the release the suite runs)", svc.Image, prefix)
 		}
 	}
 
 	labels := map[string]string{}
 	for name, svc := range compose.Services {
 		for _, v := range svc.Volumes {
-			host, target, _ := strings.Cut(v, ":")
-			if host == "/var/run/docker.sock" {
+			if strings.HasPrefix(v, "${DOCKER_SOCK:-/var/run/docker.sock}:") {
 				continue // the Docker engine's socket, on the user's machine
+			}
+			host, target, _ := strings.Cut(v, ":")
+			if strings.Contains(v, "docker.sock") {
+				t.Errorf("service %s mounts the engine's socket as %q: its path should come from DOCKER_SOCK, default /var/run/docker.sock", name, host)
 			}
 			if _, err := os.Stat(filepath.Join(demoDir, host)); err != nil {
 				t.Errorf("service %s mounts %s, which does not exist", name, host)

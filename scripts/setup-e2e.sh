@@ -4,21 +4,27 @@
 # Chromium from Debian, the Node peers from the committed lockfile, and Traefik built
 # from the Go module proxy. Everything is cached: a second run takes seconds.
 #
-# usage: scripts/setup-e2e.sh [--browser] [--bench] [--suite]
+# usage: scripts/setup-e2e.sh [--browser] [--bench] [--suite] [--docker]
 #        (--browser also installs Chromium, --bench wrk; --suite also builds
 #        the Traefik lines the suite runs besides the main one: v3.6.12 and
-#        v2.11.54. The demo and the bench need only the main one, v3.7.13.)
+#        v2.11.54. The demo and the bench need only the main one, v3.7.13.
+#        --docker: a Docker engine for the compose test — Debian's docker.io
+#        and debootstrap, Compose v2 built from its module source, a Debian
+#        root filesystem and an npm cache the test's images are built from;
+#        no image registry is needed.)
 # prints shell assignments for the tools found, e.g. eval "$(scripts/setup-e2e.sh)"
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 want_browser=false
 want_bench=false
 want_suite=false
+want_docker=false
 for arg in "$@"; do
 	case "$arg" in
 	--browser) want_browser=true ;;
 	--bench) want_bench=true ;;
 	--suite) want_suite=true ;;
+	--docker) want_docker=true ;;
 	*) echo "setup: unknown option $arg" >&2; exit 2 ;;
 	esac
 done
@@ -86,6 +92,42 @@ if $want_suite; then
 	timed "Traefik v3.6.12" build_traefik v3.6.12 SOCKETIOGUARD_TRAEFIK_V36
 	v2="${TRAEFIK_V2_VERSION:-v2.11.54}"
 	timed "Traefik $v2" build_traefik "$v2" SOCKETIOGUARD_TRAEFIK_V2
+fi
+if $want_docker; then
+	timed "docker.io and debootstrap from Debian" apt_install docker.io debootstrap
+	docker_cache="${SOCKETIOGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/socketioguard}/docker"
+	mkdir -p "$docker_cache"
+	compose_config() { echo "SOCKETIOGUARD_DOCKER_CONFIG=$("$root/scripts/build-compose.sh")"; }
+	timed "Docker Compose v2.40.3" compose_config
+	# The root filesystem every test image starts from (no registry here:
+	# the images carry the compose file's public names, built from this).
+	rootfs="$docker_cache/debian-bookworm-minbase.tar"
+	debian_rootfs() {
+		local dir
+		dir=$(mktemp -d "$docker_cache/rootfs.XXXXXX")
+		say "debootstrap bookworm (minbase)"
+		debootstrap --variant=minbase bookworm "$dir/root" http://deb.debian.org/debian >"$dir/log" 2>&1 \
+			|| { cat "$dir/log" >&2; rm -rf "$dir"; exit 1; }
+		tar -C "$dir/root" -cf "$rootfs.tmp" . && mv "$rootfs.tmp" "$rootfs"
+		rm -rf "$dir"
+	}
+	[ -s "$rootfs" ] || timed "a Debian bookworm root filesystem (debootstrap)" debian_rootfs
+	# The Node images run `npm ci` offline from this cache, filled from the
+	# same lockfile.
+	npm_cache="$docker_cache/npm-cache"
+	npm_cache_fill() {
+		local dir
+		dir=$(mktemp -d)
+		cp "$node_dir/package.json" "$node_dir/package-lock.json" "$dir/"
+		(cd "$dir" && npm ci --cache "$npm_cache" --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+		rm -rf "$dir"
+		cp "$node_dir/package-lock.json" "$npm_cache/.socketioguard-lock"
+	}
+	cmp -s "$node_dir/package-lock.json" "$npm_cache/.socketioguard-lock" 2>/dev/null \
+		|| timed "the images' npm cache" npm_cache_fill
+	echo "SOCKETIOGUARD_DOCKERD=$(command -v dockerd || echo /usr/sbin/dockerd)"
+	echo "SOCKETIOGUARD_DOCKER=/usr/bin/docker"
+	echo "SOCKETIOGUARD_DOCKER_CACHE=$docker_cache"
 fi
 echo "SOCKETIOGUARD_NGINX=$(command -v nginx || echo /usr/sbin/nginx)"
 echo "SOCKETIOGUARD_REDIS=$(command -v redis-server || echo /usr/bin/redis-server)"

@@ -10,7 +10,9 @@
 // usage: node client.js --url http://127.0.0.1:8005 [--path /socket.io/] [--namespace /site]
 //          [--transports polling,websocket] [--header "Cookie: sid=x"]… [--subscribe "Raven Channel/general"]
 //          [--wait-event message_created] [--events 1] [--timeout 15000] [--settle 1500]
-//          [--reconnection-attempts 3]
+//          [--reconnection-attempts 3] [--resolve erp.example.test=127.0.0.1]
+// (--resolve: the site's name answers at that address, as /etc/hosts would;
+// HTTPS trusts NODE_EXTRA_CA_CERTS.)
 "use strict";
 
 const { io } = require("socket.io-client");
@@ -27,8 +29,13 @@ const url = new URL(opts.namespace || "/", opts.url).toString();
 const extraHeaders = {};
 for (const h of opts.header) {
   const i = h.indexOf(":");
-  extraHeaders[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+  // engine.io-client's Node websocket transport sets headers.cookie (lower
+  // case) from its cookie jar, which would hide a "Cookie" key: keep the
+  // session cookie under the name it uses.
+  const name = h.slice(0, i).trim();
+  extraHeaders[name.toLowerCase() === "cookie" ? "cookie" : name] = h.slice(i + 1).trim();
 }
+const ownCookie = extraHeaders.cookie;
 const wantEvents = Number(opts.events || (opts["wait-event"] ? 1 : 0));
 const timeoutMs = Number(opts.timeout || 15000);
 const settleMs = Number(opts.settle || 1500);
@@ -46,7 +53,20 @@ const summary = {
 };
 const emit = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
+// Node's connections pick the address up through the agent's lookup.
+let agent;
+if (opts.resolve) {
+  const [name, address] = opts.resolve.split("=");
+  const lookup = (hostname, options, callback) => {
+    if (hostname !== name) return require("node:dns").lookup(hostname, options, callback);
+    if (options && options.all) return callback(null, [{ address, family: 4 }]);
+    return callback(null, address, 4);
+  };
+  agent = new (url.startsWith("https:") ? require("node:https") : require("node:http")).Agent({ lookup });
+}
+
 const socket = io(url, {
+  agent,
   path: opts.path || "/socket.io/",
   transports: (opts.transports || "polling,websocket").split(","),
   extraHeaders,
@@ -58,7 +78,10 @@ const socket = io(url, {
 });
 // engine.io-client 6.6 in Node appends its cookie jar to extraHeaders.cookie
 // in place: start each reconnection without the stale ones (see soak.js).
-socket.io.on("reconnect_attempt", () => delete extraHeaders.cookie);
+socket.io.on("reconnect_attempt", () => {
+  if (ownCookie === undefined) delete extraHeaders.cookie;
+  else extraHeaders.cookie = ownCookie;
+});
 
 let readySent = false;
 let subscribed = !opts.subscribe;

@@ -22,11 +22,22 @@
 // usage: node realtime.js --port 9000 --redis redis://127.0.0.1:6379 [--adapter]
 //          [--name replica-a] [--server-ip 127.0.0.1:8000] [--default-site raven.localhost]
 //          [--ping-interval 25000] [--ping-timeout 20000] [--refuse-requests] [--ack-subscriptions]
+//          [--frappe v15|develop] [--log-origins]
+//
+// --frappe picks the HTTP client of Frappe's callback, which matters when the
+// callback is redirected (http → https): v15 calls with superagent 8
+// (?sid= in the query; it follows 5 redirects and drops Cookie/Authorization
+// only when the host changes), develop with Node's fetch (Cookie: sid=…;
+// undici drops Cookie on a cross-origin redirect, http → https included).
+// Without it: a plain http(s).get with both, no redirects followed.
+// --log-origins logs each Engine.IO request's transport, Origin and
+// X-Forwarded-Proto as it arrived, and whom the callback answered for.
 "use strict";
 
 const http = require("node:http");
 const { Server } = require("socket.io");
 const { createClient } = require("redis");
+const https = require("node:https");
 const { createAdapter } = require("@socket.io/redis-adapter");
 
 const args = parseArgs(process.argv.slice(2));
@@ -51,6 +62,16 @@ async function main() {
     // Not Frappe: stands for a server whose allowRequest refuses (origin, CORS or auth checks).
     allowRequest: args["refuse-requests"] ? (req, callback) => callback("Forbidden", false) : undefined,
   });
+
+  // After the Server: engine.io takes over the listeners attached before it.
+  if (args["log-origins"]) {
+    const arrived = (req, kind) => {
+      const q = new URL(req.url, "http://x").searchParams;
+      log(`arrived ${kind} transport=${q.get("transport") || "-"} sid=${q.has("sid") ? "yes" : "no"} origin=${req.headers.origin || "-"} x-forwarded-proto=${req.headers["x-forwarded-proto"] || "-"}`);
+    };
+    server.on("request", (req) => arrived(req, "request"));
+    server.on("upgrade", (req) => arrived(req, "upgrade"));
+  }
 
   // Multitenancy, as Frappe: any "/<sitename>" namespace, validated on connect.
   const realtime = io.of(/^\/.*$/);
@@ -80,6 +101,7 @@ async function main() {
     frappeCall(socket, "/api/method/frappe.realtime.get_user_info", {}, sid, site)
       .then(({ status, body }) => {
         if (status !== 200) throw new Error(statusText(status));
+        if (args["log-origins"]) log(`callback for ${socket.nsp.name} answered user=${body.message.user}`);
         socket.user = body.message.user;
         socket.user_type = body.message.user_type;
         socket.sid = sid;
@@ -188,6 +210,8 @@ function frappeURL(socket, path) {
 }
 
 function frappeCall(socket, path, query, sid, site) {
+  if (args.frappe === "v15") return frappeCallV15(socket, path, query, sid);
+  if (args.frappe === "develop") return frappeCallDevelop(socket, path, query, sid);
   return new Promise((resolve, reject) => {
     let url;
     try {
@@ -200,7 +224,7 @@ function frappeCall(socket, path, query, sid, site) {
     const headers = { "X-Frappe-Site-Name": site || "" };
     if (sid) headers.Cookie = `sid=${sid}`;
     if (socket.request.headers.authorization) headers.Authorization = socket.request.headers.authorization;
-    const req = http.get(url, { headers, timeout: 5000 }, (res) => {
+    const req = (url.protocol === "https:" ? https : http).get(url, { headers, timeout: 5000 }, (res) => {
       let body = "";
       res.on("data", (c) => (body += c));
       res.on("end", () => {
@@ -214,6 +238,32 @@ function frappeCall(socket, path, query, sid, site) {
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
   });
+}
+
+// Frappe v15 (realtime/middlewares/authenticate.js): superagent, the sid in
+// the query, else the Authorization header.
+function frappeCallV15(socket, path, query, sid) {
+  const request = require("superagent");
+  let req = request.get(frappeURL(socket, path)).query(query).timeout(5000).ok(() => true);
+  if (sid) req = req.query({ sid });
+  else if (socket.request.headers.authorization) req = req.set("Authorization", socket.request.headers.authorization);
+  return req.then((res) => ({ status: res.status, body: res.body && typeof res.body === "object" ? res.body : {} }));
+}
+
+// Frappe develop (since 2024-04): Node's fetch, the sid as a Cookie, else
+// the Authorization header.
+async function frappeCallDevelop(socket, path, query, sid) {
+  const url = new URL(frappeURL(socket, path));
+  for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+  const headers = {};
+  if (socket.request.headers.authorization) headers.Authorization = socket.request.headers.authorization;
+  else headers.Cookie = `sid=${sid}`;
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+  let body = {};
+  try {
+    body = await res.json();
+  } catch {}
+  return { status: res.status, body };
 }
 
 function statusText(status) {

@@ -120,13 +120,30 @@ type Check struct {
 // the handshake on the realtime port, the same through Traefik, and a
 // published message_created reaching a connected client without refresh.
 func (d *Demo) RunChecks() []Check {
-	var checks []Check
 	local := fmt.Sprintf("http://127.0.0.1:%d/socket.io/?EIO=4&transport=polling", d.Realtime.Port)
-	localKeys, localDetail, localOK := handshakeShape(local)
+	return ReportChecks(d.Stack, d.URL, func() HandshakeAnswer { return getHandshake(local) })
+}
+
+// HandshakeAnswer is what a polling handshake got: the curl of the report's
+// checks, wherever it ran (this machine, or inside the realtime container).
+type HandshakeAnswer struct {
+	URL         string
+	Status      int
+	ContentType string
+	Body        string
+	Guard       string // X-Socketio-Guard-Error
+	Err         error
+}
+
+// ReportChecks runs the report's three checks against a deployment: local
+// answers the handshake on the realtime server's own port, public is the
+// URL users reach (Traefik's entrypoint).
+func ReportChecks(st *Stack, public string, local func() HandshakeAnswer) []Check {
+	var checks []Check
+	localKeys, localDetail, localOK := handshakeShape(local())
 	checks = append(checks, Check{"local handshake (realtime port)", localOK, localDetail})
 
-	external := d.URL + "/socket.io/?EIO=4&transport=polling"
-	extKeys, extDetail, extOK := handshakeShape(external)
+	extKeys, extDetail, extOK := handshakeShape(getHandshake(public + "/socket.io/?EIO=4&transport=polling"))
 	if extOK && localOK && extKeys != localKeys {
 		extOK, extDetail = false, fmt.Sprintf("Engine.IO JSON differs: %s through Traefik, %s locally", extKeys, localKeys)
 	} else if extOK {
@@ -134,40 +151,47 @@ func (d *Demo) RunChecks() []Check {
 	}
 	checks = append(checks, Check{"external handshake (through Traefik)", extOK, extDetail})
 
-	checks = append(checks, d.checkPublish())
+	checks = append(checks, checkPublish(st, public))
 	return checks
 }
 
-// handshakeShape GETs a polling handshake and describes its open packet.
-func handshakeShape(url string) (keys, detail string, ok bool) {
+func getHandshake(url string) HandshakeAnswer {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, body, err := Get(ctx, url, nil)
 	if err != nil {
-		return "", fmt.Sprintf("GET %s: %v", url, err), false
+		return HandshakeAnswer{URL: url, Err: err}
 	}
-	if resp.StatusCode != 200 || !strings.HasPrefix(body, "0{") {
-		return "", fmt.Sprintf("GET %s → %d %q (guard error %q)", url, resp.StatusCode, trim(body, 120), resp.Header.Get("X-Socketio-Guard-Error")), false
+	return HandshakeAnswer{URL: url, Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: body, Guard: resp.Header.Get("X-Socketio-Guard-Error")}
+}
+
+// handshakeShape describes a polling handshake's open packet.
+func handshakeShape(a HandshakeAnswer) (keys, detail string, ok bool) {
+	if a.Err != nil {
+		return "", fmt.Sprintf("GET %s: %v", a.URL, a.Err), false
+	}
+	if a.Status != 200 || !strings.HasPrefix(a.Body, "0{") {
+		return "", fmt.Sprintf("GET %s → %d %q (guard error %q)", a.URL, a.Status, trim(a.Body, 120), a.Guard), false
 	}
 	var open map[string]any
-	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil {
-		return "", fmt.Sprintf("open packet %q: %v", trim(body, 120), err), false
+	if err := json.Unmarshal([]byte(a.Body[1:]), &open); err != nil {
+		return "", fmt.Sprintf("open packet %q: %v", trim(a.Body, 120), err), false
 	}
 	names := make([]string, 0, len(open))
 	for k := range open {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	return strings.Join(names, ","), fmt.Sprintf("curl %s → 200, %s, upgrades %v", url, resp.Header.Get("Content-Type"), open["upgrades"]), true
+	return strings.Join(names, ","), fmt.Sprintf("curl %s → 200, %s, upgrades %v", a.URL, a.ContentType, open["upgrades"]), true
 }
 
 // checkPublish connects a socket.io client as the page does (no Origin on
 // the polling handshake, the session cookie), sends a message through the
 // web app's API, and waits for message_created.
-func (d *Demo) checkPublish() Check {
+func checkPublish(st *Stack, public string) Check {
 	c := Check{Name: "publish_realtime → connected client"}
-	run, err := d.Stack.StartClient("check-client", ClientOptions{
-		URL: d.URL, Namespace: "/" + Site, Headers: []string{"Cookie: sid=demo-check"},
+	run, err := st.StartClient("check-client", ClientOptions{
+		URL: public, Namespace: "/" + Site, Headers: []string{"Cookie: sid=demo-check"},
 		Subscribe: "Raven Channel/general", WaitEvent: "message_created", Events: 1,
 		Timeout: 15 * time.Second, Settle: 1500 * time.Millisecond,
 	})
@@ -184,7 +208,7 @@ func (d *Demo) checkPublish() Check {
 	started := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := postJSON(ctx, d.URL+"/api/method/raven.api.send_message", `{"channel_id":"general","text":"deployment check"}`); err != nil {
+	if err := postJSON(ctx, public+"/api/method/raven.api.send_message", `{"channel_id":"general","text":"deployment check"}`); err != nil {
 		c.Detail = "send_message: " + err.Error()
 		return c
 	}

@@ -565,6 +565,8 @@ type ClientOptions struct {
 	Timeout      time.Duration
 	Settle       time.Duration
 	Reconnection int
+	Resolve      string   // "name=address": the site's name answers there (HTTPS names)
+	Env          []string // e.g. NODE_EXTRA_CA_CERTS
 }
 
 // ClientRun is a running client.js.
@@ -602,9 +604,13 @@ func (s *Stack) StartClient(name string, o ClientOptions) (*ClientRun, error) {
 	if o.Reconnection > 0 {
 		add("reconnection-attempts", fmt.Sprint(o.Reconnection))
 	}
+	add("resolve", o.Resolve)
 
 	cmd := exec.Command(s.Tools.Node, args...)
 	cmd.Dir = s.Dir
+	if len(o.Env) > 0 {
+		cmd.Env = append(os.Environ(), o.Env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

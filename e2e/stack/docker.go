@@ -1,0 +1,313 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Docker is a Docker engine the test started itself (Debian's dockerd with
+// its own data root, exec root and socket), and the docker CLI with the
+// Compose v2 plugin pointed at it. scripts/setup-e2e.sh --docker installs
+// and builds what it needs.
+type Docker struct {
+	st     *Stack
+	Daemon *Process
+	// Host is the engine's socket as DOCKER_HOST (unix://…), Socket its path.
+	Host, Socket string
+	cli          string
+	config       string // DOCKER_CONFIG: holds cli-plugins/docker-compose
+	cache        string // data root, root filesystem, npm cache
+	execRoot     string
+}
+
+// DockerTools are what setup-e2e.sh --docker printed.
+type DockerTools struct {
+	Dockerd, CLI, Config, Cache string
+}
+
+// FindDockerTools reads them from the environment and says what to run when
+// one is missing.
+func FindDockerTools() (DockerTools, error) {
+	t := DockerTools{
+		Dockerd: os.Getenv("SOCKETIOGUARD_DOCKERD"),
+		CLI:     os.Getenv("SOCKETIOGUARD_DOCKER"),
+		Config:  os.Getenv("SOCKETIOGUARD_DOCKER_CONFIG"),
+		Cache:   os.Getenv("SOCKETIOGUARD_DOCKER_CACHE"),
+	}
+	if t.Dockerd == "" || t.CLI == "" || t.Config == "" || t.Cache == "" {
+		return t, fmt.Errorf("no Docker engine configured: run eval \"$(scripts/setup-e2e.sh --docker)\" (make e2e does)")
+	}
+	for name, path := range map[string]string{"dockerd": t.Dockerd, "docker": t.CLI, "the Compose plugin": filepath.Join(t.Config, "cli-plugins", "docker-compose"), "the cache": t.Cache} {
+		if _, err := os.Stat(path); err != nil {
+			return t, fmt.Errorf("%s: %v (scripts/setup-e2e.sh --docker installs it)", name, err)
+		}
+	}
+	return t, nil
+}
+
+// StartDocker starts dockerd and waits until it answers. Its images stay in
+// the cache's data root between runs; the daemon is stopped by PID with the
+// stack (and by the caller's Stop), also when the test fails.
+func (s *Stack) StartDocker(t DockerTools) (*Docker, error) {
+	// A unix socket's path is limited to 108 bytes: keep the exec root short.
+	execRoot, err := os.MkdirTemp("", "sgd-")
+	if err != nil {
+		return nil, err
+	}
+	d := &Docker{st: s, cli: t.CLI, config: t.Config, cache: t.Cache, execRoot: execRoot}
+	d.Socket = filepath.Join(execRoot, "docker.sock")
+	d.Host = "unix://" + d.Socket
+	d.Daemon, err = s.Start("dockerd", nil, t.Dockerd,
+		"--data-root", filepath.Join(t.Cache, "data"),
+		"--exec-root", execRoot,
+		"--pidfile", filepath.Join(execRoot, "dockerd.pid"),
+		"-H", d.Host)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := d.Run(ctx, "version", "--format", "{{.Server.APIVersion}}")
+		cancel()
+		if err == nil {
+			return d, nil
+		}
+		select {
+		case <-d.Daemon.done:
+			d.Stop()
+			return nil, fmt.Errorf("dockerd exited before answering: %v\n%s", d.Daemon.err, lastOf(d.Daemon.Logs(), 3000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.Stop()
+			return nil, fmt.Errorf("dockerd did not answer on %s within 90 s: %v\n%s", d.Socket, err, lastOf(d.Daemon.Logs(), 3000))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// Stop ends dockerd (SIGTERM to its PID's group, SIGKILL after 5 s) and
+// removes its exec root.
+func (d *Docker) Stop() {
+	d.Daemon.Stop()
+	_ = os.RemoveAll(d.execRoot)
+}
+
+// Env is what the docker CLI needs to reach this engine and its Compose.
+func (d *Docker) Env() []string {
+	return []string{"DOCKER_HOST=" + d.Host, "DOCKER_CONFIG=" + d.config, "DOCKER_BUILDKIT=0"}
+}
+
+// Run runs the docker CLI against this engine and returns its standard
+// output; an error carries the standard error.
+func (d *Docker) Run(ctx context.Context, args ...string) (string, error) {
+	return d.RunEnv(ctx, nil, args...)
+}
+
+// RunEnv is Run with more environment variables (a compose file's).
+func (d *Docker) RunEnv(ctx context.Context, env []string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, d.cli, args...)
+	cmd.Env = append(append(os.Environ(), d.Env()...), env...)
+	cmd.Dir = d.st.Dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("docker %s: %v\n%s", strings.Join(args, " "), err, lastOf(stderr.String(), 4000))
+	}
+	return stdout.String(), nil
+}
+
+// Image is one image the compose file names, as this test built it.
+type Image struct {
+	Name  string // the compose file's name, e.g. traefik:v3.7.13
+	Built bool   // false: the cached one was current
+	Took  time.Duration
+}
+
+const (
+	baseImage  = "socketioguard/debian:bookworm-minbase"
+	inputLabel = "io.socketioguard.input"
+)
+
+// EnsureImages builds the images demo/docker-compose.yml names (traefik:
+// MainTraefik, node, redis, nginx; e2e/images says what each holds), unless
+// the cached one was built from the same inputs.
+func (d *Docker) EnsureImages(ctx context.Context, tools Tools) ([]Image, error) {
+	rootfs := filepath.Join(d.cache, "debian-bookworm-minbase.tar")
+	baseKey, err := fileKey(rootfs)
+	if err != nil {
+		return nil, fmt.Errorf("the Debian root filesystem: %v (scripts/setup-e2e.sh --docker makes it)", err)
+	}
+	var images []Image
+	started := time.Now()
+	if d.imageKey(ctx, baseImage) != baseKey {
+		if _, err := d.Run(ctx, "import", "--change", "LABEL "+inputLabel+"="+baseKey, rootfs, baseImage); err != nil {
+			return nil, err
+		}
+		images = append(images, Image{Name: baseImage, Built: true, Took: time.Since(started)})
+	} else {
+		images = append(images, Image{Name: baseImage})
+	}
+
+	npmDir := "/usr/lib/node_modules/npm"
+	if real, err := filepath.EvalSymlinks(filepath.Join(filepath.Dir(tools.Node), "npm")); err == nil {
+		npmDir = filepath.Dir(filepath.Dir(real)) // …/node_modules/npm/bin/npm-cli.js
+	}
+	specs := []struct {
+		name, dir string
+		extra     map[string]string // name in the build context → path on this machine
+	}{
+		{"traefik:" + MainTraefik, "traefik", map[string]string{"traefik": tools.Traefik}},
+		{"node:20-bookworm-slim", "node", map[string]string{"node": tools.Node, "npm": npmDir, "npm-cache": filepath.Join(d.cache, "npm-cache")}},
+		{"redis:7-bookworm", "redis", nil},
+		{"nginx:1.27", "nginx", nil},
+	}
+	for _, spec := range specs {
+		src := filepath.Join(tools.Repo, "e2e", "images", spec.dir)
+		key, err := contextKey(baseKey, src, spec.extra)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", spec.name, err)
+		}
+		if d.imageKey(ctx, spec.name) == key {
+			images = append(images, Image{Name: spec.name})
+			continue
+		}
+		started := time.Now()
+		buildDir, err := os.MkdirTemp(d.st.Dir, "image-"+spec.dir+"-")
+		if err != nil {
+			return nil, err
+		}
+		if err := copyTree(src, buildDir); err != nil {
+			return nil, err
+		}
+		for name, path := range spec.extra {
+			if err := copyTree(path, filepath.Join(buildDir, name)); err != nil {
+				return nil, fmt.Errorf("%s: %v", spec.name, err)
+			}
+		}
+		// --network host: the apt steps reach Debian's mirror as this machine does.
+		_, err = d.Run(ctx, "build", "--network", "host", "--label", inputLabel+"="+key, "-t", spec.name, buildDir)
+		_ = os.RemoveAll(buildDir)
+		if err != nil {
+			return nil, err
+		}
+		images = append(images, Image{Name: spec.name, Built: true, Took: time.Since(started)})
+	}
+	return images, nil
+}
+
+func (d *Docker) imageKey(ctx context.Context, name string) string {
+	out, err := d.Run(ctx, "image", "inspect", "--format", `{{index .Config.Labels "`+inputLabel+`"}}`, name)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+// fileKey names a file by its size and modification time (the root
+// filesystem: hashing 100 MB on every run is not worth it).
+func fileKey(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().Unix()), nil
+}
+
+// contextKey hashes an image's build inputs: the base, the files of its
+// folder in e2e/images, and each extra input's path, size and time.
+func contextKey(base, dir string, extra map[string]string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintln(h, base)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", e.Name(), len(b))
+		h.Write(b)
+	}
+	for _, name := range []string{"traefik", "node", "npm", "npm-cache"} {
+		path, ok := extra[name]
+		if !ok {
+			continue
+		}
+		key, err := fileKey(path)
+		if err != nil {
+			return "", err
+		}
+		if name == "npm-cache" {
+			// The cache's content follows the lockfile it was filled from.
+			b, err := os.ReadFile(filepath.Join(path, ".socketioguard-lock"))
+			if err != nil {
+				return "", err
+			}
+			key = fmt.Sprintf("%x", sha256.Sum256(b))
+		}
+		fmt.Fprintf(h, "%s %s %s\n", name, path, key)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// copyTree copies a file or a folder (hard links where the file system
+// allows: the Traefik and Node binaries are large).
+func copyTree(src, dst string) error {
+	return filepath.Walk(src, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		switch {
+		case fi.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case fi.Mode()&os.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case !fi.Mode().IsRegular():
+			return nil
+		}
+		if err := os.Link(path, target); err == nil {
+			return nil
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+}
+
+// lastOf keeps the end of a log, where the error is.
+func lastOf(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
