@@ -3,8 +3,9 @@
 # Chromium from Debian, the Node peers from e2e/node's lockfile, Traefik
 # v3.7.13, v3.6.12 and v2.11.54 built from the Go module proxy; a Docker
 # engine from Debian, Compose v2 built from its module source and a Debian
-# root filesystem for the compose test's images) and caches it under ~/.cache,
-# so a second run is fast. make demo builds and installs only
+# root filesystem for the compose test's images; etcd from Debian and
+# kube-apiserver and kubectl built from the Go module proxy for the
+# Kubernetes test) and caches it under ~/.cache, so a second run is fast. make demo builds and installs only
 # what the demo runs.
 
 SHELL := /bin/bash
@@ -61,7 +62,7 @@ doctor:
 # The real stack: Yaegi conformance and the report's scenarios on a real
 # Traefik, nginx, Socket.IO server and client (see e2e/readme.md).
 setup:
-	bash scripts/setup-e2e.sh --browser --suite --docker >/dev/null
+	bash scripts/setup-e2e.sh --browser --suite --docker --kube >/dev/null
 
 # The interpreted conformance (configuration decoding, the handler, the
 # hammer) runs again under Yaegi v0.15.1 (Traefik v2.10–v2.11.0), through
@@ -69,7 +70,7 @@ setup:
 YAEGI015_TESTS := TestConfigDecodesAlikeFromEveryProvider|TestBadConfigIsRefusedThroughTraefiksDecoder|TestInterpretedGuardInFrontOfAReverseProxy|TestDemoComposeFile|TestLoadsThePluginsTheBenchmarksUse|TestInterpretedGuardUnderConcurrentLoad
 
 e2e:
-	set -a; eval "$$(bash scripts/setup-e2e.sh --browser --suite --docker)"; set +a; \
+	set -a; eval "$$(bash scripts/setup-e2e.sh --browser --suite --docker --kube)"; set +a; \
 	cd e2e && go vet ./... && go test -race -count=1 -timeout 15m ./... && \
 	echo "e2e interpreted conformance under yaegi v0.15.1:" && \
 	go test -modfile=go.yaegi015.mod -race -count=1 -run '$(YAEGI015_TESTS)' . ./interpreted/

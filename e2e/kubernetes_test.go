@@ -23,8 +23,8 @@ import (
 // dynamic.PluginConf the way its CRD provider's createPluginMiddleware does
 // (a JSON round trip; that function is unexported, so its two lines are
 // repeated here); then the plugin's own CreateConfig and New under Yaegi.
-// What does not run: the provider's watch of the API server and its
-// routing (no cluster here).
+// The providers' watch of an API server and their routing run in
+// kubecluster_test.go.
 func TestKubernetesExamples(t *testing.T) {
 	tools, _ := stack.FindTools()
 	dir := filepath.Join(tools.Repo, "examples", "kubernetes")

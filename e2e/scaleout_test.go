@@ -177,13 +177,22 @@ http:
 // namespace and channel), waits until every one is ready, publishes once,
 // and returns each client's summary.
 func (e *env) clientsThenPublish(prefix string, bases []string, publish func()) []stack.ClientEvent {
+	return e.clientsThenPublishAs(prefix, bases, func(base string) stack.ClientOptions {
+		return stack.ClientOptions{URL: base, Namespace: namespace, Headers: []string{origin(base), session}}
+	}, publish)
+}
+
+// clientsThenPublishAs is clientsThenPublish with each client's options
+// (URL, namespace, headers) from client; the channel, the event and the
+// timing are the same for all.
+func (e *env) clientsThenPublishAs(prefix string, bases []string, client func(base string) stack.ClientOptions, publish func()) []stack.ClientEvent {
 	e.t.Helper()
 	var runs []*stack.ClientRun
 	for i, base := range bases {
-		run, err := e.st.StartClient(fmt.Sprintf("%s-client-%d", prefix, i), stack.ClientOptions{
-			URL: base, Namespace: namespace, Headers: []string{origin(base), session}, Subscribe: doctype + "/" + channel,
-			WaitEvent: "message_created", Events: 1, Timeout: 20 * time.Second, Settle: 2 * time.Second,
-		})
+		o := client(base)
+		o.Subscribe, o.WaitEvent, o.Events = doctype+"/"+channel, "message_created", 1
+		o.Timeout, o.Settle = 20*time.Second, 2*time.Second
+		run, err := e.st.StartClient(fmt.Sprintf("%s-client-%d", prefix, i), o)
 		e.must(err)
 		runs = append(runs, run)
 	}

@@ -4,14 +4,16 @@
 # Chromium from Debian, the Node peers from the committed lockfile, and Traefik built
 # from the Go module proxy. Everything is cached: a second run takes seconds.
 #
-# usage: scripts/setup-e2e.sh [--browser] [--bench] [--suite] [--docker]
+# usage: scripts/setup-e2e.sh [--browser] [--bench] [--suite] [--docker] [--kube]
 #        (--browser also installs Chromium, --bench wrk; --suite also builds
 #        the Traefik lines the suite runs besides the main one: v3.6.12 and
 #        v2.11.54. The demo and the bench need only the main one, v3.7.13.
 #        --docker: a Docker engine for the compose test — Debian's docker.io
 #        and debootstrap, Compose v2 built from its module source, a Debian
 #        root filesystem and an npm cache the test's images are built from;
-#        no image registry is needed.)
+#        no image registry is needed. --kube: a Kubernetes API server for the
+#        kubernetes test — Debian's etcd, kube-apiserver and kubectl built from
+#        the Go module proxy, and the CRDs Traefik's own module ships.)
 # prints shell assignments for the tools found, e.g. eval "$(scripts/setup-e2e.sh)"
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,12 +21,14 @@ want_browser=false
 want_bench=false
 want_suite=false
 want_docker=false
+want_kube=false
 for arg in "$@"; do
 	case "$arg" in
 	--browser) want_browser=true ;;
 	--bench) want_bench=true ;;
 	--suite) want_suite=true ;;
 	--docker) want_docker=true ;;
+	--kube) want_kube=true ;;
 	*) echo "setup: unknown option $arg" >&2; exit 2 ;;
 	esac
 done
@@ -128,6 +132,19 @@ if $want_docker; then
 	echo "SOCKETIOGUARD_DOCKERD=$(command -v dockerd || echo /usr/sbin/dockerd)"
 	echo "SOCKETIOGUARD_DOCKER=/usr/bin/docker"
 	echo "SOCKETIOGUARD_DOCKER_CACHE=$docker_cache"
+fi
+if $want_kube; then
+	timed "etcd from Debian" apt_install etcd-server
+	kube_dir() { echo "SOCKETIOGUARD_KUBE=$("$root/scripts/build-kube.sh")"; }
+	timed "kube-apiserver and kubectl v1.34.4" kube_dir
+	# Traefik's CRDs and the Gateway API CRDs, as Traefik v3.7.13's module
+	# ships them for its own integration tests (the Gateway API version its
+	# go.mod requires, v1.6.1, experimental channel).
+	traefik_src=$(cd /tmp && GOFLAGS=-mod=mod GONOSUMDB=github.com/traefik/traefik go mod download -json "github.com/traefik/traefik/v3@v3.7.13" \
+		| sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	echo "SOCKETIOGUARD_ETCD=$(command -v etcd || echo /usr/bin/etcd)"
+	echo "SOCKETIOGUARD_TRAEFIK_CRDS=$traefik_src/integration/fixtures/k8s/01-traefik-crd.yml"
+	echo "SOCKETIOGUARD_GATEWAY_CRDS=$traefik_src/integration/fixtures/k8s-gateway/00-experimental-v1.6.1.yml"
 fi
 echo "SOCKETIOGUARD_NGINX=$(command -v nginx || echo /usr/sbin/nginx)"
 echo "SOCKETIOGUARD_REDIS=$(command -v redis-server || echo /usr/bin/redis-server)"

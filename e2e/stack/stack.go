@@ -354,6 +354,9 @@ type Realtime struct {
 // RealtimeOptions configure the Frappe-like realtime server.
 type RealtimeOptions struct {
 	Port int // 0: a free port (a restart passes the old one)
+	// Host is the loopback address it listens on (default 127.0.0.1; a
+	// second replica on the same port: 127.0.0.2).
+	Host string
 	// Redis is the URL events come through (redis://127.0.0.1:port).
 	Redis string
 	// Adapter: @socket.io/redis-adapter (the generic Socket.IO app's way)
@@ -387,6 +390,7 @@ func (s *Stack) StartRealtime(name string, o RealtimeOptions) (*Realtime, error)
 			args = append(args, flag, value)
 		}
 	}
+	add("--host", o.Host)
 	add("--redis", o.Redis)
 	add("--server-ip", o.ServerIP)
 	add("--default-site", o.DefaultSite)
@@ -406,7 +410,11 @@ func (s *Stack) StartRealtime(name string, o RealtimeOptions) (*Realtime, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := WaitTCP(p, Addr(o.Port), 10*time.Second); err != nil {
+	addr := Addr(o.Port)
+	if o.Host != "" {
+		addr = net.JoinHostPort(o.Host, fmt.Sprint(o.Port))
+	}
+	if err := WaitTCP(p, addr, 10*time.Second); err != nil {
 		return nil, err
 	}
 	return &Realtime{Process: p, Port: o.Port, Options: o}, nil

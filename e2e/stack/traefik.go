@@ -50,6 +50,9 @@ type TraefikOptions struct {
 	LogLevel string // default DEBUG: plugin stdout (warn/info lines) shows at DEBUG only
 	// ExtraStatic is appended to the static configuration (YAML).
 	ExtraStatic string
+	// Providers is more providers' static configuration (YAML, indented as
+	// under providers:, beside the file provider), e.g. kubernetesCRD.
+	Providers string
 	// Line runs another Traefik line than the main one (v3.7.13): "v3.6"
 	// (Tools.TraefikV36) or "v2" (Tools.TraefikV2, the v2.11 line).
 	Line string
@@ -154,7 +157,7 @@ api:
 providers:
   file:
     directory: %s
-experimental:
+%sexperimental:
   localPlugins:
     socketioguard:
       moduleName: %s
@@ -163,7 +166,7 @@ experimental:
 %sglobal:
   checkNewVersion: false
   sendAnonymousUsage: false
-%s%s`, debug, dynamicDir, PluginModule, extraPlugins, o.LogLevel, noColor, metrics, o.ExtraStatic)
+%s%s`, debug, dynamicDir, o.Providers, PluginModule, extraPlugins, o.LogLevel, noColor, metrics, o.ExtraStatic)
 	staticPath := filepath.Join(dir, "traefik.yml")
 	if err := os.WriteFile(staticPath, []byte(static.String()), 0o644); err != nil {
 		return nil, err
