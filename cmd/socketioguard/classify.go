@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// What a failed answer means: the plugin's error ids and their fixes.
+
+// classify names a failed answer for this session (host, EIO version).
+func (d *session) classify(a answer, websocketRequest bool) (id, fix string) {
+	return classifyFailure(a, websocketRequest, d.t.base.Hostname(), d.o.eio)
+}
+
+// classifyFailure names a failed answer with the plugin's error ids: the
+// guard's own headers first (and its own hint, whole), then only what the
+// status and body prove.
+func classifyFailure(a answer, websocketRequest bool, host, eio string) (id, fix string) {
+	if a.GuardError != "" {
+		if hint := guardHint(a.Body); hint != "" {
+			return a.GuardError, hint
+		}
+		return a.GuardError, fixFor(a.GuardError, host, eio)
+	}
+	if a.Diagnosis != "" {
+		return a.Diagnosis, fixFor(a.Diagnosis, host, eio)
+	}
+	code, _, isEngineIO := engineIOError(a.Body)
+	text := strings.TrimSpace(a.Body)
+	switch {
+	case a.Status == 0:
+		return "no-answer", "no HTTP answer"
+	case a.Status == http.StatusNotFound && text == "404 page not found":
+		return "no-socketio-route", "Traefik has no router for this host and path: " + fixFor("no-socketio-route", host, eio)
+	case a.Status == http.StatusNotFound || strings.HasPrefix(a.ContentType, "text/html") && a.Status == http.StatusOK:
+		return "backend-not-socketio", fixFor("backend-not-socketio", host, eio)
+	case isEngineIO && code == 1 || websocketRequest && text == "Session ID unknown":
+		return "session-unknown", fixFor("session-unknown", host, eio)
+	case isEngineIO && code == 0:
+		return "transport-unknown", fixFor("transport-unknown", host, eio)
+	case isEngineIO && code == 2:
+		return "bad-handshake-method", fixFor("bad-handshake-method", host, eio)
+	case isEngineIO && code == 4 || websocketRequest && a.Status == http.StatusBadRequest && text == "Forbidden":
+		return "backend-forbidden", fixFor("backend-forbidden", host, eio)
+	case isEngineIO && code == 5:
+		// No guard header: the Socket.IO server itself refused the version.
+		return "backend-eio-mismatch", fixFor("backend-eio-mismatch", host, eio)
+	case websocketRequest && a.Status == http.StatusBadRequest && isEngineIO && code == 3:
+		return "upgrade-missing", fixFor("upgrade-missing", host, eio)
+	case websocketRequest && a.Status == http.StatusBadRequest:
+		return "websocket-refused", fmt.Sprintf("the websocket handshake arrived with its upgrade headers and was refused — usually by the Socket.IO server, possibly by a hop in front of it: %q", trim(text, 120))
+	case websocketRequest && a.Status == http.StatusInternalServerError && text == "Internal Server Error":
+		return "hijack-failed", fixFor("hijack-failed", host, eio)
+	case a.Status >= 500:
+		return "gateway-error", fmt.Sprintf("a proxy answered %d: the hop behind it (the Socket.IO server?) is down or unreachable", a.Status)
+	}
+	return "unexpected-answer", "an answer Engine.IO never gives: look at the evidence for which hop wrote it"
+}
+
+// guardHint is the hint of one of socketioguard's own JSON answers, whole
+// (it names the router rule with the host, for instance).
+func guardHint(body string) string {
+	var answer struct {
+		Guard struct {
+			Hint string `json:"hint"`
+		} `json:"guard"`
+	}
+	if json.Unmarshal([]byte(body), &answer) != nil {
+		return ""
+	}
+	return answer.Guard.Hint
+}
+
+// fixFor is the plugin's error reference in one line (readme.md, "Error
+// reference"), with this run's host and EIO version filled in.
+func fixFor(id, host, eio string) string {
+	fix, ok := fixes[id]
+	if !ok {
+		return "see readme.md, Error reference: " + id
+	}
+	return strings.NewReplacer("<host>", host, "<eio>", eio).Replace(fix)
+}
+
+var fixes = map[string]string{
+	"query-missing":               "a hop dropped the query string (nginx rewrite, proxy_pass without $is_args$args): forward the request URI unchanged",
+	"query-ambiguous":             "the query carries EIO, transport, sid or j twice: a hop appends its own copy; remove that rule",
+	"jsonp-refused":               "socketioguard refuses JSONP polling (the j parameter) unless allowJSONP: Socket.IO clients since v3 never use it",
+	"eio-unsupported":             "socketioguard refused EIO=<eio> at the edge (its eioVersions): use a client of the server's version, or extend eioVersions if the server accepts it",
+	"backend-eio-mismatch":        "the Socket.IO server itself refused EIO=<eio> (a server without allowEIO3 — Frappe sets none — refuses EIO=3): use a Socket.IO v3/v4 client (EIO=4), or enable allowEIO3 on the server. With socketioguard in front, set eioVersions: 4 so that it refuses such clients at the edge with a clear answer",
+	"backend-forbidden":           "the Socket.IO server's allowRequest refused the request (code 4 Forbidden): look at its origin, CORS or authentication check, not at the proxies",
+	"transport-unknown":           "the transport is not enabled: check the client's and the server's transports",
+	"bad-handshake-method":        "a POST arrived without its sid: a hop dropped part of the query",
+	"upgrade-missing":             "a hop strips Upgrade/Connection: nginx needs proxy_http_version 1.1 and proxy_set_header Upgrade $http_upgrade / Connection \"upgrade\" (or put socketioguard in Traefik with repairUpgrade)",
+	"upgrade-impossible":          "websockets need HTTP/1.1",
+	"websocket-handshake-invalid": "socketioguard would not turn this request into a websocket upgrade: it is not shaped like a browser's handshake",
+	"no-socketio-route":           "add a router Host(`<host>`) && PathPrefix(`/socket.io`) to the Socket.IO service, with a higher priority than the web app's",
+	"backend-not-socketio":        "the web app, not the Socket.IO server, answers /socket.io: point that route at the Socket.IO service (Frappe: socketio_port 9000/9001)",
+	"session-unknown":             "the server does not know the session: either its requests reach several Socket.IO processes (sticky sessions: loadBalancer.sticky.cookie, or one replica) or the session ended there (a restart, a ping timeout); run again with --replicas-check 10: sessions that break at once mean replicas without stickiness",
+	"upgrade-lost-downstream":     "a hop between Traefik and the Socket.IO server (nginx sidecar) drops Upgrade/Connection: add proxy_http_version 1.1 and the two proxy_set_header lines there",
+	"websocket-refused":           "the websocket handshake arrived with its upgrade headers and was refused — usually by the Socket.IO server, possibly by a hop in front of it (see the evidence's body)",
+	"hijack-failed":               "polling works but Traefik answers the websocket handshake with a bare 500: a middleware on this router wraps the response writer without http.Hijacker, so Traefik cannot hand the connection over (it logs \"can't switch protocols using non-Hijacker ResponseWriter\" at DEBUG). Take that middleware off the Socket.IO router, or use a version that implements Hijack",
+}
