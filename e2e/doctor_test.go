@@ -19,12 +19,7 @@ import (
 func TestDoctorNamesTheBrokenHop(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	doctorBin := filepath.Join(t.TempDir(), "socketioguard")
-	build := exec.Command("go", "build", "-o", doctorBin, ".")
-	build.Dir = filepath.Join(e.st.Tools.Repo, "cmd", "socketioguard")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/socketioguard: %v\n%s", err, out)
-	}
+	doctorBin := buildDoctor(t, e)
 
 	rt := e.realtime("realtime")
 	replicaB := e.realtime("replica-b")
@@ -231,4 +226,16 @@ http:
 	if strings.Contains(string(out), "\x1b[") {
 		t.Errorf("colour codes when stdout is not a terminal")
 	}
+}
+
+// buildDoctor builds cmd/socketioguard into the test's directory.
+func buildDoctor(t *testing.T, e *env) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "socketioguard")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join(e.st.Tools.Repo, "cmd", "socketioguard")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build cmd/socketioguard: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -35,6 +38,17 @@ type report struct {
 	Namespace string `json:"namespace"`
 	OK        bool   `json:"ok"`
 	Steps     []step `json:"steps"`
+	// Traefik is what Traefik's own configuration shows (--traefik-api).
+	Traefik *configReport `json:"traefik,omitempty"`
+}
+
+// configReport is the configuration part: Traefik's API, its version, and
+// each rule's findings.
+type configReport struct {
+	API      string    `json:"api"`
+	Version  string    `json:"version,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Findings []finding `json:"findings,omitempty"`
 }
 
 type doctorOptions struct {
@@ -50,6 +64,11 @@ type doctorOptions struct {
 	hold          time.Duration
 	timeout       time.Duration
 	insecure      bool
+	// traefikAPI is Traefik's API URL (credentials in it, in the environment
+	// or in traefikAPIHeaders); inspectPath the guard's inspection path.
+	traefikAPI        string
+	traefikAPIHeaders []string
+	inspectPath       string
 }
 
 // doctor runs the checks in order. A failure of the network, the handshake
@@ -90,11 +109,65 @@ func doctor(ctx context.Context, o doctorOptions) report {
 		}
 		s.N, s.Name = i+1, c.name
 		r.Steps = append(r.Steps, s)
+		d.hijackFailed = d.hijackFailed || s.ID == "hijack-failed"
 		if s.Status == fail && c.hard {
 			stopped = fmt.Sprintf("step %d (%s) failed", i+1, c.name)
 		}
 	}
+	if o.traefikAPI != "" {
+		r.Traefik = d.traefikConfiguration(ctx)
+	}
 	return finish(r)
+}
+
+// traefikConfiguration reads Traefik's API and runs the configuration rules
+// with what the steps learned (the handshake's pingInterval) and the guard's
+// inspection answer on this route.
+func (d *session) traefikConfiguration(parent context.Context) *configReport {
+	ctx, cancel := d.ctx(parent)
+	defer cancel()
+	api, err := newTraefikAPI(d.o.traefikAPI, d.o.traefikAPIHeaders, d.o.insecure)
+	if err != nil {
+		return &configReport{API: "(invalid)", Error: err.Error()}
+	}
+	rep := &configReport{API: api.base.String()}
+	cfg, err := api.fetch(ctx)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	rep.Version = cfg.Version
+	v := &configView{cfg: cfg, scheme: d.t.base.Scheme, inspected: d.inspect(ctx), hijackFailedSteps: d.hijackFailed}
+	if d.open.PingInterval > 0 {
+		v.pingInterval = time.Duration(d.open.PingInterval) * time.Millisecond
+	}
+	rep.Findings = checkConfig(v)
+	return rep
+}
+
+// inspect GETs the guard's inspection path on the site; nil unless the
+// guard answered.
+func (d *session) inspect(ctx context.Context) *inspectAnswer {
+	if d.o.inspectPath == "" {
+		return nil
+	}
+	u := *d.t.base
+	u.Path = d.o.inspectPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := d.t.client.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var a inspectAnswer
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &a) != nil || a.Middleware == "" {
+		return nil
+	}
+	return &a
 }
 
 func finish(r report) report {
@@ -102,6 +175,16 @@ func finish(r report) report {
 	for _, s := range r.Steps {
 		if s.Status == fail {
 			r.OK = false
+		}
+	}
+	if r.Traefik != nil {
+		if r.Traefik.Error != "" {
+			r.OK = false
+		}
+		for _, f := range r.Traefik.Findings {
+			if f.Status == fail {
+				r.OK = false
+			}
 		}
 	}
 	return r
@@ -120,6 +203,8 @@ type session struct {
 	originByGuard bool
 	// frappeUser is who Frappe says the --cookie session is ("" = unknown).
 	frappeUser string
+	// hijackFailed: a websocket step was answered hijack-failed.
+	hijackFailed bool
 }
 
 func (d *session) ctx(parent context.Context) (context.Context, context.CancelFunc) {

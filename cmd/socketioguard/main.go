@@ -3,11 +3,14 @@
 //	socketioguard doctor URL [--path /socket.io/] [--namespace /<site>] [--origin …] [--cookie …]
 //	                         [--eio 4] [--replicas-check N] [--wait-event NAME [--subscribe doctype/name]]
 //	                         [--timeout 30s] [--insecure] [--json]
+//	                         [--traefik-api URL [--traefik-api-header 'Name: value']… [--inspect-path /socket.io/.guard]]
 //
 // It runs the report's deployment checks (handshake, polling, websocket
 // upgrade, namespace, stickiness, an event) and names the broken hop with
-// the same error ids as the socketioguard plugin. Exit code: 0 when every
-// check passed, 1 when one failed, 2 for a usage error.
+// the same error ids as the socketioguard plugin. With --traefik-api it also
+// reads Traefik's live configuration and names what will break Socket.IO
+// before a request fails. Exit code: 0 when every check passed, 1 when one
+// failed, 2 for a usage error.
 package main
 
 import (
@@ -81,6 +84,9 @@ func parseDoctorFlags(args []string, stderr io.Writer) (doctorOptions, bool, err
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of each step")
 	fs.BoolVar(&o.insecure, "insecure", false, "go on when the TLS certificate is not trusted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.StringVar(&o.traefikAPI, "traefik-api", "", "Traefik's API (e.g. https://user:pass@traefik.example.com, or http://127.0.0.1:8080): also check Traefik's configuration; credentials also from $"+traefikAPIAuthEnv+" (user:password) or --traefik-api-header, never printed")
+	fs.Var((*headerList)(&o.traefikAPIHeaders), "traefik-api-header", "a header for Traefik's API, 'Name: value' (repeatable; e.g. a bearer token)")
+	fs.StringVar(&o.inspectPath, "inspect-path", "/socket.io/.guard", "the guard's inspectPath on the site (its answer names the guard's middleware, hence the router); empty: do not ask")
 
 	// The URL may stand before, between or after the flags.
 	var positional []string
@@ -112,6 +118,16 @@ func parseDoctorFlags(args []string, stderr io.Writer) (doctorOptions, bool, err
 		return o, false, fmt.Errorf("--timeout %s must be positive", o.timeout)
 	}
 	return o, *asJSON, nil
+}
+
+// headerList collects a repeated flag.
+type headerList []string
+
+func (h *headerList) String() string { return fmt.Sprintf("%d header(s)", len(*h)) }
+
+func (h *headerList) Set(v string) error {
+	*h = append(*h, v)
+	return nil
 }
 
 func newTarget(o doctorOptions) (*target, error) {
@@ -184,10 +200,39 @@ func printReport(w io.Writer, r report, colour bool) {
 			fmt.Fprintf(w, "        fix: %s\n", s.Fix)
 		}
 	}
+	if t := r.Traefik; t != nil {
+		printConfig(w, t, labels, paint)
+	}
 	if r.OK {
 		fmt.Fprintln(w, paint("32", "all checks passed"))
 	} else {
 		fmt.Fprintln(w, paint("31;1", "failed: see the fix under each FAIL (ids: readme.md, Error reference)"))
+	}
+}
+
+// printConfig prints the configuration findings: evidence, thread and fix
+// under each that is not a pass.
+func printConfig(w io.Writer, t *configReport, labels map[string]string, paint func(code, s string) string) {
+	fmt.Fprintf(w, "Traefik's configuration (%s%s)\n", t.API, map[bool]string{true: ", Traefik " + t.Version, false: ""}[t.Version != ""])
+	if t.Error != "" {
+		fmt.Fprintf(w, "  %s  %s\n", labels[fail], t.Error)
+		return
+	}
+	labels[warn], labels[notEvaluated] = paint("33", "WARN"), paint("33", "N/E ")
+	for _, f := range t.Findings {
+		fmt.Fprintf(w, "  %s  %-28s %s\n", labels[f.Status], f.ID, f.Summary)
+		if f.Status == pass {
+			continue
+		}
+		for _, e := range f.Evidence {
+			fmt.Fprintf(w, "        evidence: %s\n", e)
+		}
+		if f.Thread != "" {
+			fmt.Fprintf(w, "        thread: https://github.com/%s\n", strings.Replace(f.Thread, "#", "/issues/", 1))
+		}
+		if f.Fix != "" {
+			fmt.Fprintf(w, "        fix: %s\n", f.Fix)
+		}
 	}
 }
 

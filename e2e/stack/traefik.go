@@ -30,6 +30,9 @@ type TraefikOptions struct {
 	// EntryPointYAML is more of an entrypoint's static configuration, by
 	// name, indented as under the entrypoint (e.g. "forwardedHeaders: …").
 	EntryPointYAML map[string]string
+	// TransportYAML is more of an entrypoint's transport, by name, indented
+	// as under transport: (e.g. "respondingTimeouts: {writeTimeout: 3s}").
+	TransportYAML map[string]string
 	// Ports asks for given ports by entrypoint name (used when free).
 	Ports map[string]int
 	// Dynamic is the file provider's YAML; {{port:<entrypoint>}} is replaced
@@ -106,6 +109,9 @@ func (s *Stack) StartTraefik(o TraefikOptions) (*Traefik, error) {
 		t.Ports[name] = port
 		// A short grace time: stopping the stack should not wait 10 s for open websockets.
 		fmt.Fprintf(&static, "  %s:\n    address: 127.0.0.1:%d\n    transport:\n      lifeCycle:\n        graceTimeOut: 1s\n", name, port)
+		if extra := o.TransportYAML[name]; extra != "" {
+			fmt.Fprintf(&static, "      %s\n", extra)
+		}
 		if extra := o.EntryPointYAML[name]; extra != "" {
 			for _, line := range strings.Split(strings.TrimRight(extra, "\n"), "\n") {
 				fmt.Fprintf(&static, "    %s\n", line)
