@@ -61,6 +61,10 @@ http:
     nohijack:
       plugin:
         nohijack: {}
+    basic-auth:
+      basicAuth: {users: ["admin:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="]}
+    to-https:
+      redirectScheme: {scheme: https, permanent: true}
   services:
     sessions:
       loadBalancer:
@@ -117,11 +121,25 @@ http:
 	// through Traefik's web router, or not (no router for it on that entrypoint).
 	route("originback", pinnedSIO, "frappe-site, sio-guard-frappe", "origin-callback")
 	route("originlost", pinnedSIO, "frappe-site, sio-guard-frappe", "origin-callback")
-	eps := []string{"healthy", "sidecarlost", "misrouted", "noroute", "webbehind", "noorigin", "roundrobin", "sticky", "culpritbefore", "culpritafter", "idle", "originback", "originlost"}
+	// Hops that answer in the Socket.IO server's place: an authentication
+	// layer, an http → https redirect.
+	route("authfront", pinnedSIO, "basic-auth, frappe-site, sio-guard-frappe", "realtime")
+	route("tohttps", pinnedSIO, "to-https, frappe-site, sio-guard-frappe", "realtime")
+	eps := []string{"authfront", "tohttps", "healthy", "sidecarlost", "misrouted", "noroute", "webbehind", "noorigin", "roundrobin", "sticky", "culpritbefore", "culpritafter", "idle", "originback", "originlost"}
 	tr, err := e.st.StartTraefik(stack.TraefikOptions{EntryPoints: eps, Dynamic: dyn.String(), Routers: append(routers, "healthy-web@file", "originback-web@file"),
 		LocalPlugins: map[string]string{"nohijack": filepath.Join(e.st.Tools.Repo, "e2e", "plugins", "nohijack")}})
 	e.must(err)
 	strippingFront := e.nginx("front-strips", nginxProxy(tr.URL("healthy"), ""))
+	// A stand-in for a WAF's bot challenge (Cloudflare's managed challenge
+	// answers 403 with cf-mitigated: challenge): an nginx in front.
+	wafChallenge := e.nginx("waf-challenge", `
+  server {
+    listen 127.0.0.1:{{port}};
+    location / {
+      add_header cf-mitigated challenge always;
+      return 403 "<html><title>Just a moment...</title></html>";
+    }
+  }`)
 	dropsQuery := e.nginx("front-drops-query", nginxProxy(tr.URL("healthy"), `rewrite ^/socket.io/.*$ /socket.io/? break;
       proxy_http_version 1.1;`))
 
@@ -142,6 +160,9 @@ http:
 		{"no router for the host (Traefik's own 404)", tr.URL("noroute"), nil, false, false, 2, "no-socketio-route", ""},
 		{"web app behind the Socket.IO router", tr.URL("webbehind"), []string{"--namespace", "/"}, false, false, 2, "backend-not-socketio", ""},
 		{"a hop drops the query string", dropsQuery.URL(), nil, false, false, 2, "query-missing", ""},
+		{"an authentication layer in front (basic auth)", tr.URL("authfront"), nil, false, false, 2, "auth-required", `WWW-Authenticate: Basic realm="traefik"`},
+		{"a hop redirects http to https", tr.URL("tohttps"), nil, false, false, 2, "redirected", "a hop redirects http to https"},
+		{"a WAF's bot challenge on /socket.io", wafChallenge.URL(), nil, false, false, 2, "waf-challenge", "cf-mitigated: challenge"},
 		{"Frappe refuses the missing Origin", tr.URL("noorigin"), nil, false, false, 6, "namespace-refused", "no Origin reached it"},
 		{"a middleware without Hijack before the guard", tr.URL("culpritbefore"), nil, false, false, 4, "hijack-failed", "Hijacker"},
 		{"a middleware without Hijack after the guard", tr.URL("culpritafter"), nil, false, false, 4, "hijack-failed", "Hijacker"},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -26,6 +27,9 @@ func classifyFailure(a answer, websocketRequest bool, host, eio string) (id, fix
 	}
 	if a.Diagnosis != "" {
 		return a.Diagnosis, fixFor(a.Diagnosis, host, eio)
+	}
+	if id, fix := classifyHop(a, websocketRequest, host); id != "" {
+		return id, fix
 	}
 	code, _, isEngineIO := engineIOError(a.Body)
 	text := strings.TrimSpace(a.Body)
@@ -57,6 +61,43 @@ func classifyFailure(a answer, websocketRequest bool, host, eio string) (id, fix
 		return "gateway-error", fmt.Sprintf("a proxy answered %d: the hop behind it (the Socket.IO server?) is down or unreachable", a.Status)
 	}
 	return "unexpected-answer", "an answer Engine.IO never gives: look at the evidence for which hop wrote it"
+}
+
+// classifyHop names the hops that answer in the Socket.IO server's place
+// with a mark of their own: a redirect (its Location), an authentication
+// challenge (WWW-Authenticate), a WAF's challenge (cf-mitigated).
+func classifyHop(a answer, websocketRequest bool, host string) (id, fix string) {
+	switch {
+	case a.Mitigated != "" && (a.Status == http.StatusForbidden || a.Status == http.StatusServiceUnavailable):
+		return "waf-challenge", fmt.Sprintf("a WAF or bot protection answered %d with cf-mitigated: %s (Cloudflare's managed challenge, louislam/uptime-kuma#3866): a browser solves it for the page, but Engine.IO's XHR and websocket requests cannot. Exempt the Socket.IO path from the challenge (a WAF skip rule for %s/socket.io/)", a.Status, a.Mitigated, host)
+	case a.Status == http.StatusUnauthorized && a.WWWAuthenticate != "":
+		return "auth-required", fmt.Sprintf("an authentication layer in front of the Socket.IO server answered 401 (WWW-Authenticate: %s): forward-auth or basic auth on the Socket.IO router (ItalyPaleAle/traefik-forward-auth#19, frappe/helm#248). Exempt /socket.io from it (Frappe authenticates the socket itself with the session cookie), or make sure the browser's credentials reach it on XHR and websocket requests too", a.WWWAuthenticate)
+	case a.Status >= 300 && a.Status < 400 && a.Location != "":
+		return "redirected", redirectFix(a, websocketRequest, host)
+	}
+	return "", ""
+}
+
+// redirectFix says where a redirect points and what fails: browsers follow
+// a redirected poll, never a redirected websocket handshake
+// (traefik/traefik#5571, qlever-dev/qlue-ui#73).
+func redirectFix(a answer, websocketRequest bool, host string) string {
+	what := "a browser follows this redirect for a poll, but never for the websocket handshake: the client stays on long-polling or fails to upgrade"
+	if websocketRequest {
+		what = "browsers never follow a redirected websocket handshake: the upgrade fails"
+	}
+	to, err := url.Parse(a.Location)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("answered %d to %q (%s)", a.Status, a.Location, what)
+	case to.Host != "" && to.Hostname() != host:
+		return fmt.Sprintf("answered %d to another host, %s: an authentication layer's login page, or a hop that sends this path elsewhere; %s. Exempt /socket.io from that redirect", a.Status, a.Location, what)
+	case to.Scheme == "https" && a.requestScheme == "http":
+		return fmt.Sprintf("answered %d to %s: a hop redirects http to https; %s. Use the https URL (the page's own origin); if the client already uses https, a hop behind the TLS termination sees http and redirects: make it trust the forwarded scheme", a.Status, a.Location, what)
+	case to.Host == "" || to.Hostname() == host:
+		return fmt.Sprintf("answered %d to %s, on this site: a hop rewrites the path (a trailing slash added or removed, a prefix); %s. Route the Engine.IO path exactly as the client sends it", a.Status, a.Location, what)
+	}
+	return fmt.Sprintf("answered %d to %s; %s", a.Status, a.Location, what)
 }
 
 // guardHint is the hint of one of socketioguard's own JSON answers, whole

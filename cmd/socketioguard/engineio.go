@@ -72,11 +72,29 @@ type answer struct {
 	Diagnosis   string `json:"guardDiagnosis,omitempty"`
 	Repaired    string `json:"guardRepaired,omitempty"`
 	Elapsed     string `json:"elapsed,omitempty"`
+	// What names a hop that answered instead of the Socket.IO server: a
+	// redirect's target, an authentication challenge, a WAF's mark.
+	Location        string `json:"location,omitempty"`
+	WWWAuthenticate string `json:"wwwAuthenticate,omitempty"`
+	Mitigated       string `json:"cfMitigated,omitempty"`
+	requestScheme   string // http or https: how the request went out
+}
+
+// hopHeaders copies what names a hop from an answer's headers.
+func (a *answer) hopHeaders(resp *http.Response) {
+	h := resp.Header
+	a.Location, a.WWWAuthenticate, a.Mitigated = h.Get("Location"), trim(h.Get("WWW-Authenticate"), 200), h.Get("Cf-Mitigated")
+	if resp.Request != nil {
+		a.requestScheme = map[string]string{"ws": "http", "wss": "https"}[resp.Request.URL.Scheme]
+		if a.requestScheme == "" {
+			a.requestScheme = resp.Request.URL.Scheme
+		}
+	}
 }
 
 func readAnswer(resp *http.Response, started time.Time) answer {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return answer{
+	a := answer{
 		Status:      resp.StatusCode,
 		ContentType: resp.Header.Get("Content-Type"),
 		Body:        string(body),
@@ -85,6 +103,8 @@ func readAnswer(resp *http.Response, started time.Time) answer {
 		Repaired:    resp.Header.Get("X-Socketio-Guard-Repaired"),
 		Elapsed:     time.Since(started).Round(time.Millisecond).String(),
 	}
+	a.hopHeaders(resp)
+	return a
 }
 
 func (t *target) do(ctx context.Context, method, url, body string) (answer, error) {
@@ -198,6 +218,7 @@ func (t *target) dialWebsocket(ctx context.Context, sid string) (*websocket.Conn
 			GuardError: resp.Header.Get("X-Socketio-Guard-Error"), Diagnosis: resp.Header.Get("X-Socketio-Guard-Diagnosis"),
 			Repaired: resp.Header.Get("X-Socketio-Guard-Repaired"), Elapsed: time.Since(started).Round(time.Millisecond).String(),
 		}
+		a.hopHeaders(resp)
 		if conn == nil && resp.Body != nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			a.Body = string(b)
@@ -234,8 +255,11 @@ func newHTTPClient(insecure bool) *http.Client {
 	tr.ForceAttemptHTTP2 = false                                   // websockets and Engine.IO polling as browsers open them: HTTP/1.1
 	// No client timeout: every request has its context (a timeout would also
 	// cut websockets after their 101). Cookies are kept, like a browser's.
+	// Redirects are not followed: a browser follows a redirected poll but
+	// never a redirected websocket handshake, so the doctor names the
+	// redirect instead of hiding it.
 	jar, _ := cookiejar.New(nil)
-	return &http.Client{Transport: tr, Jar: jar}
+	return &http.Client{Transport: tr, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // frappeSessionUser asks Frappe who the --cookie session belongs to, the way

@@ -186,7 +186,8 @@ func printReport(w io.Writer, r report, colour bool) {
 		}
 		if e := s.Evidence; e != nil {
 			fmt.Fprintf(w, "        evidence: status %d, content-type %q", e.Status, e.ContentType)
-			for name, v := range map[string]string{"X-Socketio-Guard-Error": e.GuardError, "X-Socketio-Guard-Diagnosis": e.Diagnosis, "X-Socketio-Guard-Repaired": e.Repaired} {
+			for name, v := range map[string]string{"X-Socketio-Guard-Error": e.GuardError, "X-Socketio-Guard-Diagnosis": e.Diagnosis, "X-Socketio-Guard-Repaired": e.Repaired,
+				"Location": e.Location, "WWW-Authenticate": e.WWWAuthenticate, "cf-mitigated": e.Mitigated} {
 				if v != "" {
 					fmt.Fprintf(w, ", %s: %s", name, v)
 				}
