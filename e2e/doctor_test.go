@@ -163,6 +163,8 @@ http:
 		{"an authentication layer in front (basic auth)", tr.URL("authfront"), nil, false, false, 2, "auth-required", `WWW-Authenticate: Basic realm="traefik"`},
 		{"a hop redirects http to https", tr.URL("tohttps"), nil, false, false, 2, "redirected", "a hop redirects http to https"},
 		{"a WAF's bot challenge on /socket.io", wafChallenge.URL(), nil, false, false, 2, "waf-challenge", "cf-mitigated: challenge"},
+		{"a token client without a cookie", tr.URL("healthy"), []string{"--cookie", "", "--authorization", "token key:secret"}, false, false, 6, "token-without-cookie", "must also send a Cookie header"},
+		{"a token client with a cookie without sid", tr.URL("healthy"), []string{"--cookie", "token_client=1", "--authorization", "token key:secret"}, false, true, 0, "", ""},
 		{"Frappe refuses the missing Origin", tr.URL("noorigin"), nil, false, false, 6, "namespace-refused", "no Origin reached it"},
 		{"a middleware without Hijack before the guard", tr.URL("culpritbefore"), nil, false, false, 4, "hijack-failed", "Hijacker"},
 		{"a middleware without Hijack after the guard", tr.URL("culpritafter"), nil, false, false, 4, "hijack-failed", "Hijacker"},
@@ -204,6 +206,9 @@ http:
 		}
 		if err := json.Unmarshal(out, &r); err != nil {
 			t.Fatalf("%s: doctor --json printed %q: %v", c.name, out, err)
+		}
+		if strings.Contains(string(out), "key:secret") {
+			t.Errorf("%s: the doctor printed the Authorization header's value", c.name)
 		}
 		firstFail := 0
 		var failed string

@@ -57,6 +57,7 @@ type doctorOptions struct {
 	namespace     string
 	origin        string
 	cookie        string
+	authorization string
 	eio           string
 	replicasCheck int
 	waitEvent     string

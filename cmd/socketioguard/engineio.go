@@ -24,8 +24,10 @@ type target struct {
 	eio       string
 	origin    string
 	cookie    string
-	client    *http.Client // keeps cookies across the steps, as a browser does (sticky sessions)
-	insecure  bool
+	// authorization is sent as the Authorization header (a token client).
+	authorization string
+	client        *http.Client // keeps cookies across the steps, as a browser does (sticky sessions)
+	insecure      bool
 }
 
 // freshClient is a client with its own cookie jar: a new browser.
@@ -58,6 +60,9 @@ func (t *target) header() http.Header {
 	}
 	if t.cookie != "" {
 		h.Set("Cookie", t.cookie)
+	}
+	if t.authorization != "" {
+		h.Set("Authorization", t.authorization)
 	}
 	h.Set("User-Agent", "socketioguard-doctor")
 	return h

@@ -76,6 +76,7 @@ func parseDoctorFlags(args []string, stderr io.Writer) (doctorOptions, bool, err
 	fs.StringVar(&o.namespace, "namespace", "/", "Socket.IO namespace to connect (Frappe: /<site name>)")
 	fs.StringVar(&o.origin, "origin", "", "Origin header to send (a browser page's origin); none by default, like a same-origin polling request")
 	fs.StringVar(&o.cookie, "cookie", "", "Cookie header to send (Frappe: 'sid=<session>')")
+	fs.StringVar(&o.authorization, "authorization", "", "Authorization header to send, as a token client does (Frappe: 'token <api_key>:<api_secret>'); never printed")
 	fs.StringVar(&o.eio, "eio", "4", "Engine.IO protocol version (4: Socket.IO v3/v4 clients, 3: v2)")
 	fs.IntVar(&o.replicasCheck, "replicas-check", 0, "open N sessions and count those another replica answers (stickiness)")
 	fs.StringVar(&o.waitEvent, "wait-event", "", "wait for this event in the namespace (e.g. message_created)")
@@ -161,7 +162,7 @@ func newTarget(o doctorOptions) (*target, error) {
 	}
 	base := &url.URL{Scheme: u.Scheme, Host: u.Host}
 	return &target{base: base, path: path, namespace: o.namespace, eio: o.eio, origin: o.origin, cookie: o.cookie,
-		client: newHTTPClient(o.insecure), insecure: o.insecure}, nil
+		authorization: o.authorization, client: newHTTPClient(o.insecure), insecure: o.insecure}, nil
 }
 
 // printReport prints the aligned PASS/FAIL table, with evidence and the fix

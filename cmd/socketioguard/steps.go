@@ -202,6 +202,10 @@ func (d *session) namespaceConnect(parent context.Context) step {
 		}
 		return step{Status: pass, Summary: summary}
 	}
+	if d.namespaceResult == "No cookie transmitted." && d.o.authorization != "" && d.o.cookie == "" {
+		return step{Status: fail, ID: "token-without-cookie", Summary: fmt.Sprintf("%s refused: %q although an Authorization header was sent", d.o.namespace, d.namespaceResult),
+			Fix: "Frappe's realtime server refuses any connection without a Cookie header before it reads Authorization (frappe/realtime/middlewares/authenticate.js; frappe/frappe#27970, frappe/frappe#34125): a token client must also send a Cookie header. Any cookie without sid lets Frappe go on to the Authorization header (e.g. --cookie 'token_client=1'); the Socket.IO client: extraHeaders { Cookie: … } (Node) — browsers send the site's cookies themselves"}
+	}
 	return step{Status: fail, ID: "namespace-refused", Summary: fmt.Sprintf("%s refused: %q", d.o.namespace, d.namespaceResult), Fix: d.namespaceFix(d.namespaceResult)}
 }
 
