@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -212,6 +213,50 @@ func TestKubernetesOnARealAPIServer(t *testing.T) {
 			t.Errorf("EIO=3 through the HTTPRoute: %d without the guard's error", resp.StatusCode)
 		}
 		t.Logf("through the HTTPRoute: message_created over websocket; EIO=3 refused by the guard (%s)", resp.Header.Get("X-Socketio-Guard-Error"))
+	})
+
+	t.Run("the doctor reads a Gateway route over two backends", func(t *testing.T) {
+		// A second Service for the same replica, and an HTTPRoute for any
+		// host whose /socket.io rule has the guard and two backendRefs.
+		kubectl(strings.Replace(backends("frappe-gw", []string{"127.0.0.1"}, single.Port, sessions.Port), "frappe-socketio", "frappe-socketio-b", -1), "apply", "-f", "-")
+		kubectl(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: two-backends, namespace: frappe-gw}
+spec:
+  parentRefs: [{name: traefik-gateway}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /socket.io}}]
+      filters:
+        - {type: ExtensionRef, extensionRef: {group: traefik.io, kind: Middleware, name: sio-guard}}
+      backendRefs:
+        - {name: frappe-socketio, port: 9000}
+        - {name: frappe-socketio-b, port: 9000}
+`, "apply", "-f", "-")
+		doctorBin := buildDoctor(t, e)
+		var out []byte
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			out, _ = exec.Command(doctorBin, "doctor", fmt.Sprintf("http://127.0.0.1:%d", gwPort), "--namespace", kubeNamespace, "--cookie", "sid=doctor",
+				"--timeout", "10s", "--traefik-api", a.URL("traefik"), "--json").Output()
+			if strings.Contains(string(out), "weighted service") {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		var r configOutput
+		if err := json.Unmarshal(out, &r); err != nil || r.Traefik == nil {
+			t.Fatalf("doctor --json: %v\n%s", err, out)
+		}
+		found := false
+		for _, f := range r.Traefik.Findings {
+			if f.ID == "no-stickiness" && f.Status == "fail" && strings.Contains(f.Summary, "weighted service") {
+				found = true
+				t.Logf("%s %s: %s", f.Status, f.ID, f.Summary)
+			}
+		}
+		if !found {
+			t.Errorf("no no-stickiness failure for the Gateway route over two backends: %+v", r.Traefik.Findings)
+		}
 	})
 
 	t.Run("a Middleware in another namespace", func(t *testing.T) {
