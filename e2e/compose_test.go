@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -303,6 +304,7 @@ func composeFrappe(t *testing.T, e *env, docker *stack.Docker, ctx context.Conte
 	})
 	client := siteClient(t, caFile, httpsPort)
 	public := "https://" + frappeSite + ":" + itoa(httpsPort)
+	doctorBin := buildDoctor(t, e)
 
 	var runs []frappeRun
 	for _, phase := range []struct {
@@ -330,6 +332,13 @@ func composeFrappe(t *testing.T, e *env, docker *stack.Docker, ctx context.Conte
 			runs = append(runs, run)
 			t.Logf("realtime %-7s recipe %-5v %-15s polling Origin %-28q websocket Origin %-28q callback user %-13q message_created %v %s",
 				run.realtime, run.recipe, run.clientKind, run.pollingOrigin, run.websocketOrigin, run.callbackUser, run.event, run.detail)
+		}
+		if phase.realtime == "develop" {
+			// The doctor from outside: its event step opens a websocket first.
+			id := frappeDoctor(t, doctorBin, client, public, httpsPort, httpPort)
+			if want := map[bool]string{false: "callback-scheme", true: ""}[phase.recipe]; id != want {
+				t.Errorf("doctor, realtime develop, recipe %v: step 8 %q, want %q", phase.recipe, id, want)
+			}
 		}
 	}
 
@@ -361,6 +370,44 @@ func composeFrappe(t *testing.T, e *env, docker *stack.Docker, ctx context.Conte
 			t.Errorf("%s: user %q, message_created %v (%s)", name, r.callbackUser, r.event, r.detail)
 		}
 	}
+}
+
+// frappeDoctor runs socketioguard doctor against the site as a user would
+// (its public name; --connect-to sends 443 and 80 to the published ports),
+// publishes message_created while step 8 waits, and returns step 8's id.
+func frappeDoctor(t *testing.T, doctorBin string, client *http.Client, public string, httpsPort, httpPort int) string {
+	t.Helper()
+	go func() {
+		time.Sleep(4 * time.Second)
+		req, _ := http.NewRequest(http.MethodPost, public+"/api/method/raven.api.send_message", strings.NewReader(`{"channel_id":"general","text":"doctor"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	out, _ := exec.Command(doctorBin, "doctor", "https://"+frappeSite, "--insecure",
+		"--connect-to", frappeSite+":443:127.0.0.1:"+itoa(httpsPort), "--connect-to", frappeSite+":80:127.0.0.1:"+itoa(httpPort),
+		"--namespace", "/"+frappeSite, "--cookie", "sid=frappe-session", "--wait-event", "message_created", "--subscribe", doctype+"/"+channel,
+		"--timeout", "8s", "--json").Output()
+	var r struct {
+		Steps []struct {
+			N       int    `json:"n"`
+			Status  string `json:"status"`
+			ID      string `json:"id"`
+			Summary string `json:"summary"`
+			Fix     string `json:"fix"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil || len(r.Steps) < 8 {
+		t.Fatalf("doctor --json: %v\n%s", err, out)
+	}
+	for _, s := range r.Steps[:6] {
+		if s.Status == "fail" {
+			t.Errorf("doctor step %d failed: %s %s", s.N, s.ID, s.Summary)
+		}
+	}
+	t.Logf("doctor step 8: %s %s %s", r.Steps[7].Status, r.Steps[7].ID, r.Steps[7].Summary)
+	return r.Steps[7].ID
 }
 
 // frappeSession connects a socket.io client as the site's page does (the

@@ -58,6 +58,7 @@ type doctorOptions struct {
 	origin        string
 	cookie        string
 	authorization string
+	connectTo     map[string]string
 	eio           string
 	replicasCheck int
 	waitEvent     string

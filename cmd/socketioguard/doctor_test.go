@@ -192,3 +192,15 @@ func TestTargetFromURL(t *testing.T) {
 		t.Errorf("ftp: %v", err)
 	}
 }
+
+func TestParseConnectTo(t *testing.T) {
+	m, err := parseConnectTo([]string{"erp.example.test:443:127.0.0.1:8443", "erp.example.test:80:127.0.0.1:8080"})
+	if err != nil || m["erp.example.test:443"] != "127.0.0.1:8443" || m["erp.example.test:80"] != "127.0.0.1:8080" {
+		t.Errorf("parseConnectTo: %v %v", m, err)
+	}
+	for _, bad := range []string{"erp.example.test:443", "erp.example.test:443:127.0.0.1:0", ":443:127.0.0.1:8443", "erp:x:127.0.0.1:1"} {
+		if _, err := parseConnectTo([]string{bad}); err == nil || !strings.Contains(err.Error(), "--connect-to") {
+			t.Errorf("parseConnectTo(%q): %v, want an error naming --connect-to", bad, err)
+		}
+	}
+}

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,14 +28,16 @@ type target struct {
 	cookie    string
 	// authorization is sent as the Authorization header (a token client).
 	authorization string
-	client        *http.Client // keeps cookies across the steps, as a browser does (sticky sessions)
-	insecure      bool
+	// connectTo sends connections for host:port to another address (--connect-to).
+	connectTo map[string]string
+	client    *http.Client // keeps cookies across the steps, as a browser does (sticky sessions)
+	insecure  bool
 }
 
 // freshClient is a client with its own cookie jar: a new browser.
 func (t *target) freshClient() *target {
 	c := *t
-	c.client = newHTTPClient(t.insecure)
+	c.client = newHTTPClient(t.insecure, t.connectTo)
 	return &c
 }
 
@@ -254,10 +258,21 @@ func readText(ctx context.Context, conn *websocket.Conn, want func(string) bool)
 	}
 }
 
-func newHTTPClient(insecure bool) *http.Client {
+func newHTTPClient(insecure bool, connectTo map[string]string) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: insecure} //nolint:gosec // only with --insecure
 	tr.ForceAttemptHTTP2 = false                                   // websockets and Engine.IO polling as browsers open them: HTTP/1.1
+	if len(connectTo) > 0 {
+		// --connect-to: the URL's host stays the Host header and the TLS
+		// name; only the TCP connection goes elsewhere (as curl's).
+		dialer := &net.Dialer{Timeout: 30 * time.Second}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if to, ok := connectTo[addr]; ok {
+				addr = to
+			}
+			return dialer.DialContext(ctx, network, addr)
+		}
+	}
 	// No client timeout: every request has its context (a timeout would also
 	// cut websockets after their 101). Cookies are kept, like a browser's.
 	// Redirects are not followed: a browser follows a redirected poll but
@@ -265,6 +280,34 @@ func newHTTPClient(insecure bool) *http.Client {
 	// redirect instead of hiding it.
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Transport: tr, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// parseConnectTo reads curl's --connect-to HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT.
+func parseConnectTo(values []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, v := range values {
+		parts := strings.Split(v, ":")
+		if len(parts) != 4 || parts[0] == "" || parts[2] == "" {
+			return nil, fmt.Errorf("--connect-to %q: want HOST:PORT:ADDRESS:PORT, e.g. erp.example.com:443:127.0.0.1:8443", v)
+		}
+		for _, port := range []string{parts[1], parts[3]} {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("--connect-to %q: port %q is not 1–65535", v, port)
+			}
+		}
+		m[net.JoinHostPort(parts[0], parts[1])] = net.JoinHostPort(parts[2], parts[3])
+	}
+	return m, nil
+}
+
+// callbackOverHTTP asks get_user_info over http:// with the session, as
+// Frappe's realtime server does when the Origin it received says http: the
+// answer as it comes (redirects not followed).
+func (t *target) callbackOverHTTP(ctx context.Context) (answer, error) {
+	u := *t.base
+	u.Scheme, u.Host = "http", t.base.Hostname()
+	u.Path = "/api/method/frappe.realtime.get_user_info"
+	return t.do(ctx, http.MethodGet, u.String(), "")
 }
 
 // frappeSessionUser asks Frappe who the --cookie session belongs to, the way

@@ -87,6 +87,8 @@ func parseDoctorFlags(args []string, stderr io.Writer) (doctorOptions, bool, err
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.StringVar(&o.traefikAPI, "traefik-api", "", "Traefik's API (e.g. https://user:pass@traefik.example.com, or http://127.0.0.1:8080): also check Traefik's configuration; credentials also from $"+traefikAPIAuthEnv+" (user:password) or --traefik-api-header, never printed")
 	fs.Var((*headerList)(&o.traefikAPIHeaders), "traefik-api-header", "a header for Traefik's API, 'Name: value' (repeatable; e.g. a bearer token)")
+	var connectTo headerList
+	fs.Var(&connectTo, "connect-to", "HOST:PORT:ADDRESS:PORT: connect there for HOST:PORT, keeping the URL's host for Host and TLS, like curl's (repeatable; e.g. a site through one Traefik before DNS points at it)")
 	fs.StringVar(&o.inspectPath, "inspect-path", "/socket.io/.guard", "the guard's inspectPath on the site (its answer names the guard's middleware, hence the router); empty: do not ask")
 
 	// The URL may stand before, between or after the flags.
@@ -117,6 +119,10 @@ func parseDoctorFlags(args []string, stderr io.Writer) (doctorOptions, bool, err
 	}
 	if o.timeout <= 0 {
 		return o, false, fmt.Errorf("--timeout %s must be positive", o.timeout)
+	}
+	var err error
+	if o.connectTo, err = parseConnectTo(connectTo); err != nil {
+		return o, false, err
 	}
 	return o, *asJSON, nil
 }
@@ -162,7 +168,7 @@ func newTarget(o doctorOptions) (*target, error) {
 	}
 	base := &url.URL{Scheme: u.Scheme, Host: u.Host}
 	return &target{base: base, path: path, namespace: o.namespace, eio: o.eio, origin: o.origin, cookie: o.cookie,
-		authorization: o.authorization, client: newHTTPClient(o.insecure), insecure: o.insecure}, nil
+		authorization: o.authorization, connectTo: o.connectTo, client: newHTTPClient(o.insecure, o.connectTo), insecure: o.insecure}, nil
 }
 
 // printReport prints the aligned PASS/FAIL table, with evidence and the fix

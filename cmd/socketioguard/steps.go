@@ -25,12 +25,19 @@ func (d *session) network(parent context.Context) step {
 	if port == "" {
 		port = map[string]string{"https": "443", "http": "80"}[d.t.base.Scheme]
 	}
-	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
-	if err != nil {
-		return step{Status: fail, ID: "dns", Summary: fmt.Sprintf("cannot resolve %s: %v", host, err), Fix: "check the host name and its DNS records"}
+	dial := net.JoinHostPort(host, port)
+	var addrs []string
+	if to, ok := d.o.connectTo[dial]; ok {
+		// --connect-to: no DNS; the connection goes where the user said.
+		dial, addrs = to, []string{to + " (--connect-to)"}
+	} else {
+		var err error
+		if addrs, err = net.DefaultResolver.LookupHost(ctx, host); err != nil {
+			return step{Status: fail, ID: "dns", Summary: fmt.Sprintf("cannot resolve %s: %v", host, err), Fix: "check the host name and its DNS records"}
+		}
 	}
 	started := time.Now()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", dial)
 	if err != nil {
 		return step{Status: fail, ID: "tcp", Summary: fmt.Sprintf("%s → %v: cannot connect to port %s: %v", host, addrs, port, err),
 			Fix: "nothing listens there: check the entrypoint's port, firewalls, and that the proxy runs"}
@@ -283,11 +290,41 @@ func (d *session) event(parent context.Context) step {
 		return step{Status: fail, ID: "session-guest", Summary: fmt.Sprintf("no %s within %s: the namespace connected as Guest", d.o.waitEvent, d.o.timeout),
 			Fix: "Frappe did not recognise the session in --cookie: it connected the client as Guest and refused doc_subscribe without a word. Pass the sid cookie of a logged-in session (log in again: the session may have expired)"}
 	}
+	if err != nil && d.frappeUser != "" && d.t.base.Scheme == "https" {
+		if s, named := d.callbackScheme(parent); named {
+			return s
+		}
+	}
 	if err != nil {
 		return step{Status: fail, ID: "event-missing", Summary: fmt.Sprintf("no %s within %s", d.o.waitEvent, d.o.timeout),
 			Fix: "the transport works but the event never came: check that it is published to a room this client joined (Frappe: doc:<doctype>/<name>, --subscribe) in this namespace"}
 	}
 	return step{Status: pass, Summary: fmt.Sprintf("%s after %s: %s", d.o.waitEvent, time.Since(started).Round(time.Millisecond), trim(strings.TrimPrefix(got, nsPrefix), 160))}
+}
+
+// callbackScheme: no event over a websocket-first connection, the session
+// valid over https — does the session survive a callback over http, as
+// Frappe's realtime server makes it when the Origin it received says http
+// (frappe/helm#281; Traefik's "wss" through frappe_docker's nginx)?
+func (d *session) callbackScheme(parent context.Context) (step, bool) {
+	ctx, cancel := d.ctx(parent)
+	defer cancel()
+	a, err := d.t.callbackOverHTTP(ctx)
+	host := d.t.base.Hostname()
+	var what string
+	switch {
+	case err != nil:
+		what = fmt.Sprintf("a callback to http://%s cannot connect (%s)", host, shortErr(err))
+	case a.Status >= 300 && a.Status < 400 && strings.HasPrefix(a.Location, "https://"):
+		what = fmt.Sprintf("a callback to http://%s is redirected (%d) to %s: Frappe develop/v16 calls back with fetch and the session as a Cookie, which fetch drops on that redirect (the scheme changes), so the socket joins as Guest; Frappe v15 (superagent, ?sid=) keeps it", host, a.Status, a.Location)
+	case a.Status != http.StatusOK:
+		what = fmt.Sprintf("a callback to http://%s answers %d", host, a.Status)
+	default:
+		return step{}, false // over http the session holds too: not this
+	}
+	return step{Status: fail, ID: "callback-scheme", Evidence: &a,
+		Summary: fmt.Sprintf("no %s within %s over a websocket-first connection, although Frappe knows the session over https (%s); %s", d.o.waitEvent, d.o.timeout, d.frappeUser, what),
+		Fix:     fmt.Sprintf("if an http:// Origin reaches Frappe for this https site, its session callback goes to http://%s and the socket joins as Guest (connected, no events): a hop that builds the Origin from its own $scheme behind a TLS-terminating proxy (frappe/helm#281), or frappe_docker's nginx behind Traefik, whose X-Forwarded-Proto map passes https but not Traefik's wss — a client that opens a websocket first is then called back over http (examples/frappe-docker: X-Forwarded-Proto: https on the /socket.io router). Make the Origin say https. It could also be an event published to a room this client did not join", host)}, true
 }
 
 // 9. hold an upgraded session open, answering pings like a client, and

@@ -122,7 +122,7 @@ func newTraefikAPI(raw string, headers []string, insecure bool) (*traefikAPI, er
 	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api")
 	u.RawQuery, u.Fragment = "", ""
 	api.base = u
-	api.client = newHTTPClient(insecure)
+	api.client = newHTTPClient(insecure, nil)
 	host := u.Host
 	api.client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if req.URL.Host != host {
