@@ -389,15 +389,7 @@ func frappeDoctor(t *testing.T, doctorBin string, client *http.Client, public st
 		"--connect-to", frappeSite+":443:127.0.0.1:"+itoa(httpsPort), "--connect-to", frappeSite+":80:127.0.0.1:"+itoa(httpPort),
 		"--namespace", "/"+frappeSite, "--cookie", "sid=frappe-session", "--wait-event", "message_created", "--subscribe", doctype+"/"+channel,
 		"--timeout", "8s", "--json").Output()
-	var r struct {
-		Steps []struct {
-			N       int    `json:"n"`
-			Status  string `json:"status"`
-			ID      string `json:"id"`
-			Summary string `json:"summary"`
-			Fix     string `json:"fix"`
-		} `json:"steps"`
-	}
+	var r doctorReport
 	if err := json.Unmarshal(out, &r); err != nil || len(r.Steps) < 8 {
 		t.Fatalf("doctor --json: %v\n%s", err, out)
 	}

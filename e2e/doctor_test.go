@@ -194,16 +194,7 @@ http:
 		} else if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		var r struct {
-			OK    bool `json:"ok"`
-			Steps []struct {
-				N       int    `json:"n"`
-				Status  string `json:"status"`
-				ID      string `json:"id"`
-				Summary string `json:"summary"`
-				Fix     string `json:"fix"`
-			} `json:"steps"`
-		}
+		var r doctorReport
 		if err := json.Unmarshal(out, &r); err != nil {
 			t.Fatalf("%s: doctor --json printed %q: %v", c.name, out, err)
 		}
@@ -264,4 +255,16 @@ func buildDoctor(t *testing.T, e *env) string {
 		t.Fatalf("go build cmd/socketioguard: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// doctorReport is what the e2e tests read of `doctor --json`.
+type doctorReport struct {
+	OK    bool `json:"ok"`
+	Steps []struct {
+		N       int    `json:"n"`
+		Status  string `json:"status"`
+		ID      string `json:"id"`
+		Summary string `json:"summary"`
+		Fix     string `json:"fix"`
+	} `json:"steps"`
 }
