@@ -2,17 +2,11 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -519,45 +513,20 @@ func siteClient(t *testing.T, caFile string, port int) *http.Client {
 // (tls.yml, paths as the proxy container mounts them at /certs).
 func writeSiteCertificates(t *testing.T, dir, site string) string {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	e1 := err
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "socketioguard test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil || e1 != nil {
-		t.Fatal(err, e1)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := stack.NewCertificate(dir, "ca", nil, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: site}, DNSNames: []string{site},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
+	if _, err := stack.NewCertificate(dir, "site", []string{site}, false, ca); err != nil {
 		t.Fatal(err)
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
+	tlsYAML := "tls:\n  stores:\n    default:\n      defaultCertificate:\n        certFile: /certs/site.pem\n        keyFile: /certs/site-key.pem\n"
+	if err := os.WriteFile(filepath.Join(dir, "tls.yml"), []byte(tlsYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{
-		"ca.pem":   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		"cert.pem": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		"key.pem":  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		"tls.yml":  []byte("tls:\n  stores:\n    default:\n      defaultCertificate:\n        certFile: /certs/cert.pem\n        keyFile: /certs/key.pem\n"),
+	// The containers read the key as another user than the test's.
+	if err := os.Chmod(filepath.Join(dir, "site-key.pem"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return filepath.Join(dir, "ca.pem")
+	return ca.CertFile
 }

@@ -3,17 +3,12 @@ package stack
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -85,11 +80,14 @@ func (s *Stack) StartKube(t KubeTools) (*Kube, error) {
 		return nil, err
 	}
 
-	k.CAFile = filepath.Join(dir, "serving.pem")
-	keyFile := filepath.Join(dir, "serving-key.pem")
-	if err := writeServingCert(k.CAFile, keyFile); err != nil {
+	// A self-signed serving certificate for 127.0.0.1: its own CA for
+	// kubectl and Traefik.
+	serving, err := NewCertificate(dir, "serving", []string{"127.0.0.1", "localhost"}, true, nil)
+	if err != nil {
 		return nil, err
 	}
+	k.CAFile = serving.CertFile
+	keyFile := serving.KeyFile
 	saKey, saPub := filepath.Join(dir, "sa.key"), filepath.Join(dir, "sa.pub")
 	if err := writeServiceAccountKey(saKey, saPub); err != nil {
 		return nil, err
@@ -201,35 +199,6 @@ func (k *Kube) ProviderYAML(gateway bool, crdExtra ...string) string {
 		yaml += "  kubernetesGateway:\n" + conn
 	}
 	return yaml
-}
-
-// writeServingCert writes a self-signed certificate for 127.0.0.1 (it is its
-// own CA for kubectl and Traefik).
-func writeServingCert(certFile, keyFile string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "kube-apiserver"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
 }
 
 func writeServiceAccountKey(keyFile, pubFile string) error {
