@@ -71,7 +71,7 @@ func classifyHop(a answer, websocketRequest bool, host string) (id, fix string) 
 	case a.Mitigated != "" && (a.Status == http.StatusForbidden || a.Status == http.StatusServiceUnavailable):
 		return "waf-challenge", fmt.Sprintf("a WAF or bot protection answered %d with cf-mitigated: %s (Cloudflare's managed challenge, louislam/uptime-kuma#3866): a browser solves it for the page, but Engine.IO's XHR and websocket requests cannot. Exempt the Socket.IO path from the challenge (a WAF skip rule for %s/socket.io/)", a.Status, a.Mitigated, host)
 	case a.Status == http.StatusUnauthorized && a.WWWAuthenticate != "":
-		return "auth-required", fmt.Sprintf("an authentication layer in front of the Socket.IO server answered 401 (WWW-Authenticate: %s): forward-auth or basic auth on the Socket.IO router (ItalyPaleAle/traefik-forward-auth#19, frappe/helm#248). Exempt /socket.io from it (Frappe authenticates the socket itself with the session cookie), or make sure the browser's credentials reach it on XHR and websocket requests too", a.WWWAuthenticate)
+		return "auth-required", fmt.Sprintf("an HTTP authentication layer answered 401 (WWW-Authenticate: %s): usually forward-auth or basic auth on the Socket.IO router (ItalyPaleAle/traefik-forward-auth#19, frappe/helm#248), possibly one in the Socket.IO server's own HTTP stack (Engine.IO and Frappe never answer 401 themselves). Exempt /socket.io from it (Frappe authenticates the socket itself with the session cookie), or make sure the browser's credentials reach it on XHR and websocket requests too", a.WWWAuthenticate)
 	case a.Status >= 300 && a.Status < 400 && a.Location != "":
 		return "redirected", redirectFix(a, websocketRequest, host)
 	}

@@ -92,6 +92,15 @@ var configRules = []configRule{
 func checkConfig(v *configView) []finding {
 	v.version = parseVersion(v.cfg.Version)
 	v.guarded = guardedRouters(v.cfg)
+	if v.inspected != nil {
+		// The guard named itself: its routers are guarded whatever its alias.
+		for _, r := range enabledUsers(v.cfg, v.inspected.Middleware) {
+			if !contains(v.guarded, r) {
+				v.guarded = append(v.guarded, r)
+			}
+		}
+		sort.Strings(v.guarded)
+	}
 	var out []finding
 	for _, r := range configRules {
 		for _, f := range r.check(v) {
@@ -111,6 +120,11 @@ func checkConfig(v *configView) []finding {
 // which routers use that middleware. Rules are never matched here.
 func ruleSocketIORouter(v *configView) []finding {
 	if len(v.guarded) == 0 {
+		if others := otherPlugins(v.cfg); len(others) > 0 {
+			return []finding{{Status: notEvaluated, ID: "guard-missing", Summary: "no enabled router uses a middleware recognisable as socketioguard in guard mode; plugin middlewares under other aliases are in use: " + strings.Join(others, ", "),
+				Evidence: routersNaming(v.cfg, "/socket.io"),
+				Fix:      "if one of these is the guard, set inspectPath on it and pass --inspect-path: its answer names it; otherwise add the guard to the router that sends /socket.io to the Socket.IO server (readme: Install)"}}
+		}
 		return []finding{{Status: fail, ID: "guard-missing", Summary: "no enabled router uses a socketioguard middleware in guard mode",
 			Evidence: routersNaming(v.cfg, "/socket.io"),
 			Fix:      "add the guard to the router that sends /socket.io to the Socket.IO server (readme: Install), e.g. middlewares: [sio-guard]"}}
@@ -414,30 +428,45 @@ func ruleForwardedHeaders(v *configView) []finding {
 // ---- helpers ----
 
 // guardConfig is a middleware's socketioguard configuration: a plugin whose
-// alias names the plugin, or whose keys are all the guard's options.
+// alias names the plugin, or whose keys are all the guard's options with at
+// least one that only the guard has (another plugin's {logLevel: debug} is
+// not the guard).
 func guardConfig(m apiMiddleware) (map[string]any, bool) {
 	for alias, conf := range m.Plugin {
 		if strings.Contains(strings.ToLower(alias), "socketio") {
 			return conf, true
 		}
-		if len(conf) == 0 {
-			continue
-		}
-		all := true
+		all, own := true, false
 		for k := range conf {
 			all = all && guardOptions[k]
+			own = own || guardOptions[k] && k != "mode" && k != "logLevel"
 		}
-		if all {
+		if all && own {
 			return conf, true
 		}
 	}
 	return nil, false
 }
 
-// guardOptions are the plugin's option names (readme: Options).
+// guardOptions are the plugin's option names (readme: Options); mode and
+// logLevel are names other plugins use too.
 var guardOptions = map[string]bool{
 	"paths": true, "mode": true, "eioVersions": true, "transports": true, "repairUpgrade": true, "normalizePath": true,
 	"setMissingOrigin": true, "allowJSONP": true, "diagnoseResponses": true, "fallbackStatus": true, "logLevel": true, "inspectPath": true,
+}
+
+// otherPlugins are the plugin middlewares enabled routers use that are not
+// recognisable as the guard (the guard under another alias, with an empty
+// configuration, would be one of them).
+func otherPlugins(c *traefikConfig) []string {
+	var out []string
+	for _, name := range sortedKeys(c.Middlewares) {
+		m := c.Middlewares[name]
+		if _, guard := guardConfig(m); len(m.Plugin) > 0 && !guard && len(enabledUsers(c, name)) > 0 {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // guardedRouters are the enabled routers with a guard-mode socketioguard middleware.

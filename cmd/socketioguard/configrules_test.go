@@ -71,6 +71,19 @@ func TestConfigRules(t *testing.T) {
 			c.Routers["sio@file"] = r
 			v.inspected = nil
 		}, "guard-missing", fail, "no enabled router uses a socketioguard middleware"},
+		{"another plugin with a generic option is not taken for the guard", func(c *traefikConfig, v *configView) {
+			delete(c.Middlewares, "sio-guard@file")
+			c.Middlewares["ratelimit@file"] = apiMiddleware{Plugin: map[string]map[string]any{"ratelimit": {"logLevel": "debug"}}, Status: "enabled", UsedBy: []string{"sio@file"}}
+			r := c.Routers["sio@file"]
+			r.Middlewares = []string{"frappe-site", "ratelimit"}
+			c.Routers["sio@file"] = r
+			v.inspected = nil
+		}, "guard-missing", notEvaluated, "plugin middlewares under other aliases are in use: ratelimit@file"},
+		{"the guard under another alias, named by its inspection", func(c *traefikConfig, v *configView) {
+			m := c.Middlewares["sio-guard@file"]
+			m.Plugin = map[string]map[string]any{"edgeguard": {}}
+			c.Middlewares["sio-guard@file"] = m
+		}, "socketio-router", pass, "router sio@file receives"},
 		{"no inspection answer: the router is not guessed", func(c *traefikConfig, v *configView) { v.inspected = nil }, "socketio-router", notEvaluated, "no socketioguard inspection answered"},
 		{"the guard's middleware on two routers", func(c *traefikConfig, v *configView) {
 			c.Routers["sio2@file"] = apiRouter{EntryPoints: []string{"websecure"}, Middlewares: []string{"sio-guard"}, Service: "sio", Rule: "Host(`other`)", Status: "enabled", Provider: "file"}
