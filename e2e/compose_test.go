@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,7 +39,11 @@ func TestComposeOnADockerEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(docker.Stop)
+	t.Cleanup(func() {
+		if err := docker.Stop(); err != nil {
+			t.Errorf("stopping the test's dockerd: %v", err)
+		}
+	})
 	t.Logf("dockerd answered on %s after %s", docker.Socket, time.Since(began).Round(time.Millisecond))
 
 	began = time.Now()
@@ -204,7 +207,7 @@ func waitHandshake(t *testing.T, base string, within time.Duration) {
 		if err != nil {
 			last = err.Error()
 		} else {
-			last = fmt.Sprintf("%d %q", resp.StatusCode, trimTo(body, 120))
+			last = fmt.Sprintf("%d %q", resp.StatusCode, stack.Trim(body, 120))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -225,20 +228,13 @@ func inspectRoute(t *testing.T, base string) inspectAnswer {
 	defer cancel()
 	resp, body, err := stack.Get(ctx, base+"/socket.io/.guard", nil)
 	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET %s/socket.io/.guard: %v %v %q", base, err, resp, trimTo(body, 200))
+		t.Fatalf("GET %s/socket.io/.guard: %v %v %q", base, err, resp, stack.Trim(body, 200))
 	}
 	var a inspectAnswer
 	if err := json.Unmarshal([]byte(body), &a); err != nil {
-		t.Fatalf("/socket.io/.guard: %v\n%s", err, trimTo(body, 400))
+		t.Fatalf("/socket.io/.guard: %v\n%s", err, stack.Trim(body, 400))
 	}
 	return a
-}
-
-func trimTo(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // frappeSite is the site of the Frappe topology: its public name resolves to
@@ -469,7 +465,7 @@ func waitFrappe(t *testing.T, client *http.Client, public string, recipe bool) {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
 			if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "0{") {
-				return false, false, fmt.Sprintf("%d %q", resp.StatusCode, trimTo(string(body), 100))
+				return false, false, fmt.Sprintf("%d %q", resp.StatusCode, stack.Trim(string(body), 100))
 			}
 			probe, err := client.Get(public + "/socket.io/?EIO=3&transport=polling")
 			if err != nil {
@@ -496,16 +492,9 @@ func siteClient(t *testing.T, caFile string, port int) *http.Client {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pemBytes)
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool},
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return dialer.DialContext(ctx, network, "127.0.0.1:"+itoa(port))
-			},
-		},
-	}
+	client := hostClient(port)
+	client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
+	return client
 }
 
 // writeSiteCertificates writes a CA (ca.pem), a certificate for the site

@@ -58,17 +58,10 @@ func dumpNginxLogs(t *testing.T, dir string) {
 	for _, e := range entries {
 		for _, name := range []string{"error.log", "access.log"} {
 			if b, err := os.ReadFile(dir + "/" + e.Name() + "/logs/" + name); err == nil && len(b) > 0 {
-				t.Logf("----- %s/%s -----\n%s", e.Name(), name, tail(string(b), 4000))
+				t.Logf("----- %s/%s -----\n%s", e.Name(), name, stack.Tail(string(b), 4000))
 			}
 		}
 	}
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
 }
 
 func (e *env) must(err error) {

@@ -416,7 +416,7 @@ func waitKubeRoutes(t *testing.T, tr *stack.Traefik, entryPoints []string) {
 		if ready {
 			return
 		}
-		last = trimTo(body, 600)
+		last = stack.Trim(body, 600)
 		time.Sleep(300 * time.Millisecond)
 	}
 	t.Fatalf("%s has no enabled Kubernetes routers on %v within 60 s (routers: %s)\n%s", tr.Name, entryPoints, last, tr.Logs())

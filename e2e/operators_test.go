@@ -98,7 +98,7 @@ http:
 		}
 		if !repaired || !misrouted || !lost {
 			raw, _ := os.ReadFile(accessLog)
-			t.Errorf("access log: repaired websocket %v, 421 no-socketio-route %v, 400 upgrade-lost-downstream %v:\n%s", repaired, misrouted, lost, tail(string(raw), 3000))
+			t.Errorf("access log: repaired websocket %v, 421 no-socketio-route %v, 400 upgrade-lost-downstream %v:\n%s", repaired, misrouted, lost, stack.Tail(string(raw), 3000))
 		}
 	})
 
@@ -148,7 +148,7 @@ func scrape(t *testing.T, url string, headers map[string]string) map[string]*dto
 	var parser expfmt.TextParser
 	families, err := parser.TextToMetricFamilies(strings.NewReader(a.Body))
 	if err != nil {
-		t.Fatalf("%s does not parse as Prometheus text: %v\n%s", url, err, tail(a.Body, 2000))
+		t.Fatalf("%s does not parse as Prometheus text: %v\n%s", url, err, stack.Tail(a.Body, 2000))
 	}
 	return families
 }

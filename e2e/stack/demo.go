@@ -171,11 +171,11 @@ func handshakeShape(a HandshakeAnswer) (keys, detail string, ok bool) {
 		return "", fmt.Sprintf("GET %s: %v", a.URL, a.Err), false
 	}
 	if a.Status != 200 || !strings.HasPrefix(a.Body, "0{") {
-		return "", fmt.Sprintf("GET %s → %d %q (guard error %q)", a.URL, a.Status, trim(a.Body, 120), a.Guard), false
+		return "", fmt.Sprintf("GET %s → %d %q (guard error %q)", a.URL, a.Status, Trim(a.Body, 120), a.Guard), false
 	}
 	var open map[string]any
 	if err := json.Unmarshal([]byte(a.Body[1:]), &open); err != nil {
-		return "", fmt.Sprintf("open packet %q: %v", trim(a.Body, 120), err), false
+		return "", fmt.Sprintf("open packet %q: %v", Trim(a.Body, 120), err), false
 	}
 	names := make([]string, 0, len(open))
 	for k := range open {
@@ -228,7 +228,8 @@ func checkPublish(st *Stack, public string) Check {
 	return c
 }
 
-func trim(s string, n int) string {
+// Trim keeps the beginning of a text, marking the cut.
+func Trim(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "…"
 	}

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -84,23 +86,47 @@ func (s *Stack) StartDocker(t DockerTools) (*Docker, error) {
 		}
 		select {
 		case <-d.Daemon.done:
-			d.Stop()
-			return nil, fmt.Errorf("dockerd exited before answering: %v\n%s", d.Daemon.err, lastOf(d.Daemon.Logs(), 3000))
+			_ = d.Stop()
+			return nil, fmt.Errorf("dockerd exited before answering: %v\n%s", d.Daemon.err, Tail(d.Daemon.Logs(), 3000))
 		default:
 		}
 		if time.Now().After(deadline) {
-			d.Stop()
-			return nil, fmt.Errorf("dockerd did not answer on %s within 90 s: %v\n%s", d.Socket, err, lastOf(d.Daemon.Logs(), 3000))
+			_ = d.Stop()
+			return nil, fmt.Errorf("dockerd did not answer on %s within 90 s: %v\n%s", d.Socket, err, Tail(d.Daemon.Logs(), 3000))
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
 }
 
-// Stop ends dockerd (SIGTERM to its PID's group, SIGKILL after 5 s) and
-// removes its exec root.
-func (d *Docker) Stop() {
-	d.Daemon.Stop()
-	_ = os.RemoveAll(d.execRoot)
+// Stop ends dockerd (SIGTERM to its PID's group, SIGKILL after 30 s), takes
+// down what it left mounted in its exec root (its network namespace, when
+// it was killed or did not unmount it) and removes the exec root; an error
+// says what is left behind.
+func (d *Docker) Stop() error {
+	d.Daemon.StopWithin(30 * time.Second)
+	for _, m := range mountsUnder(d.execRoot) {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			return fmt.Errorf("dockerd left %s mounted: %v", m, err)
+		}
+	}
+	return os.RemoveAll(d.execRoot)
+}
+
+// mountsUnder lists the mount points below dir, deepest first.
+func mountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			out = append(out, fields[4])
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }
 
 // Env is what the docker CLI needs to reach this engine and its Compose.
@@ -122,7 +148,7 @@ func (d *Docker) RunEnv(ctx context.Context, env []string, args ...string) (stri
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("docker %s: %v\n%s", strings.Join(args, " "), err, lastOf(stderr.String(), 4000))
+		return stdout.String(), fmt.Errorf("docker %s: %v\n%s", strings.Join(args, " "), err, Tail(stderr.String(), 4000))
 	}
 	return stdout.String(), nil
 }
@@ -304,8 +330,8 @@ func copyTree(src, dst string) error {
 	})
 }
 
-// lastOf keeps the end of a log, where the error is.
-func lastOf(s string, n int) string {
+// Tail keeps the end of a log, where the error is.
+func Tail(s string, n int) string {
 	if len(s) > n {
 		return "…" + s[len(s)-n:]
 	}

@@ -146,7 +146,7 @@ func (k *Kube) waitReady(timeout time.Duration) error {
 		for _, p := range []*Process{k.Etcd, k.API} {
 			select {
 			case <-p.done:
-				return fmt.Errorf("%s exited: %v\n%s", p.Name, p.err, lastOf(p.Logs(), 4000))
+				return fmt.Errorf("%s exited: %v\n%s", p.Name, p.err, Tail(p.Logs(), 4000))
 			default:
 			}
 		}
@@ -160,13 +160,13 @@ func (k *Kube) waitReady(timeout time.Duration) error {
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, lastOf(b.String(), 300))
+			last = fmt.Sprintf("%d %s", resp.StatusCode, Tail(b.String(), 300))
 		} else {
 			last = err.Error()
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	return fmt.Errorf("kube-apiserver not ready within %s: %s\n%s", timeout, last, lastOf(k.API.Logs(), 4000))
+	return fmt.Errorf("kube-apiserver not ready within %s: %s\n%s", timeout, last, Tail(k.API.Logs(), 4000))
 }
 
 // Kubectl runs kubectl against this API server, with stdin when not empty.
@@ -179,7 +179,7 @@ func (k *Kube) Kubectl(ctx context.Context, stdin string, args ...string) (strin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("kubectl %s: %v\n%s", strings.Join(args, " "), err, lastOf(stderr.String(), 3000))
+		return stdout.String(), fmt.Errorf("kubectl %s: %v\n%s", strings.Join(args, " "), err, Tail(stderr.String(), 3000))
 	}
 	return stdout.String(), nil
 }

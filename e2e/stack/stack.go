@@ -213,14 +213,18 @@ func (s *Stack) Run(c Command) (*Process, error) {
 }
 
 // Stop ends one process (its group): SIGTERM, then SIGKILL after 5 s.
-func (p *Process) Stop() {
+func (p *Process) Stop() { p.StopWithin(5 * time.Second) }
+
+// StopWithin is Stop with another grace time before the SIGKILL (a daemon
+// that tears down what it set up on SIGTERM needs more than 5 s).
+func (p *Process) StopWithin(grace time.Duration) {
 	if p.Exited() {
 		return
 	}
 	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(grace):
 		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
