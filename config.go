@@ -38,6 +38,10 @@ type Config struct {
 	LogLevel string `json:"logLevel,omitempty"`
 	// InspectPath, when set, is answered with a JSON description of the request.
 	InspectPath string `json:"inspectPath,omitempty"`
+	// StickyCookie is the name of the service's sticky cookie
+	// (loadBalancer.sticky.cookie.name), read only to tell the causes of
+	// "Session ID unknown" apart.
+	StickyCookie string `json:"stickyCookie,omitempty"`
 }
 
 // CreateConfig returns the defaults; Traefik decodes the user's keys over them.
@@ -55,6 +59,7 @@ func CreateConfig() *Config {
 		FallbackStatus:    421,
 		LogLevel:          "error",
 		InspectPath:       "",
+		StickyCookie:      "",
 	}
 }
 
@@ -98,6 +103,7 @@ type settings struct {
 	fallbackStatus       int
 	logLevel             logLevel
 	inspectPath          string
+	stickyCookie         string
 }
 
 // validate turns a Config into settings, or explains the first bad key:
@@ -153,6 +159,9 @@ func validate(cfg *Config) (settings, error) {
 	if s.inspectPath, err = validateInspectPath(cfg.InspectPath, s.paths); err != nil {
 		return s, err
 	}
+	if s.stickyCookie, err = validateStickyCookie(cfg.StickyCookie); err != nil {
+		return s, err
+	}
 	s.commonPrefix = commonPrefix(s.paths, s.inspectPath)
 	s.clientBundles = setOf(socketIOClientBundles)
 	// The short way's path lookup costs the same for a path of any length
@@ -169,6 +178,19 @@ func validate(cfg *Config) (settings, error) {
 	}
 	return s, nil
 }
+
+// validateStickyCookie: a cookie name as Traefik writes one (its
+// sanitizeName keeps letters, digits and !#$%&'*+-.^_`|~ and turns anything
+// else into _), at most 128 bytes.
+func validateStickyCookie(raw string) (string, error) {
+	name := strings.TrimSpace(raw)
+	if name == "" || len(name) <= 128 && cookieName.MatchString(name) {
+		return name, nil
+	}
+	return "", fmt.Errorf("stickyCookie %q is not a cookie name: give the service's loadBalancer.sticky.cookie.name as Traefik writes it (up to 128 letters, digits and !#$%%&'*+-.^_`|~; Traefik turns other characters into _), or leave it empty: Traefik's default name (_ and five hexadecimal digits) is then read from the load balancer's own Set-Cookie", raw)
+}
+
+var cookieName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 func validatePaths(paths []string) ([]string, error) {
 	if len(paths) == 0 {

@@ -198,12 +198,8 @@ func holdAnswer(a *heldAnswer, current http.ResponseWriter, status int) http.Res
 // sendHeldAnswer sends a held answer on (ws: the websocket's watcher, or
 // nil). Engine.IO never answers 404 on its path, and never answers a
 // polling GET with a 200 HTML page: those come from another server, and are
-// replaced (keeping exactly headersBefore). Its refusals are 400s (403 for
-// allowRequest's), read and marked; so is a 500 to a websocket handshake,
-// which Traefik writes itself when the connection could not be handed over.
-// Everything else — gateway errors, redirects and 401/403 pages of an
-// authentication layer — is some hop's own answer and passes unchanged,
-// unnamed.
+// replaced (keeping exactly headersBefore). Everything else is sent on
+// unchanged, marked where it proves what broke (readHeldAnswer).
 func sendHeldAnswer(g *Guard, req *http.Request, a *heldAnswer, headersBefore http.Header, ws *websocketWatcher) {
 	if a.status == http.StatusNotFound ||
 		a.status == http.StatusOK && ws == nil && req.Method == http.MethodGet && isHTML(a.client.Header().Get("Content-Type")) {
@@ -211,10 +207,8 @@ func sendHeldAnswer(g *Guard, req *http.Request, a *heldAnswer, headersBefore ht
 		return
 	}
 	body := a.held.Body.Bytes()
-	if a.status == http.StatusBadRequest || a.status == http.StatusForbidden || ws != nil && a.status == http.StatusInternalServerError {
-		if p := diagnose(a.status, body, ws); p != nil {
-			markDiagnosis(g, req, a, p, body)
-		}
+	if p, message := readHeldAnswer(g, req, a, body, headersBefore, ws); p != nil {
+		markDiagnosis(g, req, a, p, message)
 	}
 	a.client.WriteHeader(a.status)
 	if len(body) > 0 {
@@ -226,12 +220,34 @@ func isHTML(contentType string) bool {
 	return len(contentType) >= 9 && strings.EqualFold(contentType[:9], "text/html")
 }
 
-// markDiagnosis marks a refusal with what it proves, counts and logs it.
-func markDiagnosis(g *Guard, req *http.Request, a *heldAnswer, p *problem, body []byte) {
-	message := ""
-	if p.id == problemWebSocketRefused.id {
-		message = serverMessage(body)
+// readHeldAnswer names a held answer, with the log line's message, only
+// where the answer proves what broke. Engine.IO's refusals are 400s (403 for
+// allowRequest's); a 500 to a websocket handshake is Traefik's own when the
+// connection could not be handed over; a redirect or a 401 with
+// WWW-Authenticate is never Engine.IO's — a hop answered in its place (see
+// hops.go). Gateway errors and other pages pass unnamed.
+func readHeldAnswer(g *Guard, req *http.Request, a *heldAnswer, body []byte, headersBefore http.Header, ws *websocketWatcher) (*problem, string) {
+	status := a.status
+	switch {
+	case status == http.StatusBadRequest || status == http.StatusForbidden || ws != nil && status == http.StatusInternalServerError:
+		p := diagnose(status, body, ws)
+		if p == &problemSessionUnknown {
+			return diagnoseSessionUnknown(g, req, a.client.Header(), headersBefore)
+		}
+		if p == &problemWebSocketRefused {
+			return p, serverMessage(body)
+		}
+		return p, ""
+	case status == http.StatusUnauthorized:
+		return diagnoseAuthChallenge(a.client.Header(), headersBefore)
+	case redirectStatuses[status]:
+		return diagnoseRedirect(req, a.client.Header(), headersBefore, ws != nil)
 	}
+	return nil, ""
+}
+
+// markDiagnosis marks an answer with what it proves, counts and logs it.
+func markDiagnosis(g *Guard, req *http.Request, a *heldAnswer, p *problem, message string) {
 	a.client.Header().Set(headerDiagnosis, p.id)
 	atomic.AddInt64(&g.counters.byProblem[p.index], 1)
 	if p.level <= g.log.level {

@@ -120,7 +120,23 @@ var (
 var (
 	problemSessionUnknown = problem{
 		id: "session-unknown", diagnosis: true, level: levelWarn,
-		hint: "the Socket.IO server does not know this sid. Either the session ended in that process — a restart, a ping timeout, a client gone mid-upgrade: the client opens a new one by itself — or the session's requests reach several replicas without sticky sessions (use loadBalancer.sticky.cookie, or one replica). To tell them apart: socketioguard doctor <url> --replicas-check 10 (sessions that break at once mean replicas without stickiness)",
+		hint: "the Socket.IO server does not know this sid. Either the session ended in that process — a restart, a ping timeout, a client gone mid-upgrade: the client opens a new one by itself — or the session's requests reach several replicas without sticky sessions (use loadBalancer.sticky.cookie, or one replica). To tell them apart: socketioguard doctor <url> --replicas-check 10 (sessions that break at once mean replicas without stickiness); with a sticky cookie of your own name, set the guard's stickyCookie to it and these are named by the cookie (session-unknown-no-sticky-cookie, session-unknown-sticky-cookie)",
+	}
+	problemSessionUnknownNoStickyCookie = problem{
+		id: "session-unknown-no-sticky-cookie", diagnosis: true, level: levelWarn,
+		hint: "the Socket.IO server does not know this sid, and the request carried no sticky cookie of the service (the message names it), so the load balancer chose a replica for it afresh: with more than one replica, such a client's sessions break. The client does not send the cookie: a non-browser client without a cookie jar (keep one), a page on another site (socket.io-client withCredentials: true, and the cookie sameSite: none with secure: true), or a cookie the browser refused (secure: true over http)",
+	}
+	problemSessionUnknownStickyCookie = problem{
+		id: "session-unknown-sticky-cookie", diagnosis: true, level: levelWarn,
+		hint: "the Socket.IO server does not know this sid although the request carried the service's sticky cookie (the message says whether the load balancer kept it): kept, the replica it names lost the session (a restart, a ping timeout: clients open a new one by themselves) or the cookie is another service's or edge's with other servers; replaced, the replica it named is gone or unhealthy (removed, restarted under another address)",
+	}
+	problemRedirected = problem{
+		id: "redirected", diagnosis: true, level: levelWarn,
+		hint: "Engine.IO never redirects: a middleware after the guard or a hop behind Traefik answered this Engine.IO request with a redirect (the message says where it points). Clients follow a redirected poll but never a redirected websocket handshake, so websockets fail. http to https: let that hop take X-Forwarded-Proto from Traefik, or redirect at Traefik's entrypoint and connect to https:// directly; a path: route /socket.io/ unchanged (no trailing-slash or prefix rewrite); another host: connect to the canonical host, or exempt /socket.io from the redirect",
+	}
+	problemAuthRequired = problem{
+		id: "auth-required", diagnosis: true, level: levelWarn,
+		hint: "an authentication layer answered in the Socket.IO server's place (a 401 with WWW-Authenticate, or a redirect to a login page with a return address): forward-auth, basicAuth, oauth2-proxy or the like guards /socket.io and this request did not carry its credentials. Browsers send no Authorization on a websocket and send the layer's cookie only where its domain, path and SameSite allow (a page on another site needs withCredentials); exempt /socket.io from the layer (Frappe's realtime server checks the session itself) or make its cookie reach /socket.io. Less likely: a 401 of the Socket.IO server's own HTTP stack (a custom handler)",
 	}
 	problemUpgradeLostDownstream = problem{
 		id: "upgrade-lost-downstream", diagnosis: true, level: levelError,
@@ -154,7 +170,8 @@ var allProblems = []*problem{
 	&problemEIOUnsupported, &problemTransportUnknown, &problemBadHandshakeMethod, &problemHeaderTooLarge,
 	&problemUpgradeMissing, &problemWebSocketHandshakeInvalid, &problemUpgradeImpossible, &problemPathEscaped,
 	&problemNoSocketIORoute, &problemBackendNotSocketIO,
-	&problemSessionUnknown, &problemUpgradeLostDownstream, &problemWebSocketRefused, &problemBackendEIOMismatch,
+	&problemSessionUnknown, &problemSessionUnknownNoStickyCookie, &problemSessionUnknownStickyCookie,
+	&problemRedirected, &problemAuthRequired, &problemUpgradeLostDownstream, &problemWebSocketRefused, &problemBackendEIOMismatch,
 	&problemBackendForbidden, &problemHijackFailedBefore, &problemHijackFailedAfter,
 }
 

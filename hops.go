@@ -1,0 +1,195 @@
+package socketioguard
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// ---- Diagnose: answers a hop gave in the Socket.IO server's place ----
+//
+// Engine.IO never redirects and never asks for credentials: a 3xx with a
+// Location or a 401 with WWW-Authenticate to an Engine.IO request comes
+// from a middleware after the guard or a hop behind Traefik. And its
+// "Session ID unknown" is told apart by the load balancer's sticky cookie,
+// which Traefik's load balancer sets on the very answer when the request
+// carried none (or one naming a server it no longer has).
+//
+// What is read here is the backend's answer (its Location, its Set-Cookie)
+// and the request's Cookie, each within a bound, by compiled calls; these
+// functions run only for the answers they name, never on a common answer's
+// way.
+
+// redirectStatuses are the statuses that send a client elsewhere (304 and
+// 300 do not).
+var redirectStatuses = map[int]bool{301: true, 302: true, 303: true, 307: true, 308: true}
+
+// maxReadLocation bounds what the diagnosis reads of a Location: a
+// redirect's target may carry the request's own query back.
+const maxReadLocation = 2048
+
+// returnAddressKeys are query keys with which a login page is told where to
+// send the user back (Authelia and oauth2-proxy's rd, OAuth's redirect_uri,
+// CAS's service, Frappe's redirect-to, …): a redirect carrying one is an
+// authentication layer's, not a canonical-host or scheme redirect.
+var returnAddressKeys = []string{"rd", "redirect_uri", "redirect_url", "redirect-to", "redirect", "return_to", "returnTo", "returnUrl", "ReturnUrl", "return_url", "next", "continue", "service", "goto"}
+
+// diagnoseRedirect names a redirect of an Engine.IO request by where its
+// Location points (answer: the answer's headers; before: those set before
+// forwarding, which do not count).
+func diagnoseRedirect(req *http.Request, answer, before http.Header, websocket bool) (*problem, string) {
+	location := answer.Get("Location")
+	if location == "" || before.Get("Location") == location {
+		return nil, ""
+	}
+	what := "a poll was redirected (clients follow that on polling; to another origin it also needs CORS there)"
+	if websocket {
+		what = "the websocket handshake was redirected (no client follows that: the websocket fails)"
+	}
+	if len(location) > maxReadLocation {
+		return &problemRedirected, what + ", to a Location longer than 2048 bytes"
+	}
+	target, err := url.Parse(location)
+	if err != nil {
+		return &problemRedirected, what + ", to a Location that is no URL"
+	}
+	if loginRedirect(target) {
+		return &problemAuthRequired, what + " to a login page, " + shownTarget(target) + ": its query carries a return address"
+	}
+	scheme := "http"
+	if origin := originFor(req); origin != "" {
+		scheme, _, _ = strings.Cut(origin, "://")
+	}
+	targetScheme := strings.ToLower(target.Scheme)
+	switch {
+	case target.Host != "" && !sameHostName(target.Hostname(), req.Host):
+		return &problemRedirected, what + " to another host, " + shownTarget(target) + ": a canonical-host redirect (www and the bare name) or an authentication layer's login page"
+	case targetScheme != "" && targetScheme != scheme:
+		return &problemRedirected, what + " from " + scheme + " to " + shortened(targetScheme) + " on the same host: " + schemeRedirectCause(scheme, targetScheme)
+	}
+	return &problemRedirected, what + " to the path " + shortened(target.EscapedPath()) + " on the same host: a path rewrite (a trailing slash added or removed, a prefix)"
+}
+
+// sameHostName compares host names without their ports: a redirect from
+// http to https changes the port, and a hop builds an absolute Location with
+// its own (nginx's port_in_redirect).
+func sameHostName(name, requestHost string) bool {
+	request := url.URL{Host: requestHost}
+	return strings.EqualFold(name, request.Hostname())
+}
+
+// schemeRedirectCause says who sends a client from one scheme to the other.
+func schemeRedirectCause(scheme, targetScheme string) string {
+	if scheme == "https" {
+		return "a hop behind Traefik builds its redirect from its own plain http (it does not take X-Forwarded-Proto from Traefik)"
+	}
+	return "the client came over http and a hop behind Traefik sends it to https, which websockets do not follow (connect to https:// directly; redirect at Traefik's entrypoint) — or that hop does not take X-Forwarded-Proto from a Traefik that terminates TLS"
+}
+
+// loginRedirect: the target's query carries a return address.
+func loginRedirect(target *url.URL) bool {
+	query := target.Query()
+	for _, key := range returnAddressKeys {
+		if query.Get(key) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// shownTarget is a redirect's target as a log line shows it: scheme, host
+// and path, never its query (a login redirect's state and tokens).
+func shownTarget(target *url.URL) string {
+	shown := url.URL{Scheme: target.Scheme, Host: target.Host, Path: target.Path}
+	return shortened(shown.String())
+}
+
+// diagnoseAuthChallenge names a 401 that asks for credentials.
+func diagnoseAuthChallenge(answer, before http.Header) (*problem, string) {
+	challenge := answer.Get("WWW-Authenticate")
+	if challenge == "" || before.Get("WWW-Authenticate") == challenge {
+		return nil, ""
+	}
+	scheme, _, _ := strings.Cut(shortenedTo(challenge, 32), " ")
+	return &problemAuthRequired, "401 with WWW-Authenticate " + scheme + ": credentials this request did not carry"
+}
+
+// maxReadCookie bounds what the diagnosis reads of the request's Cookie
+// lines (the first 4, each in its first 8 KiB: browsers send a few KiB) and
+// of the answer's Set-Cookie lines (the first 8).
+const (
+	maxReadCookie      = 8192
+	maxReadCookieLines = 4
+	maxReadSetCookies  = 8
+)
+
+// diagnoseSessionUnknown splits "Session ID unknown" by the sticky cookie:
+// its name is the stickyCookie option's, or learned from this answer's
+// Set-Cookie when Traefik's load balancer set one under its default name
+// (see stickyCookieSet). Without either, the two causes stay one diagnosis.
+func diagnoseSessionUnknown(g *Guard, req *http.Request, answer, before http.Header) (*problem, string) {
+	name, set := stickyCookieSet(g.settings.stickyCookie, answer, before)
+	if name == "" {
+		return &problemSessionUnknown, ""
+	}
+	carried, read := requestCarriesCookie(req, name)
+	switch {
+	case !read:
+		return &problemSessionUnknown, "the request's Cookie header is longer than the guard reads"
+	case !carried && set:
+		return &problemSessionUnknownNoStickyCookie, "the request carried no cookie " + name + ": the load balancer chose a replica afresh and set one on this answer"
+	case !carried:
+		return &problemSessionUnknownNoStickyCookie, "the request carried no cookie " + name
+	case set:
+		return &problemSessionUnknownStickyCookie, "the request carried " + name + " and the load balancer replaced it on this answer: the replica it named is gone or unhealthy (or the cookie was of Traefik before v3, rewritten in place)"
+	}
+	return &problemSessionUnknownStickyCookie, "the request carried " + name + " and the load balancer kept it: the replica it names does not know this session (restarted, or the session timed out), or the cookie is another service's or edge's"
+}
+
+// stickyCookieSet returns the sticky cookie's name and whether this answer
+// sets it: a Set-Cookie of the configured name, or (none configured) one
+// named as Traefik's load balancer names it by default ("_" and five
+// hexadecimal digits). Engine.IO sets no cookie on its refusals; a cookie
+// set before forwarding (an earlier middleware's) makes the answer's
+// Set-Cookie lines unreadable as the load balancer's, and is not judged.
+func stickyCookieSet(configured string, answer, before http.Header) (string, bool) {
+	if before["Set-Cookie"] == nil {
+		for i, line := range answer["Set-Cookie"] {
+			if i == maxReadSetCookies {
+				break
+			}
+			name, _, _ := strings.Cut(shortenedTo(line, 256), "=")
+			if name == configured || configured == "" && traefikDefaultCookieName.MatchString(name) {
+				return name, true
+			}
+		}
+	}
+	return configured, false
+}
+
+// traefikDefaultCookieName: Traefik's load balancer names its sticky
+// cookie "_" and the first five hexadecimal digits of a hash of the
+// service's name when loadBalancer.sticky.cookie.name is not set
+// (pkg/server/cookie GenerateName, v2 and v3 alike).
+var traefikDefaultCookieName = regexp.MustCompile(`^_[0-9a-f]{5}$`)
+
+// requestCarriesCookie reports whether the request carries a cookie of that
+// name, and false for read when the Cookie lines are longer than the guard
+// reads and the name was not in their beginning.
+func requestCarriesCookie(req *http.Request, name string) (carried, read bool) {
+	lines := req.Header["Cookie"]
+	read = len(lines) <= maxReadCookieLines
+	for i, line := range lines {
+		if i == maxReadCookieLines {
+			break
+		}
+		if len(line) > maxReadCookie {
+			line, read = line[:maxReadCookie], false
+		}
+		if strings.HasPrefix(line, name+"=") || strings.Contains(line, ";"+name+"=") || strings.Contains(line, "; "+name+"=") {
+			return true, true
+		}
+	}
+	return false, read
+}
