@@ -41,6 +41,10 @@ func TestDoctorNamesTheBrokenHop(t *testing.T) {
 	// Frappe's default: the session callback goes to the Origin (no server_ip).
 	originCallback := e.realtimeWith("origin-callback", stack.RealtimeOptions{})
 	web := e.webapp()
+	// Frappe's web process run as a development server (DEV_SERVER): its desk
+	// page sends browsers to the Socket.IO server's own port, past Traefik.
+	devDesk, err := e.st.StartWebapp("dev-desk", stack.WebappOptions{Site: site, DevServerPort: rt.Port})
+	e.must(err)
 	sidecarNoUpgrade := e.nginx("sidecar-no-upgrade", sidecarWithoutUpgrade(realtimeURL(rt)))
 	routers := []string{}
 	var dyn strings.Builder
@@ -91,7 +95,14 @@ http:
     webapp:
       loadBalancer:
         servers: [{url: %s}]
+    dev-desk:
+      loadBalancer:
+        servers: [{url: %s}]
   routers:
+    devserver-web:
+      rule: Host(`+"`127.0.0.1`"+`)
+      entryPoints: [devserver]
+      service: dev-desk
     healthy-web:
       rule: Host(`+"`127.0.0.1`"+`)
       entryPoints: [healthy]
@@ -99,7 +110,7 @@ http:
     originback-web:
       rule: Host(`+"`127.0.0.1`"+`)
       entryPoints: [originback]
-      service: sessions`, frappeSiteMiddleware, e.sessions().URL(), idleSidecar.URL(), realtimeURL(originCallback), realtimeURL(rt), realtimeURL(rt), realtimeURL(replicaB), realtimeURL(rt), realtimeURL(replicaB), sidecarNoUpgrade.URL(), web.URL())
+      service: sessions`, frappeSiteMiddleware, e.sessions().URL(), idleSidecar.URL(), realtimeURL(originCallback), realtimeURL(rt), realtimeURL(rt), realtimeURL(replicaB), realtimeURL(rt), realtimeURL(replicaB), sidecarNoUpgrade.URL(), web.URL(), devDesk.URL())
 	route := func(ep, rule, middlewares, service string) {
 		fmt.Fprintf(&dyn, "\n    %s:\n      rule: %q\n      entryPoints: [%s]\n      middlewares: [%s]\n      service: %s", ep, rule, ep, middlewares, service)
 		routers = append(routers, ep+"@file")
@@ -125,8 +136,9 @@ http:
 	// layer, an http → https redirect.
 	route("authfront", pinnedSIO, "basic-auth, frappe-site, sio-guard-frappe", "realtime")
 	route("tohttps", pinnedSIO, "to-https, frappe-site, sio-guard-frappe", "realtime")
-	eps := []string{"authfront", "tohttps", "healthy", "sidecarlost", "misrouted", "noroute", "webbehind", "noorigin", "roundrobin", "sticky", "culpritbefore", "culpritafter", "idle", "originback", "originlost"}
-	tr, err := e.st.StartTraefik(stack.TraefikOptions{EntryPoints: eps, Dynamic: dyn.String(), Routers: append(routers, "healthy-web@file", "originback-web@file"),
+	route("devserver", pinnedSIO, "frappe-site, sio-guard-frappe", "realtime")
+	eps := []string{"devserver", "authfront", "tohttps", "healthy", "sidecarlost", "misrouted", "noroute", "webbehind", "noorigin", "roundrobin", "sticky", "culpritbefore", "culpritafter", "idle", "originback", "originlost"}
+	tr, err := e.st.StartTraefik(stack.TraefikOptions{EntryPoints: eps, Dynamic: dyn.String(), Routers: append(routers, "healthy-web@file", "originback-web@file", "devserver-web@file"),
 		LocalPlugins: map[string]string{"nohijack": filepath.Join(e.st.Tools.Repo, "e2e", "plugins", "nohijack")}})
 	e.must(err)
 	strippingFront := e.nginx("front-strips", nginxProxy(tr.URL("healthy"), ""))
@@ -153,7 +165,7 @@ http:
 		failID   string
 		wantText string // in a step's summary or fix
 	}{
-		{"healthy, every check incl. stickiness and an event", tr.URL("healthy"), []string{"--replicas-check", "4", "--wait-event", "message_created", "--subscribe", doctype + "/" + channel}, true, true, 0, "", ""},
+		{"healthy, every check incl. stickiness and an event", tr.URL("healthy"), []string{"--replicas-check", "4", "--wait-event", "message_created", "--subscribe", doctype + "/" + channel}, true, true, 0, "", "the desk page connects browsers through"},
 		{"front proxy strips upgrade headers (repaired by the guard)", strippingFront.URL(), nil, false, true, 0, "", ""},
 		{"sidecar behind Traefik loses the upgrade", tr.URL("sidecarlost"), nil, false, false, 4, "upgrade-lost-downstream", ""},
 		{"web router catches /socket.io (fallback mode)", tr.URL("misrouted"), nil, false, false, 2, "no-socketio-route", "Host(`127.0.0.1`) && PathPrefix(`/socket.io`) to the Socket.IO service, with a higher priority than the router that uses the middleware sio-fallback@file"},
@@ -174,6 +186,7 @@ http:
 		{"a hop's idle timeout below pingInterval", tr.URL("idle"), []string{"--hold", "8s"}, false, false, 9, "hop-idle-timeout", "pingInterval 5s"},
 		{"Frappe calls back the Origin the guard set, through the web router", tr.URL("originback"), nil, false, true, 0, "", ""},
 		{"Frappe cannot reach the Origin the guard set", tr.URL("originlost"), nil, false, false, 6, "namespace-refused", "/api/method/frappe.realtime.get_user_info, which must be reachable from the realtime server"},
+		{"the desk page sends browsers to the Socket.IO port directly (DEV_SERVER)", tr.URL("devserver"), nil, false, false, 10, "dev-server-port", fmt.Sprintf("connects browsers to http://127.0.0.1:%d/socket.io/ directly", rt.Port)},
 		{"two replicas without stickiness", tr.URL("roundrobin"), nil, false, false, 3, "session-unknown", ""},
 		{"two replicas with sticky.cookie", tr.URL("sticky"), []string{"--replicas-check", "4"}, false, true, 0, "", ""},
 	}

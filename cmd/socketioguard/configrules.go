@@ -452,7 +452,7 @@ func guardConfig(m apiMiddleware) (map[string]any, bool) {
 // logLevel are names other plugins use too.
 var guardOptions = map[string]bool{
 	"paths": true, "mode": true, "eioVersions": true, "transports": true, "repairUpgrade": true, "normalizePath": true,
-	"setMissingOrigin": true, "allowJSONP": true, "diagnoseResponses": true, "fallbackStatus": true, "logLevel": true, "inspectPath": true,
+	"setMissingOrigin": true, "allowJSONP": true, "diagnoseResponses": true, "fallbackStatus": true, "logLevel": true, "inspectPath": true, "stickyCookie": true,
 }
 
 // otherPlugins are the plugin middlewares enabled routers use that are not

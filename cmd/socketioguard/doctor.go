@@ -100,6 +100,7 @@ func doctor(ctx context.Context, o doctorOptions) report {
 		{"stickiness", false, d.stickiness},
 		{"event", false, d.event},
 		{"hold", false, d.hold},
+		{"desk page", false, d.deskPage},
 	}
 	stopped := ""
 	for i, c := range checks {

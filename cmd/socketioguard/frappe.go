@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 )
 
@@ -38,4 +42,70 @@ func (d *session) namespaceFix(message string) string {
 		return fmt.Sprintf("Frappe's realtime server could not check the session: it calls %s, which must be reachable from the realtime server and answer (a tunnel or public URL it cannot reach, a certificate it does not trust); or set server_ip in Frappe's configuration so that it calls the web server directly", callback)
 	}
 	return "the Socket.IO server's middleware refused the connection; the message above is its reason"
+}
+
+// maxDeskPage bounds what the doctor reads of Frappe's desk page (its boot
+// data makes it a few MiB at most).
+const maxDeskPage = 16 << 20
+
+var (
+	// desk.html: `window.dev_server = {{ dev_server }};` renders 0 or 1
+	// (frappe/__init__.py: int(sbool(os.environ.get("DEV_SERVER")))).
+	deskDevServer = regexp.MustCompile(`window\.dev_server\s*=\s*([A-Za-z0-9"']+)`)
+	// the boot data's socketio_port (frappe.conf.socketio_port).
+	deskSocketIOPort = regexp.MustCompile(`"socketio_port"\s*:\s*"?([0-9]{1,5})`)
+)
+
+// 10. deskPage reads the boot data of the site's desk page (/app, with the
+// --cookie session): with window.dev_server set, Frappe's socket client
+// connects the browser to <host>:<socketio_port> directly (socketio_client
+// get_host), never through the URL the other steps checked
+// (frappe/frappe_docker#1529, frappe/erpnext#28167).
+func (d *session) deskPage(parent context.Context) step {
+	if d.o.cookie == "" {
+		return step{Status: skip, Summary: "not evaluated: the desk page shows its boot data to a logged-in session only (--cookie 'sid=…')"}
+	}
+	ctx, cancel := d.ctx(parent)
+	defer cancel()
+	desk := *d.t.base
+	desk.Path, desk.RawQuery = "/app", ""
+	status, page, err := d.t.readPage(ctx, desk.String(), maxDeskPage)
+	if err != nil || status != http.StatusOK {
+		what := fmt.Sprintf("answered %d", status)
+		if err != nil {
+			what = shortErr(err)
+		}
+		return step{Status: skip, Summary: fmt.Sprintf("not evaluated: %s %s (no desk page of a logged-in session there)", desk.String(), what)}
+	}
+	m := deskDevServer.FindStringSubmatch(page)
+	if m == nil {
+		return step{Status: skip, Summary: fmt.Sprintf("not evaluated: %s has no window.dev_server (not Frappe's desk page, or one of another version)", desk.String())}
+	}
+	if value := strings.Trim(m[1], `"'`); value == "0" || value == "false" || value == "" {
+		return step{Status: pass, Summary: fmt.Sprintf("the desk page connects browsers through %s://%s%s (window.dev_server = %s)", d.t.base.Scheme, d.t.base.Host, d.t.path, m[1])}
+	}
+	port := "9000"
+	if p := deskSocketIOPort.FindStringSubmatch(page); p != nil {
+		port = p[1]
+	}
+	direct := fmt.Sprintf("%s://%s:%s/socket.io/", d.t.base.Scheme, d.t.base.Hostname(), port)
+	return step{Status: fail, ID: "dev-server-port",
+		Summary: fmt.Sprintf("the desk page sets window.dev_server = %s: Frappe's socket client then connects browsers to %s directly (boot socketio_port, else 9000), never through %s://%s%s — which is what the steps above checked", m[1], direct, d.t.base.Scheme, d.t.base.Host, d.t.path),
+		Fix:     "Frappe's web process runs as a development server (DEV_SERVER in its environment: bench start sets it unless --no-dev); behind Traefik run it without (gunicorn as bench setup production or frappe_docker does), so the client connects to the page's own origin. Or, for a development bench, make that port reach the Socket.IO server (and it bypasses Traefik and the guard)"}
+}
+
+// readPage GETs a page with the run's headers and returns up to max bytes of it.
+func (t *target) readPage(ctx context.Context, url string, max int64) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header = t.header()
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(io.LimitReader(resp.Body, max))
+	return resp.StatusCode, string(page), err
 }

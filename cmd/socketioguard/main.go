@@ -187,7 +187,7 @@ func printReport(w io.Writer, r report, colour bool) {
 		if s.ID != "" && s.Status == fail {
 			id = " [" + s.ID + "]"
 		}
-		fmt.Fprintf(w, "  %s  %d %-11s %s%s\n", labels[s.Status], s.N, s.Name, s.Summary, id)
+		fmt.Fprintf(w, "  %s  %-13s %s%s\n", labels[s.Status], fmt.Sprintf("%d %s", s.N, s.Name), s.Summary, id)
 		if s.Status != fail {
 			continue
 		}

@@ -15,6 +15,7 @@
 //
 // usage: node webapp.js --port 8000 [--static dir] [--site raven.localhost]
 //                       [--redis redis://127.0.0.1:6379] [--emit events|adapter]
+//                       [--dev-server 9000]
 "use strict";
 
 const fs = require("node:fs");
@@ -29,6 +30,10 @@ const port = Number(args.port || 8000);
 const host = args.host || "127.0.0.1";
 const staticDir = args.static ? path.resolve(args.static) : "";
 const site = args.site || "raven.localhost";
+// --dev-server PORT: the desk page says what Frappe's says when its web
+// process runs with DEV_SERVER (bench start): window.dev_server = 1 and the
+// boot's socketio_port, which its socket client then connects to directly.
+const devServerPort = args["dev-server"] ? Number(args["dev-server"]) : 0;
 
 // One Redis connection for publishing; it reconnects by itself.
 let redis = null;
@@ -101,6 +106,21 @@ const server = http.createServer((req, res) => {
   if (url.pathname === "/assets/socket.io.min.js") {
     res.writeHead(200, { "Content-Type": types[".js"] });
     fs.createReadStream(path.join(__dirname, "node_modules", "socket.io-client", "dist", "socket.io.min.js")).pipe(res);
+    return;
+  }
+  // Frappe's desk page (frappe/www/desk.html) for a logged-in session, a
+  // redirect to the login page otherwise.
+  if (url.pathname === "/app") {
+    if (sessionUser(req, url) === "Guest") {
+      res.writeHead(302, { Location: "/login?redirect-to=%2Fapp" });
+      res.end();
+      return;
+    }
+    const boot = { sitename: site, socketio_port: devServerPort || 9000, user: { name: "Administrator" } };
+    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+    res.end(`<!DOCTYPE html><html><head><title>Frappe</title></head><body>\n<script>\n` +
+      `window._version_number = "e2e";\nwindow.app = true;\nwindow.dev_server = ${devServerPort ? 1 : 0};\n` +
+      `if (!window.frappe) window.frappe = {};\nfrappe.boot = ${JSON.stringify(boot)};\n</script>\n</body></html>\n`);
     return;
   }
   const file = staticFile(url.pathname);

@@ -481,6 +481,10 @@ type WebappOptions struct {
 	// EmitWithAdapter publishes through @socket.io/redis-emitter (for replicas
 	// on @socket.io/redis-adapter) instead of Frappe's "events" channel.
 	EmitWithAdapter bool
+	// DevServerPort > 0: the desk page (/app) says what Frappe's does when
+	// its web process runs with DEV_SERVER: window.dev_server = 1 and this
+	// socketio_port in the boot data.
+	DevServerPort int
 }
 
 // StartWebapp starts e2e/node/webapp.js.
@@ -497,7 +501,11 @@ func (s *Stack) StartWebapp(name string, o WebappOptions) (*Webapp, error) {
 	if o.EmitWithAdapter {
 		emit = "adapter"
 	}
-	for flag, value := range map[string]string{"static": o.StaticDir, "site": o.Site, "redis": o.Redis, "emit": emit} {
+	devServer := ""
+	if o.DevServerPort > 0 {
+		devServer = fmt.Sprint(o.DevServerPort)
+	}
+	for flag, value := range map[string]string{"static": o.StaticDir, "site": o.Site, "redis": o.Redis, "emit": emit, "dev-server": devServer} {
 		if value != "" {
 			args = append(args, "--"+flag, value)
 		}
