@@ -55,7 +55,7 @@ func diagnoseRedirect(req *http.Request, answer, before http.Header, websocket b
 		return &problemRedirected, what + ", to a Location that is no URL"
 	}
 	if loginRedirect(target) {
-		return &problemAuthRequired, what + " to a login page, " + shownTarget(target) + ": its query carries a return address"
+		return &problemAuthRequired, what + " to a login page, " + shownTarget(req, target, location) + ": its query carries a return address"
 	}
 	scheme := "http"
 	if origin := originFor(req); origin != "" {
@@ -63,12 +63,16 @@ func diagnoseRedirect(req *http.Request, answer, before http.Header, websocket b
 	}
 	targetScheme := strings.ToLower(target.Scheme)
 	switch {
+	case strings.Contains(location, "\\") || targetScheme != "" && (target.Host == "" || targetScheme != "http" && targetScheme != "https"):
+		// Browsers read a backslash as a slash and "http:host/…" as a host
+		// where Go reads a path: where it sends the client is not judged.
+		return &problemRedirected, what + ", to a Location browsers and Go read differently (a backslash, a scheme without //, or no http URL): where it points is not judged"
 	case target.Host != "" && !sameHostName(target.Hostname(), req.Host):
-		return &problemRedirected, what + " to another host, " + shownTarget(target) + ": a canonical-host redirect (www and the bare name) or an authentication layer's login page"
+		return &problemRedirected, what + " to another host, " + shownTarget(req, target, location) + ": a canonical-host redirect (www and the bare name) or an authentication layer's login page"
 	case targetScheme != "" && targetScheme != scheme:
 		return &problemRedirected, what + " from " + scheme + " to " + shortened(targetScheme) + " on the same host: " + schemeRedirectCause(scheme, targetScheme)
 	}
-	return &problemRedirected, what + " to the path " + shortened(target.EscapedPath()) + " on the same host: a path rewrite (a trailing slash added or removed, a prefix)"
+	return &problemRedirected, what + " to the path " + shownTarget(req, &url.URL{Path: target.Path, RawPath: target.RawPath}, location) + " on the same host: a path rewrite (a trailing slash added or removed, a prefix)"
 }
 
 // sameHostName compares host names without their ports: a redirect from
@@ -99,10 +103,23 @@ func loginRedirect(target *url.URL) bool {
 }
 
 // shownTarget is a redirect's target as a log line shows it: scheme, host
-// and path, never its query (a login redirect's state and tokens).
-func shownTarget(target *url.URL) string {
-	shown := url.URL{Scheme: target.Scheme, Host: target.Host, Path: target.Path}
-	return shortened(shown.String())
+// and the path up to its first ";" or escape — never its userinfo, its query
+// or what a path may carry encoded (a login page's return address with the
+// sid, a session id as a path parameter); only scheme and host when the
+// Location holds the request's sid anywhere.
+func shownTarget(req *http.Request, target *url.URL, location string) string {
+	path := target.EscapedPath()
+	if i := strings.IndexAny(path, ";%"); i >= 0 {
+		path = path[:i] + "…"
+	}
+	if sid := req.URL.Query().Get(keySID); sid != "" && strings.Contains(location, sid) { // the query is at most 4096 bytes here
+		path = "/…"
+	}
+	shown := url.URL{Scheme: target.Scheme, Host: target.Host}
+	if path == "" {
+		path = "/"
+	}
+	return shortened(shown.String() + path)
 }
 
 // diagnoseAuthChallenge names a 401 that asks for credentials.
@@ -154,15 +171,19 @@ func diagnoseSessionUnknown(g *Guard, req *http.Request, answer, before http.Hea
 // set before forwarding (an earlier middleware's) makes the answer's
 // Set-Cookie lines unreadable as the load balancer's, and is not judged.
 func stickyCookieSet(configured string, answer, before http.Header) (string, bool) {
-	if before["Set-Cookie"] == nil {
-		for i, line := range answer["Set-Cookie"] {
-			if i == maxReadSetCookies {
-				break
-			}
-			name, _, _ := strings.Cut(shortenedTo(line, 256), "=")
-			if name == configured || configured == "" && traefikDefaultCookieName.MatchString(name) {
-				return name, true
-			}
+	lines := answer["Set-Cookie"]
+	if before["Set-Cookie"] != nil || len(lines) == 0 {
+		return configured, false
+	}
+	if len(lines) > maxReadSetCookies {
+		lines = lines[:maxReadSetCookies]
+	}
+	// Read as Go's HTTP stack reads them (Traefik's load balancer writes them
+	// with http.SetCookie); a deletion (no value, Max-Age 0) sets nothing.
+	set := &http.Response{Header: http.Header{"Set-Cookie": lines}}
+	for _, c := range set.Cookies() {
+		if c.Value != "" && c.MaxAge >= 0 && (c.Name == configured || configured == "" && traefikDefaultCookieName.MatchString(c.Name)) {
+			return c.Name, true
 		}
 	}
 	return configured, false
@@ -177,19 +198,23 @@ var traefikDefaultCookieName = regexp.MustCompile(`^_[0-9a-f]{5}$`)
 // requestCarriesCookie reports whether the request carries a cookie of that
 // name, and false for read when the Cookie lines are longer than the guard
 // reads and the name was not in their beginning.
+//
+// The lines are read as Traefik's load balancer reads them (Request.Cookie).
 func requestCarriesCookie(req *http.Request, name string) (carried, read bool) {
 	lines := req.Header["Cookie"]
 	read = len(lines) <= maxReadCookieLines
+	if !read {
+		lines = lines[:maxReadCookieLines]
+	}
+	cut := make([]string, len(lines))
 	for i, line := range lines {
-		if i == maxReadCookieLines {
-			break
-		}
 		if len(line) > maxReadCookie {
 			line, read = line[:maxReadCookie], false
 		}
-		if strings.HasPrefix(line, name+"=") || strings.Contains(line, ";"+name+"=") || strings.Contains(line, "; "+name+"=") {
-			return true, true
-		}
+		cut[i] = line
+	}
+	if _, err := (&http.Request{Header: http.Header{"Cookie": cut}}).Cookie(name); err == nil {
+		return true, true
 	}
 	return false, read
 }

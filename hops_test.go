@@ -69,6 +69,53 @@ func hopCases() []hopCase {
 			status: 302, answer: map[string]string{"Location": "//v2.sysmayal.cloud/socket.io/x"},
 			diagnosis: "redirected", message: "to the path /socket.io/x",
 		},
+		// What a Location may carry that a log line must not show, and
+		// Locations browsers read otherwise than Go.
+		{
+			name: "a login page's return address encoded in the path is not shown", target: sessionTarget,
+			status: 302, answer: map[string]string{"Location": "/auth/login/%2Fsocket.io%2F%3FEIO%3D4%26sid%3Dlv_VI97HAXpY6yYWAAAC"},
+			diagnosis: "redirected", message: "to the path /… on the same host", // it holds the sid: not even the path
+		},
+		{
+			name: "an encoded path is shown up to its first escape", target: pollTarget,
+			status: 302, answer: map[string]string{"Location": "/auth/login/%2Fsocket.io%2F%3Ftoken%3DSECRETSTATE"},
+			diagnosis: "redirected", message: "to the path /auth/login/… on the same host",
+		},
+		{
+			name: "a path parameter (a session id) is not shown", target: pollTarget,
+			status: 302, answer: map[string]string{"Location": "https://auth.example.test/cb;jsessionid=SECRETSTATE"},
+			diagnosis: "redirected", message: "to another host, https://auth.example.test/cb…:",
+		},
+		{
+			name: "a Location holding the request's sid shows scheme and host only", target: sessionTarget,
+			status: 302, answer: map[string]string{"Location": "https://other.example.test/x/lv_VI97HAXpY6yYWAAAC"},
+			diagnosis: "redirected", message: "to another host, https://other.example.test/…:",
+		},
+		{
+			name: "userinfo is never shown", target: pollTarget,
+			status: 302, answer: map[string]string{"Location": "https://user:SECRETSTATE@auth.example.test/login?rd=x"},
+			diagnosis: "auth-required", message: "to a login page, https://auth.example.test/login:",
+		},
+		{
+			name: "a backslash (browsers read a slash) is not judged", target: pollTarget,
+			status: 302, answer: map[string]string{"Location": "/\\evil.example.test/socket.io/"},
+			diagnosis: "redirected", message: "where it points is not judged",
+		},
+		{
+			name: "a scheme without // is not judged", target: pollTarget, headers: https,
+			status: 302, answer: map[string]string{"Location": "http:evil.example.test/x"},
+			diagnosis: "redirected", message: "where it points is not judged",
+		},
+		{
+			name: "a javascript: Location is not judged", target: pollTarget,
+			status: 302, answer: map[string]string{"Location": "javascript:alert(1)"},
+			diagnosis: "redirected", message: "where it points is not judged",
+		},
+		{
+			name: "a login redirect relative to this very URL", target: pollTarget,
+			status: 302, answer: map[string]string{"Location": "?rd=/x"},
+			diagnosis: "auth-required", message: "to a login page, /:",
+		},
 		// Authentication layers (field failure 16).
 		{
 			name: "forward-auth sends the poll to its login page (Authelia's rd)", target: pollTarget, headers: https,
@@ -160,6 +207,23 @@ func hopCases() []hopCase {
 			diagnosis: "session-unknown", message: "longer than the guard reads",
 		},
 		{
+			name: "a deletion of the cookie is no cookie set", target: sessionTarget,
+			headers: map[string]string{"Cookie": "_1b2c3=4f2a7e1d0c9b8a76"},
+			status:  400, answer: map[string]string{"Set-Cookie": "_1b2c3=; Max-Age=0"}, body: unknownSID,
+			diagnosis: "session-unknown",
+		},
+		{
+			name: "the Cookie header read as Traefik reads it (a tab after the semicolon)", target: sessionTarget,
+			headers: map[string]string{"Cookie": "a=b;\t_1b2c3=0000000000000000"},
+			status:  400, answer: map[string]string{"Set-Cookie": traefikCookie}, body: unknownSID,
+			diagnosis: "session-unknown-sticky-cookie", message: "replaced it",
+		},
+		{
+			name: "a quoted value holding the name is not the cookie", sticky: "sio", target: sessionTarget,
+			headers: map[string]string{"Cookie": `x="; sio=1"`}, status: 400, body: unknownSID,
+			diagnosis: "session-unknown-no-sticky-cookie",
+		},
+		{
 			name: "the sticky cookie's name inside another cookie's value does not count", sticky: "sio_replica", target: sessionTarget,
 			headers: map[string]string{"Cookie": "note=sio_replica=1"}, status: 400, body: unknownSID,
 			diagnosis: "session-unknown-no-sticky-cookie",
@@ -217,7 +281,7 @@ func TestHopAnswersAreNamedByTheirEvidence(t *testing.T) {
 			if c.message != "" && !strings.Contains(line, c.message) {
 				t.Errorf("log %q, want %q in it", line, c.message)
 			}
-			if len(line) > 2048 || strings.Contains(line, "SECRETSTATE") || strings.Contains(line, "4f2a7e1d") || strings.Contains(line, "lv_VI97") {
+			if len(line) > 2048 || strings.Contains(line, "SECRETSTATE") || strings.Contains(line, "4f2a7e1d") || strings.Contains(line, "lv_VI97") || strings.Contains(line, "evil") {
 				t.Errorf("log line too long or shows a secret (%d bytes): %q", len(line), line)
 			}
 		})

@@ -74,8 +74,8 @@ func classifyHop(a answer, websocketRequest bool, host string) (id, fix string) 
 		return "waf-challenge", fmt.Sprintf("a WAF or bot protection answered %d with cf-mitigated: %s (Cloudflare's managed challenge, louislam/uptime-kuma#3866): a browser solves it for the page, but Engine.IO's XHR and websocket requests cannot. Exempt the Socket.IO path from the challenge (a WAF skip rule for %s/socket.io/)", a.Status, a.Mitigated, host)
 	case a.Status == http.StatusUnauthorized && a.WWWAuthenticate != "":
 		return "auth-required", fmt.Sprintf("an HTTP authentication layer answered 401 (WWW-Authenticate: %s): usually forward-auth or basic auth on the Socket.IO router (ItalyPaleAle/traefik-forward-auth#19, frappe/helm#248), possibly one in the Socket.IO server's own HTTP stack (Engine.IO and Frappe never answer 401 themselves). Exempt /socket.io from it (Frappe authenticates the socket itself with the session cookie), or make sure the browser's credentials reach it on XHR and websocket requests too", a.WWWAuthenticate)
-	case a.Status >= 300 && a.Status < 400 && a.Location != "" && loginRedirect(a.Location):
-		return "auth-required", fmt.Sprintf("answered %d to a login page (%s carries the return address, as forward-auth, oauth2-proxy and Authelia send it): an authentication layer guards /socket.io and this request lacked its credentials. Exempt /socket.io from it (Frappe authenticates the socket itself with the session cookie), or make its cookie reach /socket.io (domain, path, SameSite)", a.Status, redirectTarget(a.Location))
+	case a.Status >= 300 && a.Status < 400 && a.Location != "" && a.loginRedirect:
+		return "auth-required", fmt.Sprintf("answered %d to a login page (%s, its query carrying the return address, as forward-auth, oauth2-proxy and Authelia send it): an authentication layer guards /socket.io and this request lacked its credentials. Exempt /socket.io from it (Frappe authenticates the socket itself with the session cookie), or make its cookie reach /socket.io (domain, path, SameSite)", a.Status, a.Location)
 	case a.Status >= 300 && a.Status < 400 && a.Location != "":
 		return "redirected", redirectFix(a, websocketRequest, host)
 	}
@@ -101,14 +101,26 @@ func loginRedirect(location string) bool {
 	return false
 }
 
-// redirectTarget is a Location without its query (a login redirect's state).
-func redirectTarget(location string) string {
-	to, err := url.Parse(location)
-	if err != nil {
-		return "an unreadable Location"
+// shownLocation is a Location as the doctor prints it: scheme, host and the
+// path up to its first ";" or escape — never userinfo, the query (a login
+// redirect's state) or what a path may carry encoded; "" stays "".
+func shownLocation(location string) string {
+	if location == "" {
+		return ""
 	}
-	shown := url.URL{Scheme: to.Scheme, Host: to.Host, Path: to.Path}
-	return shown.String()
+	to, err := url.Parse(location)
+	if err != nil || strings.Contains(location, "\\") {
+		return "<a Location that is no URL as Go reads it>"
+	}
+	path := to.EscapedPath()
+	if i := strings.IndexAny(path, ";%"); i >= 0 {
+		path = path[:i] + "…"
+	}
+	shown := url.URL{Scheme: to.Scheme, Host: to.Host}
+	if to.Opaque != "" {
+		return to.Scheme + ":…"
+	}
+	return trim(shown.String()+path, 200)
 }
 
 // redirectFix says where a redirect points and what fails: browsers follow

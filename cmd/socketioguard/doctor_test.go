@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -73,13 +75,15 @@ func TestClassifyFailure(t *testing.T) {
 		{answer{Status: 403, Mitigated: "challenge", ContentType: "text/html", Body: "<html>Just a moment...</html>"}, false, "waf-challenge", "cf-mitigated: challenge"},
 		{answer{Status: 401, WWWAuthenticate: `Basic realm="traefik"`, Body: "401 Unauthorized\n"}, false, "auth-required", `WWW-Authenticate: Basic realm="traefik"`},
 		{answer{Status: 401, Body: "401 Unauthorized\n"}, false, "unexpected-answer", ""},
-		{answer{Status: 301, Location: "https://v2.sysmayal.cloud/socket.io/?EIO=4&transport=polling", requestScheme: "http"}, false, "redirected", "a hop redirects http to https"},
-		{answer{Status: 302, Location: "https://auth.example.com/login?rd=https%3A%2F%2Fv2.sysmayal.cloud%2Fsocket.io%2F", requestScheme: "https"}, false, "auth-required", "to a login page (https://auth.example.com/login carries the return address"},
-		{answer{Status: 302, Location: "https://www.sysmayal.cloud/socket.io/", requestScheme: "https"}, false, "redirected", "another host, https://www.sysmayal.cloud/socket.io/"},
-		{answer{Status: 302, Location: "/socket.io/", Diagnosis: "redirected", requestScheme: "https"}, false, "redirected", "on this site: a hop rewrites the path"},
+		{redirectAnswer(301, "https://v2.sysmayal.cloud/socket.io/?EIO=4&transport=polling", "http", ""), false, "redirected", "a hop redirects http to https"},
+		{redirectAnswer(302, "https://auth.example.com/login?rd=https%3A%2F%2Fv2.sysmayal.cloud%2Fsocket.io%2F", "https", ""), false, "auth-required", "to a login page (https://auth.example.com/login, its query carrying the return address"},
+		{redirectAnswer(302, "https://user:SECRET@auth.example.com/cb;jsessionid=SECRET?state=SECRET", "https", ""), false, "redirected", "another host, https://auth.example.com/cb…:"},
+		{redirectAnswer(302, "/socket.io/?EIO=4&sid=SECRET", "https", ""), false, "redirected", "answered 302 to /socket.io/, on this site"},
+		{redirectAnswer(302, "https://www.sysmayal.cloud/socket.io/", "https", ""), false, "redirected", "another host, https://www.sysmayal.cloud/socket.io/"},
+		{redirectAnswer(302, "/socket.io/", "https", "redirected"), false, "redirected", "on this site: a hop rewrites the path"},
 		{answer{Status: 400, Diagnosis: "session-unknown-no-sticky-cookie", Body: `{"code":1,"message":"Session ID unknown"}`}, false, "session-unknown-no-sticky-cookie", "carried no sticky cookie"},
-		{answer{Status: 308, Location: "/socket.io/?EIO=4&transport=websocket", requestScheme: "https"}, true, "redirected", "browsers never follow a redirected websocket handshake"},
-		{answer{Status: 301, Location: "https://v2.sysmayal.cloud/socket.io/", requestScheme: "https"}, false, "redirected", "on this site: a hop rewrites the path"},
+		{redirectAnswer(308, "/socket.io/?EIO=4&transport=websocket", "https", ""), true, "redirected", "browsers never follow a redirected websocket handshake"},
+		{redirectAnswer(301, "https://v2.sysmayal.cloud/socket.io/", "https", ""), false, "redirected", "on this site: a hop rewrites the path"},
 		{answer{Status: 400, ContentType: "text/html", Body: "Session ID unknown"}, true, "session-unknown", "a restart"},
 		{answer{Status: 400, ContentType: "application/json", Body: `{"code":5,"message":"Unsupported protocol version"}`}, false, "backend-eio-mismatch", "server itself refused EIO=3"},
 		{answer{Status: 400, Diagnosis: "backend-eio-mismatch", Body: `{"code":5,"message":"Unsupported protocol version"}`}, false, "backend-eio-mismatch", "eioVersions: 4"},
@@ -94,7 +98,7 @@ func TestClassifyFailure(t *testing.T) {
 	}
 	for _, c := range cases {
 		id, fix := classifyFailure(c.a, c.websocket, "v2.sysmayal.cloud", "3")
-		if id != c.id || !strings.Contains(fix, c.fixHas) || strings.Contains(fix, "<host>") {
+		if id != c.id || !strings.Contains(fix, c.fixHas) || strings.Contains(fix, "<host>") || strings.Contains(fix, "SECRET") {
 			t.Errorf("%+v: %q (fix %q), want %q with %q", c.a, id, fix, c.id, c.fixHas)
 		}
 	}
@@ -206,4 +210,14 @@ func TestParseConnectTo(t *testing.T) {
 			t.Errorf("parseConnectTo(%q): %v, want an error naming --connect-to", bad, err)
 		}
 	}
+}
+
+// redirectAnswer is a redirect as the doctor reads it off the wire
+// (hopHeaders: what it shows of the Location, whether it is a login page's).
+func redirectAnswer(status int, location, scheme, diagnosis string) answer {
+	u, _ := url.Parse(scheme + "://v2.sysmayal.cloud/socket.io/")
+	resp := &http.Response{StatusCode: status, Header: http.Header{"Location": {location}}, Request: &http.Request{URL: u}}
+	a := answer{Status: status, Diagnosis: diagnosis}
+	a.hopHeaders(resp)
+	return a
 }

@@ -83,7 +83,8 @@ type answer struct {
 	Elapsed     string `json:"elapsed,omitempty"`
 	// What names a hop that answered instead of the Socket.IO server: a
 	// redirect's target, an authentication challenge, a WAF's mark.
-	Location        string `json:"location,omitempty"`
+	Location        string `json:"location,omitempty"` // shownLocation: no userinfo, query or escapes
+	loginRedirect   bool   // the Location's query carries a return address
 	WWWAuthenticate string `json:"wwwAuthenticate,omitempty"`
 	Mitigated       string `json:"cfMitigated,omitempty"`
 	requestScheme   string // http or https: how the request went out
@@ -92,7 +93,13 @@ type answer struct {
 // hopHeaders copies what names a hop from an answer's headers.
 func (a *answer) hopHeaders(resp *http.Response) {
 	h := resp.Header
-	a.Location, a.WWWAuthenticate, a.Mitigated = h.Get("Location"), trim(h.Get("WWW-Authenticate"), 200), h.Get("Cf-Mitigated")
+	location := h.Get("Location")
+	// Where a redirect points is shown without what it may carry (userinfo,
+	// a login page's state, a return address with a session id); whether it
+	// is a login page's is read from the whole Location first.
+	a.loginRedirect = location != "" && loginRedirect(location)
+	a.Location = shownLocation(location)
+	a.WWWAuthenticate, a.Mitigated = trim(h.Get("WWW-Authenticate"), 200), h.Get("Cf-Mitigated")
 	if resp.Request != nil {
 		a.requestScheme = map[string]string{"ws": "http", "wss": "https"}[resp.Request.URL.Scheme]
 		if a.requestScheme == "" {
