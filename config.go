@@ -2,6 +2,7 @@ package socketioguard
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -77,6 +78,15 @@ var (
 	allowedTransports  = []string{transportPolling, transportWebsocket}
 	allowedLogLevels   = []string{"off", "error", "warn", "info", "debug"}
 )
+
+// Guard is the middleware handler built by New.
+type Guard struct {
+	next     http.Handler
+	name     string
+	settings settings
+	log      *logger
+	counters *counters
+}
 
 // settings is a validated Config, in the form ServeHTTP uses.
 type settings struct {
@@ -286,6 +296,31 @@ func contains(list []string, v string) bool {
 	}
 	return false
 }
+
+// socketIOClientBundles are the files the Socket.IO 4 server serves under its
+// own path when serveClient is on (socket.io/dist/index.js, CLIENT_FILES):
+// plain downloads, not Engine.IO requests. Any other name under the path
+// goes to Engine.IO, which reads its query as usual. (Eight names: a Go map
+// of at most eight entries compares a long key's length before hashing it.)
+var socketIOClientBundles = []string{
+	"socket.io.js", "socket.io.js.map",
+	"socket.io.min.js", "socket.io.min.js.map",
+	"socket.io.esm.min.js", "socket.io.esm.min.js.map",
+	"socket.io.msgpack.min.js", "socket.io.msgpack.min.js.map",
+}
+
+// The guard reads a query whole, to know every key the server will read,
+// with one compiled call (url.ParseQuery), whose work grows with the query's
+// length and its allocations with its pairs. Longer queries, or with more
+// pairs, are refused unread (query-too-long): Socket.IO clients send under
+// 100 bytes in 3 to 5 pairs, and Node's HTTP server refuses a request line
+// and headers over 16 KiB anyway. (The short way's queries, of at most
+// maxShortWayQuery bytes, cannot hold more pairs than this: it need not
+// count them.)
+const (
+	maxQueryLength = 4096
+	maxQueryPairs  = 64
+)
 
 // maxShortWayQuery bounds the queries the short way matches: the
 // expression's work grows with the query (socket.io-client sends under 100

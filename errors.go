@@ -27,6 +27,16 @@ var engineIOMessages = map[int]string{
 	5: "Unsupported protocol version",
 }
 
+// The query keys Engine.IO servers read. A request that carries one of them
+// twice is refused (query-ambiguous): engine.io (Node) takes the last value,
+// python-engineio the first, so the guard could not know which one it checked.
+const (
+	keyEIO       = "EIO"
+	keyTransport = "transport"
+	keySID       = "sid"
+	keyJSONP     = "j"
+)
+
 // problem is one documented thing the guard can find. The id is public: it
 // is the value of X-Socketio-Guard-Error / -Diagnosis, the log's event and
 // the readme's error reference, and users write it in alerting rules.
@@ -37,9 +47,7 @@ type problem struct {
 	code      int  // Engine.IO error code of the guard's answer
 	level     logLevel
 	hint      string
-	// describe words a rejection's detail: the offending value and what is accepted.
-	describe func(*Guard, *http.Request, *engineIORequest) string
-	index    int // its counter (counters.byProblem); set by init
+	index     int // its counter (counters.byProblem); set by init
 	// answerPrefix and hintJSON: the guard's answer with this problem, in
 	// JSON, up to the detail, and the hint; set by init (answerParts).
 	answerPrefix, hintJSON string
@@ -55,51 +63,51 @@ type problem struct {
 // Rejections: the guard answers before the backend sees the request.
 var (
 	problemQueryTooLong = problem{
-		id: "query-too-long", status: http.StatusRequestURITooLong, code: codeBadRequest, level: levelWarn, describe: describeQueryTooLong,
+		id: "query-too-long", status: http.StatusRequestURITooLong, code: codeBadRequest, level: levelWarn,
 		hint: "socketioguard reads an Engine.IO request's whole query (to know every key the server will read) and refuses queries longer than 4096 bytes or with more than 32 pairs; Socket.IO clients send under 100 bytes: send large application data in the auth option (the CONNECT packet) rather than in the query",
 	}
 	problemQueryMalformed = problem{
-		id: "query-malformed", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeQueryMalformed,
+		id: "query-malformed", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "the query has a percent sign that is not followed by two hexadecimal digits; servers read such a query differently (engine.io keeps the pair as written, Go servers drop it), so the guard cannot know what the server will check; encode the query (encodeURIComponent), as Socket.IO clients do",
 	}
 	problemQueryAmbiguous = problem{
-		id: "query-ambiguous", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeQueryAmbiguous,
+		id: "query-ambiguous", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "send each of EIO, transport, sid and j once: Socket.IO clients never repeat them, and servers disagree on which copy counts; if a proxy rule appends its own copy of one of them, remove that rule",
 	}
 	problemJSONPRefused = problem{
-		id: "jsonp-refused", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeJSONPRefused,
+		id: "jsonp-refused", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "JSONP polling (the j parameter) answers with a script that any web page can include and read; Socket.IO clients since v3 never use it. Only Socket.IO v2 clients with forceJSONP need it: set allowJSONP: true for them (see the readme's Security section)",
 	}
 	problemQueryMissing = problem{
-		id: "query-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeQueryMissing,
+		id: "query-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "Socket.IO clients always send EIO and transport: a hop between the client and Traefik dropped the query string (e.g. an nginx rewrite or proxy_pass without $is_args$args; forward the request URI unchanged) — or the client is not a Socket.IO client (a scanner, a health check of /socket.io/)",
 	}
 	problemEIOUnsupported = problem{
-		id: "eio-unsupported", status: http.StatusBadRequest, code: codeUnsupportedProtocol, level: levelWarn, describe: describeEIOUnsupported,
+		id: "eio-unsupported", status: http.StatusBadRequest, code: codeUnsupportedProtocol, level: levelWarn,
 		hint: "socketioguard refused this Engine.IO version at the edge (its eioVersions), before the server: EIO=4 is socket.io-client v3/v4, EIO=3 is v2. Use a client of the server's version; only if the Socket.IO server accepts EIO=3 (allowEIO3 — Frappe does not) add 3 to eioVersions",
 	}
 	problemTransportUnknown = problem{
-		id: "transport-unknown", status: http.StatusBadRequest, code: codeTransportUnknown, level: levelWarn, describe: describeTransportUnknown,
+		id: "transport-unknown", status: http.StatusBadRequest, code: codeTransportUnknown, level: levelWarn,
 		hint: "transport must be one of the configured transports (polling, websocket); check the client's transports option",
 	}
 	problemBadHandshakeMethod = problem{
-		id: "bad-handshake-method", status: http.StatusBadRequest, code: codeBadHandshakeMethod, level: levelWarn, describe: describeBadHandshakeMethod,
+		id: "bad-handshake-method", status: http.StatusBadRequest, code: codeBadHandshakeMethod, level: levelWarn,
 		hint: "a request without sid must be the GET handshake; if the client sent a sid, a hop dropped part of the query string",
 	}
 	problemHeaderTooLarge = problem{
-		id: "header-too-large", status: http.StatusRequestHeaderFieldsTooLarge, code: codeBadRequest, level: levelWarn, describe: describeHeaderTooLarge,
+		id: "header-too-large", status: http.StatusRequestHeaderFieldsTooLarge, code: codeBadRequest, level: levelWarn,
 		hint: "socketioguard reads the Connection header of a websocket handshake up to 4 lines and 256 bytes (Traefik's entrypoint leaves it as \"Upgrade\"); a browser sends \"Upgrade\" or \"keep-alive, Upgrade\": look for the hop or client that fills it",
 	}
 	problemUpgradeMissing = problem{
-		id: "upgrade-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeUpgradeMissing,
+		id: "upgrade-missing", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "transport=websocket arrived without Upgrade: websocket and Connection: upgrade; a proxy in front of Traefik strips hop-by-hop headers (nginx needs proxy_http_version 1.1 and proxy_set_header Upgrade/Connection) — or the client is no websocket client (a browser's handshake always carries Sec-WebSocket-Key, which proxies pass on)",
 	}
 	problemWebSocketHandshakeInvalid = problem{
-		id: "websocket-handshake-invalid", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeWebSocketHandshakeInvalid,
+		id: "websocket-handshake-invalid", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "the request asks for a websocket but is not shaped like a browser's websocket handshake (Upgrade exactly websocket, or stripped; GET, Sec-WebSocket-Version 13, a 16-byte Sec-WebSocket-Key, no body), so the guard will neither pass it as one nor turn it into one; this is the client's doing, not a stripping proxy's",
 	}
 	problemUpgradeImpossible = problem{
-		id: "upgrade-impossible", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn, describe: describeUpgradeImpossible,
+		id: "upgrade-impossible", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "websockets need HTTP/1.1 and Traefik does not accept them over HTTP/2 or HTTP/3; let the client open its websocket over HTTP/1.1",
 	}
 	problemPathEscaped = problem{

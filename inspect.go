@@ -11,45 +11,6 @@ import (
 	"sync/atomic"
 )
 
-// counters are per middleware instance (Traefik builds one per router).
-// Every count is an atomic add (no lock on any request's way).
-type counters struct {
-	requests int64 // every Engine.IO request
-	// The signal no proxy gives: how many clients get past long-polling.
-	pollingHandshakes   int64 // polling handshakes (GET, no sid) forwarded
-	websocketHandshakes int64 // websocket handshakes forwarded
-	websocketUpgrades   int64 // … that ended in a 101 handed over (needs diagnoseResponses)
-	websocketFailed     int64 // … answered without a 101 (refused, or the upgrade lost)
-	// Repairs made, and the Origin repairs withheld (by reason).
-	originRepairs, pathRepairs, upgradeRepairs     int64
-	withheldJSONP, withheldFetchSite, withheldHost int64
-	// byProblem counts each rejection and diagnosis (by problem.index).
-	byProblem []int64
-}
-
-func newCounters() *counters {
-	return &counters{byProblem: make([]int64, len(allProblems))}
-}
-
-// countNamed counts a repair made (by its name) or a missing Origin left
-// missing (by the reason's name): each has a counter of its own.
-func countNamed(c *counters, name string) {
-	switch name {
-	case repairOrigin:
-		atomic.AddInt64(&c.originRepairs, 1)
-	case repairPath:
-		atomic.AddInt64(&c.pathRepairs, 1)
-	case repairUpgrade:
-		atomic.AddInt64(&c.upgradeRepairs, 1)
-	case withheldJSONP:
-		atomic.AddInt64(&c.withheldJSONP, 1)
-	case withheldFetchSite:
-		atomic.AddInt64(&c.withheldFetchSite, 1)
-	case withheldHost:
-		atomic.AddInt64(&c.withheldHost, 1)
-	}
-}
-
 type counterSnapshot struct {
 	EngineIORequests    int64            `json:"engineIORequests"`
 	PollingHandshakes   int64            `json:"pollingHandshakes"`
@@ -227,7 +188,7 @@ func verdictFor(g *Guard, req *http.Request) inspectionVerdict {
 		readUpgradeEvidence(req, eio)
 	}
 	if p := findProblem(g, req, eio); p != nil {
-		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: p.describe(g, req, eio), Hint: p.hint}
+		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: describeRejection[p](g, req, eio), Hint: p.hint}
 	}
 	repairs, originWithheld := plannedRepairs(g, req, eio)
 	if repairs == nil {

@@ -21,15 +21,6 @@ import (
 	"time"
 )
 
-// Guard is the middleware handler built by New.
-type Guard struct {
-	next     http.Handler
-	name     string
-	settings settings
-	log      *logger
-	counters *counters
-}
-
 // New validates the configuration and builds the handler. Traefik calls it
 // once per router and again on every configuration reload: it stays cheap
 // and starts no goroutines.
@@ -334,18 +325,6 @@ func matchEngineIOPath(prefixes []string, path string) (prefix string, missingSl
 	return "", false, false
 }
 
-// socketIOClientBundles are the files the Socket.IO 4 server serves under its
-// own path when serveClient is on (socket.io/dist/index.js, CLIENT_FILES):
-// plain downloads, not Engine.IO requests. Any other name under the path
-// goes to Engine.IO, which reads its query as usual. (Eight names: a Go map
-// of at most eight entries compares a long key's length before hashing it.)
-var socketIOClientBundles = []string{
-	"socket.io.js", "socket.io.js.map",
-	"socket.io.min.js", "socket.io.min.js.map",
-	"socket.io.esm.min.js", "socket.io.esm.min.js.map",
-	"socket.io.msgpack.min.js", "socket.io.msgpack.min.js.map",
-}
-
 // carriesEngineIOKeys: a client bundle's name with EIO, transport, sid or j
 // in its query (however spelled) is an Engine.IO request all the same: a
 // server with serveClient off hands it to Engine.IO. A query the guard
@@ -357,29 +336,6 @@ func carriesEngineIOKeys(req *http.Request) bool {
 	var r engineIORequest
 	return readEngineIOQuery(req.URL.RawQuery, &r) != nil || r.hasEIO || r.hasTransport || r.hasSIDKey || r.hasJSONP
 }
-
-// The query keys Engine.IO servers read. A request that carries one of them
-// twice is refused (query-ambiguous): engine.io (Node) takes the last value,
-// python-engineio the first, so the guard could not know which one it checked.
-const (
-	keyEIO       = "EIO"
-	keyTransport = "transport"
-	keySID       = "sid"
-	keyJSONP     = "j"
-)
-
-// The guard reads a query whole, to know every key the server will read,
-// with one compiled call (url.ParseQuery), whose work grows with the query's
-// length and its allocations with its pairs. Longer queries, or with more
-// pairs, are refused unread (query-too-long): Socket.IO clients send under
-// 100 bytes in 3 to 5 pairs, and Node's HTTP server refuses a request line
-// and headers over 16 KiB anyway. (The short way's queries, of at most
-// maxShortWayQuery bytes, cannot hold more pairs than this: it need not
-// count them.)
-const (
-	maxQueryLength = 4096
-	maxQueryPairs  = 64
-)
 
 // readEngineIOQuery reads EIO, transport, sid and j the way the backend will
 // see them: keys and values percent-decoded, "+" as space, "&" and ";" both
@@ -609,12 +565,26 @@ func findUpgradeProblem(g *Guard, eio *engineIORequest) *problem {
 	return nil // repaired
 }
 
-func rejectInvalid(g *Guard, rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {
-	reject(g, rw, req, p, p.status, p.describe(g, req, eio), "")
+// describeRejection words each rejection's detail: the offending value and
+// what is accepted (one function each: only the one that applies is built).
+var describeRejection = map[*problem]func(*Guard, *http.Request, *engineIORequest) string{
+	&problemQueryTooLong:              describeQueryTooLong,
+	&problemQueryMalformed:            describeQueryMalformed,
+	&problemQueryAmbiguous:            describeQueryAmbiguous,
+	&problemJSONPRefused:              describeJSONPRefused,
+	&problemQueryMissing:              describeQueryMissing,
+	&problemEIOUnsupported:            describeEIOUnsupported,
+	&problemTransportUnknown:          describeTransportUnknown,
+	&problemBadHandshakeMethod:        describeBadHandshakeMethod,
+	&problemHeaderTooLarge:            describeHeaderTooLarge,
+	&problemUpgradeMissing:            describeUpgradeMissing,
+	&problemWebSocketHandshakeInvalid: describeWebSocketHandshakeInvalid,
+	&problemUpgradeImpossible:         describeUpgradeImpossible,
 }
 
-// The detail of each rejection: the offending value and what is accepted
-// (one function each: only the one that applies is built).
+func rejectInvalid(g *Guard, rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {
+	reject(g, rw, req, p, p.status, describeRejection[p](g, req, eio), "")
+}
 
 func describeQueryTooLong(_ *Guard, req *http.Request, _ *engineIORequest) string {
 	if len(req.URL.RawQuery) > maxQueryLength {
@@ -750,16 +720,9 @@ func repairMissingOrigin(g *Guard, rw http.ResponseWriter, req *http.Request) {
 	rw.Header().Set(headerRepaired, repairOrigin)
 }
 
-// The reasons a missing Origin is left missing, as counted
-// (withheld["origin:<reason>"]) and logged.
-const (
-	withheldJSONP     = "jsonp"
-	withheldFetchSite = "sec-fetch-site"
-	withheldHost      = "host"
-)
-
 // originWithheldBecause says why a missing Origin must stay missing (one of
-// the reasons above), or "".
+// the reasons counters.go names: withheldJSONP, withheldFetchSite,
+// withheldHost), or "".
 //
 // The Origin the guard sets tells the Socket.IO server "this request comes
 // from a page of this very site". That holds for a browser's same-origin
@@ -807,53 +770,6 @@ func fetchSiteKind(values []string) string {
 	}
 	return "unknown"
 }
-
-// originFor is <scheme>://<host> of the request as the client addressed it,
-// or "" when Host is not a plain host name or address with an optional port
-// (the Origin is a URL the Socket.IO server may call back: Frappe does).
-// Traefik sets X-Forwarded-Proto (http, https, or ws/wss for upgrades).
-func originFor(req *http.Request) string {
-	host := req.Host
-	if !isPlainHost(host) {
-		return ""
-	}
-	scheme := "http"
-	if req.TLS != nil {
-		scheme = "https"
-	}
-	forwardedProto := req.Header.Get("X-Forwarded-Proto")
-	if forwardedScheme := forwardedSchemes[forwardedProto]; forwardedScheme != "" {
-		return forwardedScheme + "://" + host // what Traefik sets: one value, lower case
-	}
-	if forwardedScheme := forwardedSchemes[firstForwardedProto(forwardedProto)]; forwardedScheme != "" {
-		scheme = forwardedScheme
-	}
-	return scheme + "://" + host
-}
-
-// firstForwardedProto is the first element of an X-Forwarded-Proto list,
-// trimmed and in lower case, read in its first 64 bytes only: an element
-// longer than that is no scheme the guard knows.
-func firstForwardedProto(value string) string {
-	proto, _, _ := strings.Cut(shortenedTo(value, 64), ",")
-	return strings.ToLower(strings.TrimSpace(proto))
-}
-
-// forwardedSchemes: the scheme an X-Forwarded-Proto value says the client
-// used (Traefik sends ws/wss for upgrades).
-var forwardedSchemes = map[string]string{"https": "https", "wss": "https", "http": "http", "ws": "http"}
-
-// plainHost accepts name[:port], IPv4[:port] and [IPv6][:port], and :port
-// alone (as Go's server reads a Host): a name starts with a letter or digit
-// and holds letters, digits, dots and hyphens; an address in brackets holds
-// hexadecimal digits, colons and dots; a port is 1 to 5 digits; 261 bytes at
-// most (checked before the expression reads it). One compiled match
-// (FuzzPlainHost holds it to the rule written out).
-func isPlainHost(host string) bool {
-	return host != "" && len(host) <= 261 && plainHost.MatchString(host)
-}
-
-var plainHost = regexp.MustCompile(`^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9][A-Za-z0-9.-]*)?(?::[0-9]{1,5})?$`)
 
 func applyRepairs(g *Guard, rw http.ResponseWriter, req *http.Request, repairs []string) {
 	if len(repairs) == 0 {

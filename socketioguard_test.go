@@ -1249,3 +1249,14 @@ func headerHasToken(h http.Header, name, token string) bool {
 	}
 	return false
 }
+
+// TestEveryRejectionIsDescribed: each problem findProblem can return has
+// its detail's words (rejectInvalid calls describeRejection[p]).
+func TestEveryRejectionIsDescribed(t *testing.T) {
+	answeredElsewhere := map[*problem]bool{&problemPathEscaped: true, &problemNoSocketIORoute: true, &problemBackendNotSocketIO: true}
+	for _, p := range allProblems {
+		if !p.diagnosis && !answeredElsewhere[p] && describeRejection[p] == nil {
+			t.Errorf("%s has no describeRejection entry", p.id)
+		}
+	}
+}

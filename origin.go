@@ -1,0 +1,58 @@
+package socketioguard
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+// ---- The request's own origin, as Traefik saw it ----
+//
+// Read by the Origin repair and by the diagnosis of a redirect.
+
+// originFor is <scheme>://<host> of the request as the client addressed it,
+// or "" when Host is not a plain host name or address with an optional port
+// (the Origin is a URL the Socket.IO server may call back: Frappe does).
+// Traefik sets X-Forwarded-Proto (http, https, or ws/wss for upgrades).
+func originFor(req *http.Request) string {
+	host := req.Host
+	if !isPlainHost(host) {
+		return ""
+	}
+	scheme := "http"
+	if req.TLS != nil {
+		scheme = "https"
+	}
+	forwardedProto := req.Header.Get("X-Forwarded-Proto")
+	if forwardedScheme := forwardedSchemes[forwardedProto]; forwardedScheme != "" {
+		return forwardedScheme + "://" + host // what Traefik sets: one value, lower case
+	}
+	if forwardedScheme := forwardedSchemes[firstForwardedProto(forwardedProto)]; forwardedScheme != "" {
+		scheme = forwardedScheme
+	}
+	return scheme + "://" + host
+}
+
+// firstForwardedProto is the first element of an X-Forwarded-Proto list,
+// trimmed and in lower case, read in its first 64 bytes only: an element
+// longer than that is no scheme the guard knows.
+func firstForwardedProto(value string) string {
+	proto, _, _ := strings.Cut(shortenedTo(value, 64), ",")
+	return strings.ToLower(strings.TrimSpace(proto))
+}
+
+// forwardedSchemes: the scheme an X-Forwarded-Proto value says the client
+// used (Traefik sends ws/wss for upgrades).
+var forwardedSchemes = map[string]string{"https": "https", "wss": "https", "http": "http", "ws": "http"}
+
+// plainHost accepts name[:port], IPv4[:port] and [IPv6][:port], and :port
+// alone (as Go's server reads a Host): a name starts with a letter or digit
+// and holds letters, digits, dots and hyphens; an address in brackets holds
+// hexadecimal digits, colons and dots; a port is 1 to 5 digits; 261 bytes at
+// most (checked before the expression reads it). One compiled match
+// (FuzzPlainHost holds it to the rule written out).
+func isPlainHost(host string) bool {
+	return host != "" && len(host) <= 261 && plainHost.MatchString(host)
+}
+
+var plainHost = regexp.MustCompile(`^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9][A-Za-z0-9.-]*)?(?::[0-9]{1,5})?$`)
