@@ -1,0 +1,115 @@
+package interpreted
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// BenchmarkHeapPerOpenWebsocket: the heap an open websocket keeps allocated
+// in the plugin's frames, in process. Traefik's proxy tunnels a websocket
+// inside next.ServeHTTP: here next hijacks the connection and then blocks
+// until released, as the tunnel would, while 1,000 handshakes are held
+// open; the heap in use after a forced collection, per connection, is
+// reported as KiB/ws (the figure to compare between plugins: the trivial
+// plugin's is the floor of any Yaegi plugin; the rest is the Go runtime's
+// and this harness's, the same for each).
+func BenchmarkHeapPerOpenWebsocket(b *testing.B) {
+	if os.Getenv("HEAP_PROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, for the profile of what an open websocket keeps
+	}
+	for _, c := range []struct {
+		name    string
+		handler func(*testing.B, http.Handler) http.Handler
+		target  string
+		headers map[string]string
+	}{
+		{"trivial plugin", func(b *testing.B, next http.Handler) http.Handler {
+			return interpretedHandlerWith(b, "example.com/passthrough", repo(b)+"/e2e/bench/passthrough", map[string]any{"headers": map[string]any{"X-Demo": "bench"}}, next)
+		}, wsUpgradeOfSID, wsHeaders},
+		{"guard, handshake as Traefik forwards it", func(b *testing.B, next http.Handler) http.Handler {
+			return interpretedHandlerWith(b, "github.com/sysmayal/socketioguard", repo(b), frappeRecipe, next)
+		}, wsUpgradeOfSID, wsHeaders},
+		{"guard, direct websocket (Origin repair)", func(b *testing.B, next http.Handler) http.Handler {
+			return interpretedHandlerWith(b, "github.com/sysmayal/socketioguard", repo(b), frappeRecipe, next)
+		}, "/socket.io/?EIO=4&transport=websocket", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}},
+		{"guard, stripped upgrade repaired", func(b *testing.B, next http.Handler) http.Handler {
+			return interpretedHandlerWith(b, "github.com/sysmayal/socketioguard", repo(b), frappeRecipe, next)
+		}, wsUpgradeOfSID, map[string]string{"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			const open = 1000
+			var hijacked sync.WaitGroup
+			var hijackErrors atomic.Int64
+			release := make(chan struct{})
+			tunnel := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+				conn, _, err := http.NewResponseController(rw).Hijack()
+				hijacked.Done()
+				if err != nil {
+					hijackErrors.Add(1)
+					return
+				}
+				<-release // the websocket is open
+				conn.Close()
+			})
+			h := c.handler(b, tunnel)
+			requests := make([]*http.Request, open)
+			for i := range requests {
+				req := httptest.NewRequest(http.MethodGet, c.target, nil)
+				req.Host = "v2.sysmayal.cloud"
+				for k, v := range c.headers {
+					req.Header.Set(k, v)
+				}
+				requests[i] = req
+			}
+			perConn := 0.0
+			for n := 0; n < b.N; n++ {
+				var done sync.WaitGroup
+				before := heapInUse()
+				if path := os.Getenv("HEAP_PROFILE"); path != "" && n == 0 {
+					f, _ := os.Create(path + "-before-" + strings.ReplaceAll(c.name, " ", "_"))
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+				hijacked.Add(open)
+				done.Add(open)
+				for _, req := range requests {
+					go func(req *http.Request) {
+						defer done.Done()
+						h.ServeHTTP(&proxyWriter{header: http.Header{}}, req)
+					}(req)
+				}
+				hijacked.Wait()
+				during := heapInUse()
+				if path := os.Getenv("HEAP_PROFILE"); path != "" && n == 0 {
+					f, _ := os.Create(path + "-" + strings.ReplaceAll(c.name, " ", "_"))
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+				release <- struct{}{} // one at a time would be slow: close it
+				close(release)
+				done.Wait()
+				release = make(chan struct{})
+				perConn += float64(during-before) / open / 1024
+			}
+			if hijackErrors.Load() > 0 {
+				b.Fatalf("%d handshakes could not be hijacked through the plugin", hijackErrors.Load())
+			}
+			b.ReportMetric(perConn/float64(b.N), "KiB/ws")
+		})
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
