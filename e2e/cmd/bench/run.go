@@ -64,6 +64,11 @@ var (
 	// baseline is the guard as committed at --baseline, with the guard's
 	// configuration: the same Traefik and rounds give a paired before/after.
 	baseline = variant{"baseline", "socketioguard at the baseline revision"}
+	// handshakeFloor is the working tree's guard cut down to what a polling
+	// handshake cannot do without: the handshake's expression, the Origin
+	// repair and the capture of the answer (useHandshakeFloor): the floor
+	// the guard's polling handshake is measured against, in the same run.
+	handshakeFloor = variant{"hsfloor", "experiment: the guard cut down to the handshake's expression, the Origin repair and the capture"}
 )
 
 // httpCase is a kind of request and the variants it is measured on.
@@ -81,7 +86,7 @@ var httpCases = []httpCase{
 	{"Engine.IO polling (GET with sid)", "", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard, nodiag, capture}},
 	{"Engine.IO polling (GET with sid, application parameters first)", "", "/socket.io/?token=abc&room=doc%3ARaven&EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard}},
 	{"Engine.IO polling (POST with sid)", "POST", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", []variant{none, trivial, guard, capture}},
-	{"Engine.IO polling handshake (GET without sid)", "", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c", []variant{none, trivial, guard, capture}},
+	{"Engine.IO polling handshake (GET without sid)", "", "/socket.io/?EIO=4&transport=polling&t=PaB3x1c", []variant{none, trivial, guard, capture, handshakeFloor}},
 	{"web app page (not Engine.IO)", "", "/app/raven/channel/general", []variant{none, trivial, guard, fallback}},
 }
 
@@ -173,11 +178,16 @@ func measure(st *stack.Stack, wrk string, o benchOptions) (*results, error) {
 	if err := stack.WaitTCP(backend, stack.Addr(port), 10*time.Second); err != nil {
 		return nil, err
 	}
-	entryPoints := []string{none.name, trivial.name, guard.name, nodiag.name, fallback.name, capture.name}
-	routers := []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-nodiag@file", "r-fallback@file", "r-capture@file"}
+	floorDir, err := useHandshakeFloor(st)
+	if err != nil {
+		return nil, err
+	}
+	entryPoints := []string{none.name, trivial.name, guard.name, nodiag.name, fallback.name, capture.name, handshakeFloor.name}
+	routers := []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-nodiag@file", "r-fallback@file", "r-capture@file", "r-hsfloor@file"}
 	localPlugins := map[string]string{
 		"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough"),
 		"capture":     filepath.Join(st.Tools.Repo, "e2e", "bench", "capture"),
+		"hsfloor":     floorDir,
 	}
 	baselineMiddleware, baselineRouter := "", ""
 	if baselineDir != "" {
@@ -210,6 +220,9 @@ http:
     capture:
       plugin:
         capture: {}
+    hsfloor:
+      plugin:
+        hsfloor: {setMissingOrigin: true, eioVersions: ["4"]}
   services:
     backend:
       loadBalancer:
@@ -221,6 +234,7 @@ http:
     r-nodiag:   {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [nodiag], middlewares: [nodiag], service: backend}
     r-fallback: {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [fallback], middlewares: [fallback], service: backend}
     r-capture:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [capture], middlewares: [capture], service: backend}
+    r-hsfloor:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [hsfloor], middlewares: [hsfloor], service: backend}
 `, benchMiddlewares, baselineMiddleware, port) + baselineRouter,
 	})
 	if err != nil {
@@ -328,6 +342,65 @@ func useBaseline(st *stack.Stack, rev string) error {
 		httpCases[i].variants = append(httpCases[i].variants, baseline)
 	}
 	return nil
+}
+
+// handshakeFloorServeHTTP replaces the guard's ServeHTTP in the floor
+// variant: the path lookup and the polling handshake's expression, the
+// guard's own Origin repair, and the capture sent on as the reference
+// plugin sends it — no counters, method routing, short-way dispatch,
+// Expect check, copy of the headers set before, or diagnosis.
+const handshakeFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	if !g.settings.shortWayPaths[req.URL.Path] || !g.settings.handshakeQuery.MatchString(req.URL.RawQuery) {
+		g.next.ServeHTTP(rw, req)
+		return
+	}
+	repairMissingOrigin(g, rw, req)
+	answer := httptest.NewRecorder()
+	answer.HeaderMap = rw.Header()
+	g.next.ServeHTTP(answer, req)
+	if answer.Code != http.StatusOK {
+		rw.WriteHeader(answer.Code)
+	}
+	_, _ = answer.Body.WriteTo(rw)
+}
+`
+
+// useHandshakeFloor writes the working tree's plugin, its ServeHTTP
+// replaced by handshakeFloorServeHTTP, under a module of its own into a
+// folder of the stack's, and returns that folder.
+func useHandshakeFloor(st *stack.Stack) (string, error) {
+	dir := filepath.Join(st.Dir, "handshake-floor-plugin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	files, err := filepath.Glob(filepath.Join(st.Tools.Repo, "*.go"))
+	if err != nil {
+		return "", err
+	}
+	const module = "example.com/hsfloor/socketioguard"
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		text := string(src)
+		if start := strings.Index(text, "func (g *Guard) ServeHTTP("); start >= 0 {
+			end := start + strings.Index(text[start:], "\n}\n") + 3
+			text = text[:start] + handshakeFloorServeHTTP + text[end:]
+			text = strings.Replace(text, "\t\"net/http\"\n", "\t\"net/http\"\n\t\"net/http/httptest\"\n", 1)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(file)), []byte(text), 0o644); err != nil {
+			return "", err
+		}
+	}
+	manifest := "displayName: socketioguard, handshake floor\ntype: middleware\nimport: " + module + "\nsummary: experiment\ntestData: {}\n"
+	if err := os.WriteFile(filepath.Join(dir, ".traefik.yml"), []byte(manifest), 0o644); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+module+"\n\ngo 1.22\n"), 0o644)
 }
 
 func measureHTTP(r *results, wrk string, tr *stack.Traefik, combos []combo, o benchOptions) error {
