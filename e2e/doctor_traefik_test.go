@@ -38,7 +38,8 @@ func TestDoctorReadsTraefiksConfiguration(t *testing.T) {
 	// pingInterval (5 s), beside a web router without the fallback. Router
 	// "b": two servers without stickiness, retry, setMissingOrigin without
 	// Host(). Router "c": an h2c:// server. Router "typo": a middleware
-	// name that does not exist (the plugin alias mismatch).
+	// name that does not exist (the plugin alias mismatch), its service's
+	// sticky cookie named otherwise than its guard's stickyCookie says.
 	broken := fmt.Sprintf(`
 http:
   middlewares:%[1]s
@@ -50,7 +51,7 @@ http:
         socketioguard: {setMissingOrigin: true}
     sio-guard-c:
       plugin:
-        socketioguard: {}
+        socketioguard: {stickyCookie: sio_replica}
     nohijack:
       plugin:
         nohijack: {}
@@ -61,7 +62,7 @@ http:
   services:
     realtime: {loadBalancer: {servers: [{url: %[2]s}]}}
     two: {loadBalancer: {servers: [{url: %[2]s}, {url: %[3]s}]}}
-    h2c: {loadBalancer: {servers: [{url: %[4]q}]}}
+    h2c: {loadBalancer: {servers: [{url: %[4]q}], sticky: {cookie: {name: sio_sticky}}}}
     web: {loadBalancer: {servers: [{url: %[5]s}]}}
   routers:
     sio: {rule: "Host(%[7]s) && PathPrefix(%[8]s)", entryPoints: [site], middlewares: [frappe-site, sio-guard, nohijack], service: realtime}
@@ -189,6 +190,7 @@ http:
 				{"middleware-not-found", "fail", `middleware "sio-gaurd@file" does not exist`},
 				{"hijack-failed", "fail", "nohijack@file"},
 				{"no-stickiness", "fail", "service two@file: 2 servers, no sticky cookie"},
+				{"sticky-cookie-name", "fail", `router c@file: sio-guard-c@file has stickyCookie "sio_replica", service h2c@file's sticky cookie is named sio_sticky`},
 				{"retry-on-websocket", retry, "b@file"},
 				{"h2c-websocket", h2c, "h2c://"},
 				{"origin-without-host", "fail", "router b@file runs sio-guard-b"},

@@ -81,6 +81,7 @@ var configRules = []configRule{
 	{"middleware-not-found", ruleMiddlewareErrors},
 	{"hijack-failed", ruleHijackFailed},
 	{"no-stickiness", ruleStickiness},
+	{"sticky-cookie-name", ruleStickyCookieName},
 	{"retry-on-websocket", ruleRetry},
 	{"h2c-websocket", ruleH2C},
 	{"origin-without-host", ruleOriginWithoutHost},
@@ -233,6 +234,53 @@ func ruleStickiness(v *configView) []finding {
 	}
 	if len(out) == 0 {
 		out = append(out, finding{Status: pass, Summary: "every Socket.IO service has one server, a sticky cookie, or hrw"})
+	}
+	return out
+}
+
+// ruleStickyCookieName: the guard tells the causes of "Session ID unknown"
+// apart by the service's sticky cookie; it learns Traefik's default name
+// from the load balancer's own Set-Cookie, but a name set in the
+// configuration only from its stickyCookie option — which must then be that
+// name, or every refusal is named after a cookie the clients never carry.
+func ruleStickyCookieName(v *configView) []finding {
+	var out []finding
+	for _, router := range v.guarded {
+		svcName := qualify(v.cfg.Routers[router].Service, router)
+		svc, ok := v.cfg.Services[svcName]
+		if !ok || svc.LoadBalancer == nil || !present(svc.LoadBalancer.Sticky) {
+			continue
+		}
+		var sticky struct {
+			Cookie *struct {
+				Name string `json:"name"`
+			} `json:"cookie"`
+		}
+		if json.Unmarshal(svc.LoadBalancer.Sticky, &sticky) != nil || sticky.Cookie == nil {
+			continue
+		}
+		for _, m := range v.cfg.Routers[router].Middlewares {
+			conf, isGuard := guardConfig(v.cfg.Middlewares[qualify(m, router)])
+			if !isGuard {
+				continue
+			}
+			given, _ := conf["stickyCookie"].(string)
+			switch {
+			case given != "" && given != sticky.Cookie.Name:
+				want := sticky.Cookie.Name
+				if want == "" {
+					want = "(none: Traefik's default, read by the guard itself)"
+				}
+				out = append(out, finding{Status: fail, Summary: fmt.Sprintf("router %s: %s has stickyCookie %q, service %s's sticky cookie is named %s", router, m, given, svcName, want),
+					Fix: "give the guard's stickyCookie the service's loadBalancer.sticky.cookie.name, or leave it empty when the cookie has no name: otherwise every Session ID unknown is named session-unknown-no-sticky-cookie"})
+			case given == "" && sticky.Cookie.Name != "":
+				out = append(out, finding{Status: warn, Summary: fmt.Sprintf("router %s: service %s's sticky cookie is named %q and %s has no stickyCookie", router, svcName, sticky.Cookie.Name, m),
+					Fix: fmt.Sprintf("set stickyCookie: %s on the guard: it then tells a client without the cookie from one whose replica lost its session (session-unknown-no-sticky-cookie, session-unknown-sticky-cookie)", sticky.Cookie.Name)})
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, finding{Status: pass, Summary: "the guard knows every Socket.IO service's sticky cookie (Traefik's default name, or its stickyCookie)"})
 	}
 	return out
 }

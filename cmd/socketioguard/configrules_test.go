@@ -21,7 +21,7 @@ func healthyConfig(t *testing.T) *traefikConfig {
   },
   "middlewares": {
     "frappe-site@file": {"headers": {}, "status": "enabled", "usedBy": ["sio@file"]},
-    "sio-guard@file": {"plugin": {"socketioguard": {"setMissingOrigin": "true", "inspectPath": "/socket.io/.guard"}}, "status": "enabled", "usedBy": ["sio@file"]},
+    "sio-guard@file": {"plugin": {"socketioguard": {"setMissingOrigin": "true", "inspectPath": "/socket.io/.guard", "stickyCookie": "sio_sticky"}}, "status": "enabled", "usedBy": ["sio@file"]},
     "sio-fallback@file": {"plugin": {"socketioguard": {"mode": "fallback"}}, "status": "enabled", "usedBy": ["web@file"]}
   },
   "services": {
@@ -106,6 +106,18 @@ func TestConfigRules(t *testing.T) {
 		{"hijack-failed seen by the doctor's steps only, no inspection", func(c *traefikConfig, v *configView) {
 			v.inspected, v.hijackFailedSteps = nil, true
 		}, "hijack-failed", fail, "the guard counted none"},
+		{"the guard's stickyCookie is not the service's cookie", func(c *traefikConfig, v *configView) {
+			c.Middlewares["sio-guard@file"].Plugin["socketioguard"]["stickyCookie"] = "sio_replica"
+		}, "sticky-cookie-name", fail, `has stickyCookie "sio_replica", service sio@file's sticky cookie is named sio_sticky`},
+		{"a named sticky cookie the guard is not told", func(c *traefikConfig, v *configView) {
+			delete(c.Middlewares["sio-guard@file"].Plugin["socketioguard"], "stickyCookie")
+		}, "sticky-cookie-name", warn, `sticky cookie is named "sio_sticky" and sio-guard has no stickyCookie`},
+		{"Traefik's default cookie name needs no option", func(c *traefikConfig, v *configView) {
+			delete(c.Middlewares["sio-guard@file"].Plugin["socketioguard"], "stickyCookie")
+			s := c.Services["sio@file"]
+			s.LoadBalancer.Sticky = json.RawMessage(`{"cookie": {}}`)
+			c.Services["sio@file"] = s
+		}, "sticky-cookie-name", pass, "the guard knows every Socket.IO service's sticky cookie"},
 		{"two servers without stickiness", func(c *traefikConfig, v *configView) {
 			s := c.Services["sio@file"]
 			s.LoadBalancer.Sticky = nil
