@@ -35,6 +35,10 @@ func (s *Stack) StartNginxOn(name string, port int, servers string) (*Nginx, err
 			return nil, err
 		}
 	}
+	connections := s.NginxConnections
+	if connections == 0 {
+		connections = 8192
+	}
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers read the temp paths the master created
@@ -45,8 +49,8 @@ daemon off;
 master_process on;
 pid %[2]s/nginx.pid;
 error_log %[2]s/logs/error.log info;
-events { worker_connections 8192; }
-worker_rlimit_nofile 20000;
+events { worker_connections %[4]d; }
+worker_rlimit_nofile %[5]d;
 http {
   access_log %[2]s/logs/access.log;
   client_body_temp_path %[2]s/tmp/body;
@@ -56,7 +60,7 @@ http {
   scgi_temp_path %[2]s/tmp/scgi;
 %[3]s
 }
-`, user, dir, strings.ReplaceAll(servers, "{{port}}", fmt.Sprint(port)))
+`, user, dir, strings.ReplaceAll(servers, "{{port}}", fmt.Sprint(port)), connections, 2*connections+4000)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err

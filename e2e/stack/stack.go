@@ -113,6 +113,9 @@ func repoRoot() (string, error) {
 type Stack struct {
 	Dir   string
 	Tools Tools
+	// NginxConnections is each nginx worker's connection limit (0: 8192):
+	// a run at scale raises it, and the file limit with it.
+	NginxConnections int
 
 	mu    sync.Mutex
 	procs []*Process

@@ -110,6 +110,10 @@ func runSoak(args []string) int {
 		return 2
 	}
 	defer cleanup()
+	if err := scaleFor(st, *clients); err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
+		return 2
+	}
 	if *out == "" {
 		*out = filepath.Join(st.Tools.Repo, "bench")
 	}
@@ -130,6 +134,31 @@ func runSoak(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// scaleFor raises what a run of this many clients needs on one machine:
+// the file limit of this process and of everything it starts (each client
+// holds a connection to nginx, nginx one to a Traefik, a Traefik one to a
+// replica), and nginx's connections per worker. Both only upwards.
+func scaleFor(st *stack.Stack, clients int) error {
+	need := uint64(4*clients + 20000)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur < need {
+		if lim.Max < need {
+			lim.Max = need // as root; otherwise Setrlimit says so
+		}
+		lim.Cur = need
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return fmt.Errorf("%d clients need %d open files (ulimit -n): %w", clients, need, err)
+		}
+	}
+	if c := 2*clients + 1024; c > 8192 {
+		st.NginxConnections = c
+	}
+	return nil
 }
 
 // soakPassed: no counted event lost, duplicated or reordered, and every
@@ -236,7 +265,7 @@ http:
 		return s.Connected == clients && s.Websocket == clients && s.Subscribed == clients && s.PendingRecovery == 0
 	}
 	fmt.Printf("soak: %d clients → header-stripping nginx → 2 Traefiks + guard → %d replicas (Frappe's way) → Redis\n", clients, soakReplicas)
-	s, err := d.waitFor("status", 180*time.Second, 250*time.Millisecond, allBack)
+	s, err := d.waitFor("status", time.Duration(180+clients/50)*time.Second, 250*time.Millisecond, allBack)
 	if err != nil {
 		return nil, fmt.Errorf("clients never all connected on websocket: %w", err)
 	}
