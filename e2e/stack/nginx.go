@@ -35,16 +35,22 @@ func (s *Stack) StartNginxOn(name string, port int, servers string) (*Nginx, err
 			return nil, err
 		}
 	}
-	connections := s.NginxConnections
+	workers, connections, files := s.NginxWorkers, s.NginxConnections, s.NginxFiles
+	if workers == 0 {
+		workers = 1
+	}
 	if connections == 0 {
 		connections = 8192
+	}
+	if files == 0 {
+		files = 20000
 	}
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers read the temp paths the master created
 	}
 	conf := fmt.Sprintf(`%s
-worker_processes 1;
+worker_processes %[6]d;
 daemon off;
 master_process on;
 pid %[2]s/nginx.pid;
@@ -60,7 +66,7 @@ http {
   scgi_temp_path %[2]s/tmp/scgi;
 %[3]s
 }
-`, user, dir, strings.ReplaceAll(servers, "{{port}}", fmt.Sprint(port)), connections, 2*connections+4000)
+`, user, dir, strings.ReplaceAll(servers, "{{port}}", fmt.Sprint(port)), connections, files, workers)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err

@@ -113,9 +113,10 @@ func repoRoot() (string, error) {
 type Stack struct {
 	Dir   string
 	Tools Tools
-	// NginxConnections is each nginx worker's connection limit (0: 8192):
-	// a run at scale raises it, and the file limit with it.
-	NginxConnections int
+	// NginxWorkers, NginxConnections and NginxFiles are nginx's worker
+	// processes (0: 1), connections per worker (0: 8192) and open files per
+	// worker (0: 20000): a run at scale raises them.
+	NginxWorkers, NginxConnections, NginxFiles int
 
 	mu    sync.Mutex
 	procs []*Process

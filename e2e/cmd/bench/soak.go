@@ -137,26 +137,30 @@ func runSoak(args []string) int {
 }
 
 // scaleFor raises what a run of this many clients needs on one machine:
-// the file limit of this process and of everything it starts (each client
-// holds a connection to nginx, nginx one to a Traefik, a Traefik one to a
-// replica), and nginx's connections per worker. Both only upwards.
+// the file limit of this process and of everything it starts, as far as
+// the hard limit lets it (no process here holds more than one connection a
+// client each way: soak.js one per client, a Traefik one in and one out per
+// client it serves, nginx two per client, split over its workers); and
+// nginx's workers and connections per worker. Only upwards.
 func scaleFor(st *stack.Stack, clients int) error {
-	need := uint64(4*clients + 20000)
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return err
 	}
-	if lim.Cur < need {
-		if lim.Max < need {
-			lim.Max = need // as root; otherwise Setrlimit says so
-		}
-		lim.Cur = need
+	perProcess := uint64(clients + 4096)
+	if lim.Cur < perProcess {
+		lim.Cur = min(perProcess, lim.Max)
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return fmt.Errorf("%d clients need %d open files (ulimit -n): %w", clients, need, err)
+			return fmt.Errorf("%d clients: raising the open-file limit to %d: %w", clients, lim.Cur, err)
 		}
 	}
-	if c := 2*clients + 1024; c > 8192 {
-		st.NginxConnections = c
+	if lim.Cur < perProcess {
+		return fmt.Errorf("%d clients need %d open files in soak.js and in each Traefik; the hard limit here is %d (ulimit -Hn; raising it is not permitted)", clients, perProcess, lim.Max)
+	}
+	if 2*clients+1024 > 8192 {
+		st.NginxWorkers = int((uint64(2*clients) + lim.Cur/2) / (lim.Cur / 2)) // each worker well within the file limit
+		st.NginxConnections = (2*clients)/st.NginxWorkers + 4096
+		st.NginxFiles = int(lim.Cur)
 	}
 	return nil
 }
