@@ -122,6 +122,11 @@ func runSoak(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		fmt.Fprintln(os.Stderr, st.Logs())
+		// nginx writes its own errors (a refused or failed upstream
+		// connection) to its error log, not to its output.
+		if b, err := os.ReadFile(filepath.Join(st.Dir, "front-nginx", "logs", "error.log")); err == nil {
+			fmt.Fprintf(os.Stderr, "----- front-nginx error.log (last 6000 bytes) -----\n%s\n", stack.Tail(string(b), 6000))
+		}
 		return 1
 	}
 	if err := writeSoakReport(r, *out); err != nil {
