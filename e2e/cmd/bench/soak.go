@@ -70,7 +70,7 @@ type edgeSample struct{ rss, heap, goroutines float64 }
 
 type soakReport struct {
 	clients, channels, replicas int
-	interval                    time.Duration
+	interval, healthTimeout     time.Duration
 	final, evaluation           soakStatus
 	faults                      []faultRecord
 	published, notReached       int
@@ -101,6 +101,7 @@ func runSoak(args []string) int {
 	clients := fs.Int("clients", 1000, "socket.io clients")
 	channels := fs.Int("channels", 50, "channels (rooms); clients are spread over them")
 	interval := fs.Duration("interval", 250*time.Millisecond, "time between two rounds of events (one per channel)")
+	healthTimeout := fs.Duration("health-timeout", time.Second, "the replicas' health check's interval and timeout (a busy replica answers slower)")
 	out := fs.String("out", "", "directory for soak.md (default: <repo>/bench)")
 	_ = fs.Parse(args)
 
@@ -118,7 +119,7 @@ func runSoak(args []string) int {
 		*out = filepath.Join(st.Tools.Repo, "bench")
 	}
 
-	r, err := soak(st, *clients, *channels, *interval)
+	r, err := soak(st, *clients, *channels, *interval, *healthTimeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		fmt.Fprintln(os.Stderr, st.Logs())
@@ -180,8 +181,8 @@ func soakPassed(r *soakReport) bool {
 
 const soakReplicas = 3
 
-func soak(st *stack.Stack, clients, channels int, interval time.Duration) (*soakReport, error) {
-	r := &soakReport{clients: clients, channels: channels, replicas: soakReplicas, interval: interval, started: time.Now(),
+func soak(st *stack.Stack, clients, channels int, interval, healthTimeout time.Duration) (*soakReport, error) {
+	r := &soakReport{clients: clients, channels: channels, replicas: soakReplicas, interval: interval, healthTimeout: healthTimeout, started: time.Now(),
 		memory: map[string][]edgeSample{}, counters: map[string]guardCounterSnapshot{}}
 	redis, err := st.StartRedis("redis", 0)
 	if err != nil {
@@ -209,7 +210,7 @@ http:
     frappe-site:
       headers:
         customRequestHeaders:
-          X-Frappe-Site-Name: %s
+          X-Frappe-Site-Name: %[1]s
     sio-guard:
       plugin:
         socketioguard:
@@ -226,9 +227,9 @@ http:
     realtime:
       loadBalancer:
         sticky: {cookie: {name: sio_sticky, httpOnly: true}}
-        healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: 1s, timeout: 1s}
-        servers: [%s]
-`, stack.Site, strings.Join(servers, ", "))
+        healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: %[3]s, timeout: %[3]s}
+        servers: [%[2]s]
+`, stack.Site, strings.Join(servers, ", "), healthTimeout)
 	var edges []*stack.Traefik
 	var upstreams []string
 	for _, name := range []string{"traefik-a", "traefik-b"} {
@@ -463,7 +464,7 @@ func writeSoakReport(r *soakReport, out string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Soak: %d clients, two Traefiks, %d replicas on Redis, with faults\n\n", r.clients, r.replicas)
 	fmt.Fprintf(&b, "`make soak` (`e2e/cmd/bench soak`), %s, %s: **%s**.\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"), r.elapsed.Round(time.Second), verdict)
-	fmt.Fprintf(&b, "%d socket.io-client 4.8 sessions (one Node process, cookies kept like a browser) → nginx with `proxy_pass` only (drops Upgrade/Connection), spreading requests over two Traefik %s with socketioguard (`setMissingOrigin`, `eioVersions: 4`) and the same dynamic configuration → %d Frappe-like Socket.IO 4.8 replicas, Frappe's way (each subscribes to Redis `events`), behind `loadBalancer.sticky.cookie` and `healthCheck` (a polling handshake every 1 s) → Debian's Redis. Each client joins one of %d channels (`doc:Raven Channel/soak-N`); the web app publishes one `message_created` per channel every %s (`PUBLISH events`, as `frappe.publish_realtime`) for the whole run.\n\n", r.clients, stack.MainTraefik, r.replicas, r.channels, r.interval)
+	fmt.Fprintf(&b, "%d socket.io-client 4.8 sessions (one Node process, cookies kept like a browser) → nginx with `proxy_pass` only (drops Upgrade/Connection), spreading requests over two Traefik %s with socketioguard (`setMissingOrigin`, `eioVersions: 4`) and the same dynamic configuration → %d Frappe-like Socket.IO 4.8 replicas, Frappe's way (each subscribes to Redis `events`), behind `loadBalancer.sticky.cookie` and `healthCheck` (a polling handshake every %s) → Debian's Redis. Each client joins one of %d channels (`doc:Raven Channel/soak-N`); the web app publishes one `message_created` per channel every %s (`PUBLISH events`, as `frappe.publish_realtime`) for the whole run.\n\n", r.clients, stack.MainTraefik, r.replicas, r.healthTimeout, r.channels, r.interval)
 	fmt.Fprintf(&b, "An event is **counted** for a client when its PUBLISH reached every live replica (Redis's answer) and the client was subscribed from 1 s before to 1 s after it; every other event is counted apart (**in gaps**).\n\n")
 	fmt.Fprintf(&b, "| | count |\n|---|---|\n")
 	row := func(name string, v int) { fmt.Fprintf(&b, "| %s | %d |\n", name, v) }
