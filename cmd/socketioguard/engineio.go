@@ -123,17 +123,23 @@ func readAnswer(resp *http.Response, started time.Time) answer {
 	return a
 }
 
-func (t *target) do(ctx context.Context, method, url, body string) (answer, error) {
+// send makes a request with the run's headers (a POST's body as Engine.IO
+// polling sends it); the caller closes the answer's body.
+func (t *target) send(ctx context.Context, method, url, body string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
-		return answer{}, err
+		return nil, err
 	}
 	req.Header = t.header()
 	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
 	}
+	return t.client.Do(req)
+}
+
+func (t *target) do(ctx context.Context, method, url, body string) (answer, error) {
 	started := time.Now()
-	resp, err := t.client.Do(req)
+	resp, err := t.send(ctx, method, url, body)
 	if err != nil {
 		return answer{}, err
 	}

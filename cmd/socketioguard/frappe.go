@@ -96,12 +96,7 @@ func (d *session) deskPage(parent context.Context) step {
 
 // readPage GETs a page with the run's headers and returns up to max bytes of it.
 func (t *target) readPage(ctx context.Context, url string, max int64) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header = t.header()
-	resp, err := t.client.Do(req)
+	resp, err := t.send(ctx, http.MethodGet, url, "")
 	if err != nil {
 		return 0, "", err
 	}
