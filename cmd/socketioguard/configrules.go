@@ -216,8 +216,7 @@ func ruleHijackFailed(v *configView) []finding {
 func ruleStickiness(v *configView) []finding {
 	var out []finding
 	for _, router := range v.guarded {
-		svcName := qualify(v.cfg.Routers[router].Service, router)
-		svc, ok := v.cfg.Services[svcName]
+		svcName, svc, ok := serviceOf(v.cfg, router)
 		if !ok {
 			continue
 		}
@@ -246,8 +245,7 @@ func ruleStickiness(v *configView) []finding {
 func ruleStickyCookieName(v *configView) []finding {
 	var out []finding
 	for _, router := range v.guarded {
-		svcName := qualify(v.cfg.Routers[router].Service, router)
-		svc, ok := v.cfg.Services[svcName]
+		svcName, svc, ok := serviceOf(v.cfg, router)
 		if !ok || svc.LoadBalancer == nil || !present(svc.LoadBalancer.Sticky) {
 			continue
 		}
@@ -259,12 +257,9 @@ func ruleStickyCookieName(v *configView) []finding {
 		if json.Unmarshal(svc.LoadBalancer.Sticky, &sticky) != nil || sticky.Cookie == nil {
 			continue
 		}
-		for _, m := range v.cfg.Routers[router].Middlewares {
-			conf, isGuard := guardConfig(v.cfg.Middlewares[qualify(m, router)])
-			if !isGuard {
-				continue
-			}
-			given, _ := conf["stickyCookie"].(string)
+		for _, guard := range guardsOn(v.cfg, router) {
+			m := guard.name
+			given, _ := guard.conf["stickyCookie"].(string)
 			switch {
 			case given != "" && given != sticky.Cookie.Name:
 				want := sticky.Cookie.Name
@@ -320,8 +315,8 @@ func ruleRetry(v *configView) []finding {
 func ruleH2C(v *configView) []finding {
 	var servers []string
 	for _, r := range v.guarded {
-		svcName := qualify(v.cfg.Routers[r].Service, r)
-		for _, u := range serverURLs(v.cfg.Services[svcName]) {
+		svcName, svc, _ := serviceOf(v.cfg, r)
+		for _, u := range serverURLs(svc) {
 			if strings.HasPrefix(u, "h2c://") {
 				servers = append(servers, fmt.Sprintf("router %s → service %s: %s", r, svcName, u))
 			}
@@ -356,9 +351,9 @@ func ruleOriginWithoutHost(v *configView) []finding {
 		if strings.Contains(router.Rule, "Host(") {
 			continue
 		}
-		for _, m := range router.Middlewares {
-			if conf, ok := guardConfig(v.cfg.Middlewares[qualify(m, r)]); ok && truthy(conf["setMissingOrigin"]) {
-				out = append(out, finding{Status: fail, Summary: fmt.Sprintf("router %s runs %s with setMissingOrigin and its rule pins no Host()", r, m),
+		for _, guard := range guardsOn(v.cfg, r) {
+			if truthy(guard.conf["setMissingOrigin"]) {
+				out = append(out, finding{Status: fail, Summary: fmt.Sprintf("router %s runs %s with setMissingOrigin and its rule pins no Host()", r, guard.name),
 					Evidence: describeRouters(v.cfg, []string{r}),
 					Fix:      "add Host(`<your site>`) to the rule: the guard builds the Origin from Host, and Frappe calls that Origin back (readme: Security)"})
 			}
@@ -386,10 +381,8 @@ func ruleFallback(v *configView) []finding {
 			continue
 		}
 		hasFallback := false
-		for _, m := range r.Middlewares {
-			if conf, ok := guardConfig(v.cfg.Middlewares[qualify(m, name)]); ok && fmt.Sprint(conf["mode"]) == "fallback" {
-				hasFallback = true
-			}
+		for _, guard := range guardsOn(v.cfg, name) {
+			hasFallback = hasFallback || fmt.Sprint(guard.conf["mode"]) == "fallback"
 		}
 		if !hasFallback {
 			without = append(without, fmt.Sprintf("%s: %s", name, r.Rule))
@@ -432,8 +425,8 @@ func ruleWriteTimeout(v *configView) []finding {
 	}
 	var transports []string
 	for _, r := range v.guarded {
-		svcName := qualify(v.cfg.Routers[r].Service, r)
-		if t := serversTransportOf(v.cfg.Services[svcName]); t != "" {
+		svcName, svc, _ := serviceOf(v.cfg, r)
+		if t := serversTransportOf(svc); t != "" {
 			transports = append(transports, fmt.Sprintf("service %s: serversTransport %s", svcName, t))
 		}
 	}
@@ -518,6 +511,33 @@ func otherPlugins(c *traefikConfig) []string {
 }
 
 // guardedRouters are the enabled routers with a guard-mode socketioguard middleware.
+// routerGuard is a socketioguard middleware on a router: its name as the
+// router lists it, and its configuration.
+type routerGuard struct {
+	name string
+	conf map[string]any
+}
+
+// guardsOn are the socketioguard middlewares on a router (either mode), in
+// the router's order.
+func guardsOn(c *traefikConfig, router string) []routerGuard {
+	var out []routerGuard
+	for _, m := range c.Routers[router].Middlewares {
+		if conf, ok := guardConfig(c.Middlewares[qualify(m, router)]); ok {
+			out = append(out, routerGuard{m, conf})
+		}
+	}
+	return out
+}
+
+// serviceOf is the service a router sends to: its qualified name, and
+// whether Traefik's configuration has it.
+func serviceOf(c *traefikConfig, router string) (string, apiService, bool) {
+	name := qualify(c.Routers[router].Service, router)
+	svc, ok := c.Services[name]
+	return name, svc, ok
+}
+
 func guardedRouters(c *traefikConfig) []string {
 	var out []string
 	for _, name := range sortedKeys(c.Routers) {
@@ -525,8 +545,8 @@ func guardedRouters(c *traefikConfig) []string {
 		if r.Status != "enabled" {
 			continue
 		}
-		for _, m := range r.Middlewares {
-			if conf, ok := guardConfig(c.Middlewares[qualify(m, name)]); ok && fmt.Sprint(conf["mode"]) != "fallback" {
+		for _, guard := range guardsOn(c, name) {
+			if fmt.Sprint(guard.conf["mode"]) != "fallback" {
 				out = append(out, name)
 				break
 			}
