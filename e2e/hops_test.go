@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -134,10 +133,10 @@ http:
 		expectLog(t, tr, "event=session-unknown-sticky-cookie", "replaced it on this answer")
 		// The other replica's valid cookie: kept, and without the option the
 		// guard cannot know it was the sticky cookie.
-		got = postNoop(t, base, sid, map[string]string{"Cookie": name + "=" + other})
+		got = postNoop(t, noRedirects, base, sid, map[string]string{"Cookie": name + "=" + other})
 		expectMarked(t, got, 400, "session-unknown")
 		// Its own cookie: the poll is served.
-		got = postNoop(t, base, sid, map[string]string{"Cookie": name + "=" + own})
+		got = postNoop(t, noRedirects, base, sid, map[string]string{"Cookie": name + "=" + own})
 		if got.Status != 200 || got.Body != "ok" || got.Header.Get("X-Socketio-Guard-Diagnosis") != "" {
 			t.Errorf("the session's own cookie: %d %q", got.Status, got.Body)
 		}
@@ -148,7 +147,7 @@ http:
 		if name != "sio_replica" {
 			t.Fatalf("cookie %q", name)
 		}
-		got := postNoop(t, base, sid, map[string]string{"Cookie": "sid=Guest; sio_replica=" + other})
+		got := postNoop(t, noRedirects, base, sid, map[string]string{"Cookie": "sid=Guest; sio_replica=" + other})
 		expectMarked(t, got, 400, "session-unknown-sticky-cookie")
 		expectLog(t, tr, "event=session-unknown-sticky-cookie", "the request carried sio_replica and the load balancer kept it")
 		got = pollUntilRefused(t, base, sid, nil)
@@ -169,39 +168,32 @@ func expectMarked(t *testing.T, got answer, status int, diagnosis string) {
 	}
 }
 
+// noRedirects is a client that shows a redirect instead of following it.
+var noRedirects = &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 // getNoRedirect is a GET that shows a redirect instead of following it.
 func getNoRedirect(t *testing.T, url string, headers map[string]string) answer {
 	t.Helper()
-	return requestNoRedirect(t, http.MethodGet, url, "", headers)
+	return send(t, noRedirects, http.MethodGet, url, "", headers)
 }
 
 // postNoop sends a session's poll as a POST of a noop packet ("6"), which
 // the session's replica answers at once ("ok"), where a GET would wait for
 // the next packet.
-func postNoop(t *testing.T, base, sid string, headers map[string]string) answer {
+func postNoop(t *testing.T, client *http.Client, base, sid string, headers map[string]string) answer {
 	t.Helper()
-	return requestNoRedirect(t, http.MethodPost, base+"/socket.io/?EIO=4&transport=polling&sid="+sid, "6", headers)
+	return send(t, client, http.MethodPost, base+"/socket.io/?EIO=4&transport=polling&sid="+sid, "6", headers)
 }
 
-func requestNoRedirect(t *testing.T, method, url, body string, headers map[string]string) answer {
+func send(t *testing.T, client *http.Client, method, url, body string, headers map[string]string) answer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	resp, got, err := stack.Request(ctx, client, method, url, body, headers)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	client := http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	got, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return answer{resp.StatusCode, resp.Header, string(got)}
+	return answer{resp.StatusCode, resp.Header, got}
 }
 
 // sessionOnOneReplica opens a session through a sticky load balancer and
@@ -244,7 +236,7 @@ func pollUntilRefused(t *testing.T, base, sid string, headers map[string]string)
 	t.Helper()
 	var got answer
 	for i := 0; i < 6; i++ {
-		got = postNoop(t, base, sid, headers)
+		got = postNoop(t, noRedirects, base, sid, headers)
 		if got.Status == 400 {
 			return got
 		}

@@ -236,10 +236,6 @@ func pollingSession(t *testing.T, client *http.Client, base string) string {
 // returns the status and the guard's diagnosis.
 func pollOnce(t *testing.T, client *http.Client, base, sid string) (int, string) {
 	t.Helper()
-	resp, err := client.Post(base+"/socket.io/?EIO=4&transport=polling&sid="+sid, "text/plain;charset=UTF-8", strings.NewReader("6"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("X-Socketio-Guard-Diagnosis")
+	a := postNoop(t, client, base, sid, nil)
+	return a.Status, a.Header.Get("X-Socketio-Guard-Diagnosis")
 }

@@ -714,9 +714,18 @@ func (s *Stack) RunClient(name string, o ClientOptions) (ClientEvent, error) {
 
 // Get sends a request with the given headers and returns status, headers and body.
 func Get(ctx context.Context, url string, headers map[string]string) (*http.Response, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return Request(ctx, &http.Client{Timeout: 40 * time.Second}, http.MethodGet, url, "", headers)
+}
+
+// Request is Get with a client, a method and a body of the caller's (a POST
+// goes as Engine.IO polling sends it: text/plain).
+func Request(ctx context.Context, client *http.Client, method, url, body string, headers map[string]string) (*http.Response, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
 		return nil, "", err
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
 	}
 	for k, v := range headers {
 		if strings.EqualFold(k, "Host") {
@@ -725,14 +734,13 @@ func Get(ctx context.Context, url string, headers map[string]string) (*http.Resp
 		}
 		req.Header.Set(k, v)
 	}
-	client := http.Client{Timeout: 40 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp, string(body), nil
+	got, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, string(got), nil
 }
 
 func postJSON(ctx context.Context, url, body string) error {
