@@ -174,9 +174,11 @@ func attackLoop(b *testing.B, h http.Handler, method, target string, headers map
 	}
 }
 
-func passthroughHandler(b *testing.B) http.Handler {
+func passthroughHandler(b *testing.B) http.Handler { return passthroughHandlerWith(b, proxyBackend) }
+
+func passthroughHandlerWith(b *testing.B, next http.Handler) http.Handler {
 	src := filepath.Join(repo(b), "e2e", "bench", "passthrough")
-	return interpretedHandlerWith(b, "example.com/passthrough", src, map[string]any{"headers": map[string]any{"X-Demo": "bench"}}, proxyBackend)
+	return interpretedHandlerWith(b, "example.com/passthrough", src, map[string]any{"headers": map[string]any{"X-Demo": "bench"}}, next)
 }
 
 // captureHandler is the reference plugin that only captures the answer
@@ -186,8 +188,10 @@ func captureHandler(b *testing.B) http.Handler {
 	return interpretedHandlerWith(b, "example.com/capture", src, nil, proxyBackend)
 }
 
-func guardHandler(b *testing.B) http.Handler {
-	return interpretedHandlerWith(b, stack.PluginModule, repo(b), frappeRecipe, proxyBackend)
+func guardHandler(b *testing.B) http.Handler { return guardHandlerWith(b, proxyBackend) }
+
+func guardHandlerWith(b *testing.B, next http.Handler) http.Handler {
+	return interpretedHandlerWith(b, stack.PluginModule, repo(b), frappeRecipe, next)
 }
 
 var wsHeaders = map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}

@@ -24,24 +24,17 @@ func BenchmarkHeapPerOpenWebsocket(b *testing.B) {
 	if os.Getenv("HEAP_PROFILE") != "" {
 		runtime.MemProfileRate = 1 // every allocation, for the profile of what an open websocket keeps
 	}
+	stripped := map[string]string{"Sec-WebSocket-Key": wsHeaders["Sec-WebSocket-Key"], "Sec-WebSocket-Version": "13"}
 	for _, c := range []struct {
 		name    string
 		handler func(*testing.B, http.Handler) http.Handler
 		target  string
 		headers map[string]string
 	}{
-		{"trivial plugin", func(b *testing.B, next http.Handler) http.Handler {
-			return interpretedHandlerWith(b, "example.com/passthrough", repo(b)+"/e2e/bench/passthrough", map[string]any{"headers": map[string]any{"X-Demo": "bench"}}, next)
-		}, wsUpgradeOfSID, wsHeaders},
-		{"guard, handshake as Traefik forwards it", func(b *testing.B, next http.Handler) http.Handler {
-			return interpretedHandlerWith(b, "github.com/sysmayal/socketioguard", repo(b), frappeRecipe, next)
-		}, wsUpgradeOfSID, wsHeaders},
-		{"guard, direct websocket (Origin repair)", func(b *testing.B, next http.Handler) http.Handler {
-			return interpretedHandlerWith(b, "github.com/sysmayal/socketioguard", repo(b), frappeRecipe, next)
-		}, "/socket.io/?EIO=4&transport=websocket", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}},
-		{"guard, stripped upgrade repaired", func(b *testing.B, next http.Handler) http.Handler {
-			return interpretedHandlerWith(b, "github.com/sysmayal/socketioguard", repo(b), frappeRecipe, next)
-		}, wsUpgradeOfSID, map[string]string{"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}},
+		{"trivial plugin", passthroughHandlerWith, wsUpgradeOfSID, wsHeaders},
+		{"guard, handshake as Traefik forwards it", guardHandlerWith, wsUpgradeOfSID, wsHeaders},
+		{"guard, direct websocket (Origin repair)", guardHandlerWith, "/socket.io/?EIO=4&transport=websocket", wsHeaders},
+		{"guard, stripped upgrade repaired", guardHandlerWith, wsUpgradeOfSID, stripped},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			const open = 1000
@@ -72,10 +65,8 @@ func BenchmarkHeapPerOpenWebsocket(b *testing.B) {
 			for n := 0; n < b.N; n++ {
 				var done sync.WaitGroup
 				before := heapInUse()
-				if path := os.Getenv("HEAP_PROFILE"); path != "" && n == 0 {
-					f, _ := os.Create(path + "-before-" + strings.ReplaceAll(c.name, " ", "_"))
-					_ = pprof.WriteHeapProfile(f)
-					f.Close()
+				if n == 0 {
+					writeHeapProfile("before-" + c.name)
 				}
 				hijacked.Add(open)
 				done.Add(open)
@@ -87,13 +78,10 @@ func BenchmarkHeapPerOpenWebsocket(b *testing.B) {
 				}
 				hijacked.Wait()
 				during := heapInUse()
-				if path := os.Getenv("HEAP_PROFILE"); path != "" && n == 0 {
-					f, _ := os.Create(path + "-" + strings.ReplaceAll(c.name, " ", "_"))
-					_ = pprof.WriteHeapProfile(f)
-					f.Close()
+				if n == 0 {
+					writeHeapProfile(c.name)
 				}
-				release <- struct{}{} // one at a time would be slow: close it
-				close(release)
+				close(release) // every websocket closes
 				done.Wait()
 				release = make(chan struct{})
 				perConn += float64(during-before) / open / 1024
@@ -104,6 +92,21 @@ func BenchmarkHeapPerOpenWebsocket(b *testing.B) {
 			b.ReportMetric(perConn/float64(b.N), "KiB/ws")
 		})
 	}
+}
+
+// writeHeapProfile writes a heap profile to $HEAP_PROFILE-<name> when
+// HEAP_PROFILE is set (to compare with go tool pprof -base).
+func writeHeapProfile(name string) {
+	path := os.Getenv("HEAP_PROFILE")
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path + "-" + strings.ReplaceAll(name, " ", "_"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = pprof.WriteHeapProfile(f)
 }
 
 func heapInUse() uint64 {

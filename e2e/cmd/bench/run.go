@@ -329,11 +329,7 @@ func useBaseline(st *stack.Stack, rev string) error {
 			return err
 		}
 	}
-	manifest := "displayName: socketioguard at " + rev + "\ntype: middleware\nimport: " + module + "\nsummary: baseline\ntestData: {}\n"
-	if err := os.WriteFile(filepath.Join(dir, ".traefik.yml"), []byte(manifest), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+module+"\n\ngo 1.22\n"), 0o644); err != nil {
+	if err := writePluginModule(dir, module, "socketioguard at "+rev, "baseline"); err != nil {
 		return err
 	}
 	baselineDir = dir
@@ -396,11 +392,17 @@ func useHandshakeFloor(st *stack.Stack) (string, error) {
 			return "", err
 		}
 	}
-	manifest := "displayName: socketioguard, handshake floor\ntype: middleware\nimport: " + module + "\nsummary: experiment\ntestData: {}\n"
+	return dir, writePluginModule(dir, module, "socketioguard, handshake floor", "experiment")
+}
+
+// writePluginModule makes a folder of plugin source a local plugin of its
+// own module: its go.mod and the manifest Traefik reads.
+func writePluginModule(dir, module, displayName, summary string) error {
+	manifest := "displayName: " + displayName + "\ntype: middleware\nimport: " + module + "\nsummary: " + summary + "\ntestData: {}\n"
 	if err := os.WriteFile(filepath.Join(dir, ".traefik.yml"), []byte(manifest), 0o644); err != nil {
-		return "", err
+		return err
 	}
-	return dir, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+module+"\n\ngo 1.22\n"), 0o644)
+	return os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+module+"\n\ngo 1.22\n"), 0o644)
 }
 
 func measureHTTP(r *results, wrk string, tr *stack.Traefik, combos []combo, o benchOptions) error {
