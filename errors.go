@@ -51,6 +51,7 @@ type problem struct {
 	// answerPrefix and hintJSON: the guard's answer with this problem, in
 	// JSON, up to the detail, and the hint; set by init (answerParts).
 	answerPrefix, hintJSON string
+	errorHeader            []string // X-Socketio-Guard-Error's value, shared (see jsonContentType)
 }
 
 // Levels: error is for what the evidence proves an operator must fix — the
@@ -105,6 +106,13 @@ var (
 	problemWebSocketHandshakeInvalid = problem{
 		id: "websocket-handshake-invalid", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "the request asks for a websocket but is not shaped like a browser's websocket handshake (Upgrade exactly websocket, or stripped; GET, Sec-WebSocket-Version 13, a 16-byte Sec-WebSocket-Key, no body), so the guard will neither pass it as one nor turn it into one; this is the client's doing, not a stripping proxy's",
+	}
+	// problemWebSocketHandshakeMethod is websocket-handshake-invalid for a
+	// method other than GET: a problem value of its own only for its detail
+	// (counted and shown under the same id).
+	problemWebSocketHandshakeMethod = problem{
+		id: problemWebSocketHandshakeInvalid.id, status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
+		hint: problemWebSocketHandshakeInvalid.hint,
 	}
 	problemUpgradeImpossible = problem{
 		id: "upgrade-impossible", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
@@ -176,7 +184,7 @@ var (
 var allProblems = []*problem{
 	&problemQueryTooLong, &problemQueryMalformed, &problemQueryAmbiguous, &problemJSONPRefused, &problemQueryMissing,
 	&problemEIOUnsupported, &problemTransportUnknown, &problemBadHandshakeMethod, &problemHeaderTooLarge,
-	&problemUpgradeMissing, &problemWebSocketHandshakeInvalid, &problemUpgradeImpossible, &problemPathEscaped,
+	&problemUpgradeMissing, &problemWebSocketHandshakeInvalid, &problemWebSocketHandshakeMethod, &problemUpgradeImpossible, &problemPathEscaped,
 	&problemNoSocketIORoute, &problemBackendNotSocketIO,
 	&problemSessionUnknown, &problemSessionUnknownNoStickyCookie, &problemSessionUnknownStickyCookie,
 	&problemRedirected, &problemAuthRequired, &problemUpgradeLostDownstream, &problemWebSocketRefused, &problemBackendEIOMismatch,
@@ -233,24 +241,30 @@ type guardAnswerInfo struct {
 // (answerParts): under Yaegi every call and expression costs each refusal.
 func reject(g *Guard, rw http.ResponseWriter, req *http.Request, p *problem, status int, detail, hint string) {
 	atomic.AddInt64(&g.counters.byProblem[p.index], 1)
+	if p.level <= g.log.level {
+		logRejection(g, req, p, hint)
+	}
 	hintJSON := p.hintJSON
 	if hint != "" {
 		hintJSON = jsonString(hint)
-	} else {
+	}
+	detailJSON, _ := json.Marshal(detail) // a string always encodes
+	h := rw.Header()
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
+	h[headerError] = p.errorHeader
+	rw.WriteHeader(status)
+	_, _ = io.WriteString(rw, p.answerPrefix+string(detailJSON)+`,"hint":`+hintJSON+"}}")
+}
+
+// logRejection logs a refusal (when its level is written): apart from
+// reject, so that a refusal not logged pays nothing for it under Yaegi.
+func logRejection(g *Guard, req *http.Request, p *problem, hint string) {
+	if hint == "" {
 		hint = p.hint
 	}
-	if p.level <= g.log.level {
-		g.log.event(p.level, p.id, req, hint, "")
-	}
-	h := rw.Header()
-	// Map assignments rather than Set calls (each a call into the standard
-	// library under Yaegi); the keys are canonical, the values new slices.
-	h["Content-Type"] = []string{"application/json"}
-	h["Cache-Control"] = []string{"no-store"}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
-	h[headerError] = []string{p.id}
-	rw.WriteHeader(status)
-	_, _ = io.WriteString(rw, p.answerPrefix+jsonString(detail)+`,"hint":`+hintJSON+"}}")
+	g.log.event(p.level, p.id, req, hint, "")
 }
 
 // answerParts builds a problem's answer up to its detail, and its hint, in
@@ -259,6 +273,7 @@ func answerParts(p *problem) {
 	p.answerPrefix = `{"code":` + strconv.Itoa(p.code) + `,"message":` + jsonString(engineIOMessages[p.code]) +
 		`,"guard":{"error":` + jsonString(p.id) + `,"detail":`
 	p.hintJSON = jsonString(p.hint)
+	p.errorHeader = []string{p.id}
 }
 
 // jsonString is s as a JSON string.
@@ -302,3 +317,10 @@ func shortenedTo(s string, max int) string {
 	}
 	return s
 }
+
+// The values of the headers every answer of the guard's carries, shared by
+// all answers (a new slice each is an allocation each under Yaegi): nothing
+// writes a header's value in place — net/http's and Traefik's middlewares
+// set (a new slice) or add (a copy, as these are full) — so sharing them is
+// safe. errorHeader is each problem's own.
+var jsonContentType, noStore, noSniff = []string{"application/json"}, []string{"no-store"}, []string{"nosniff"}

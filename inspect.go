@@ -184,9 +184,6 @@ func verdictFor(g *Guard, req *http.Request) inspectionVerdict {
 	}
 	eio := &engineIORequest{}
 	eio.queryProblem = readEngineIOQuery(req.URL.RawQuery, eio)
-	if eio.transport == transportWebsocket {
-		readUpgradeEvidence(req, eio)
-	}
 	if p := findProblem(g, req, eio); p != nil {
 		return inspectionVerdict{Action: "reject", Repairs: []string{}, Status: p.status, Error: p.id, Detail: describeRejection[p](g, req, eio), Hint: p.hint}
 	}

@@ -9,7 +9,6 @@ package socketioguard
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"log"
 	"net/http"
@@ -125,47 +124,82 @@ func serveShortWay(g *Guard, rw http.ResponseWriter, req *http.Request) bool {
 	return true
 }
 
-// serveShortHandshake: the short way of a polling handshake (with the Origin
-// repair) and of a websocket handshake, both GETs.
+// serveShortHandshake: the short way of a polling handshake (a GET, with
+// the Origin repair); anything else serveShortWebsocket reads. A query the
+// expression proves whole needs no second reading on the full way: a
+// polling handshake's with another method than GET is refused at once (an
+// OPTIONS preflight excepted).
 func serveShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request, query string) bool {
+	if !g.settings.handshakeQuery.MatchString(query) {
+		return serveShortWebsocket(g, rw, req, query)
+	}
 	if req.Method != http.MethodGet {
-		return false
+		return refuseHandshakeMethod(g, rw, req)
 	}
-	if g.settings.handshakeQuery.MatchString(query) {
-		atomic.AddInt64(&g.counters.requests, 1)
-		repairMissingOrigin(g, rw, req)
-		atomic.AddInt64(&g.counters.pollingHandshakes, 1)
-		forwardCaptured(g, rw, req)
-		return true
-	}
-	if g.settings.websocketQuery == nil || !upgradeAsTraefikForwards(req) || !g.settings.websocketQuery.MatchString(query) {
-		return false
-	}
-	serveShortWebsocket(g, rw, req, query)
+	atomic.AddInt64(&g.counters.requests, 1)
+	repairMissingOrigin(g, rw, req)
+	atomic.AddInt64(&g.counters.pollingHandshakes, 1)
+	forwardCaptured(g, rw, req)
 	return true
 }
 
-// serveShortWebsocket: a websocket handshake that arrived whole (the Origin
-// repair for a direct websocket, which opens a session).
-func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) {
+// refuseHandshakeMethod: a polling handshake's query (the short way's
+// expression proved it whole) with another method than GET, which is
+// bad-handshake-method whatever else the request carries — but for a CORS
+// preflight, which goes on to the server's CORS layer as on the full way.
+func refuseHandshakeMethod(g *Guard, rw http.ResponseWriter, req *http.Request) bool {
+	if req.Method == http.MethodOptions {
+		return false
+	}
 	atomic.AddInt64(&g.counters.requests, 1)
-	if !strings.Contains(query, "&"+keySID+"=") { // exact: the expression puts sid after EIO and transport
+	reject(g, rw, req, &problemBadHandshakeMethod, problemBadHandshakeMethod.status, describeBadHandshakeMethod(g, req, nil), "")
+	return true
+}
+
+// serveShortWebsocket: a websocket handshake (a GET) whose query the
+// expression proves whole: forwarded at once when it arrived with its
+// upgrade headers as Traefik forwards them (the Origin repair for a direct
+// websocket, which opens a session), judged in full otherwise. Anything
+// else is the full way's.
+func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) bool {
+	if g.settings.websocketQuery == nil || req.Method != http.MethodGet || !g.settings.websocketQuery.MatchString(query) {
+		return false
+	}
+	atomic.AddInt64(&g.counters.requests, 1)
+	hasSID := strings.Contains(query, "&"+keySID+"=") // exact: the expression puts sid after EIO and transport, never empty
+	// The upgrade as Traefik forwards it: Upgrade exactly "websocket" (what
+	// Traefik's proxy takes as a websocket upgrade and every websocket server
+	// accepts), Connection exactly "Upgrade" (what Traefik's entrypoint leaves
+	// of a Connection that asked for the upgrade), and no body. (Written out,
+	// not called: a call costs every websocket handshake under Yaegi.)
+	upgrade, connection := req.Header["Upgrade"], req.Header["Connection"]
+	if req.ContentLength != 0 || len(upgrade) != 1 || len(connection) != 1 ||
+		!strings.EqualFold(upgrade[0], "websocket") || !strings.EqualFold(connection[0], "upgrade") {
+		judgeShortWebsocket(g, rw, req, hasSID)
+		return true
+	}
+	if !hasSID {
 		repairMissingOrigin(g, rw, req)
 	}
 	atomic.AddInt64(&g.counters.websocketHandshakes, 1)
 	forwardWebsocket(g, rw, req, true)
+	return true
 }
 
-// upgradeAsTraefikForwards is the short way's test of a websocket handshake
-// that arrived whole: Upgrade exactly "websocket" (what Traefik's proxy takes
-// as a websocket upgrade and every websocket server accepts), Connection
-// exactly "Upgrade" (what Traefik's entrypoint leaves of a Connection that
-// asked for the upgrade), and no body. Anything else takes the full way,
-// which judges it in full (readUpgradeEvidence).
-func upgradeAsTraefikForwards(req *http.Request) bool {
-	upgrade, connection := req.Header["Upgrade"], req.Header["Connection"]
-	return req.ContentLength == 0 && len(upgrade) == 1 && len(connection) == 1 &&
-		strings.EqualFold(upgrade[0], "websocket") && strings.EqualFold(connection[0], "upgrade")
+// judgeShortWebsocket: the full way's judgement of a websocket handshake's
+// upgrade headers (judgeUpgrade), refused or
+// repaired and forwarded, for a handshake whose query the short way has
+// read: Engine.IO's keys once each, an accepted EIO, no JSONP, the path as
+// configured. Only the upgrade is left to judge, so the query is not read
+// again (a request an attacker fills with upgrade headers costs the guard
+// the judgement alone).
+func judgeShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, hasSID bool) {
+	eio := &engineIORequest{hasEIO: true, hasTransport: true, transport: transportWebsocket, hasSIDKey: hasSID, hasSID: hasSID}
+	if p := judgeUpgrade(g, req, eio); p != nil {
+		reject(g, rw, req, p, p.status, describeRejection[p](g, req, eio), "")
+		return
+	}
+	repairAndForward(g, rw, req, eio)
 }
 
 // serveFullWay reads, validates and repairs an Engine.IO request in full,
@@ -180,14 +214,15 @@ func serveFullWay(g *Guard, rw http.ResponseWriter, req *http.Request) {
 		return // answered or passed on by classify
 	}
 	if p := findProblem(g, req, eio); p != nil {
-		rejectInvalid(g, rw, req, eio, p)
+		reject(g, rw, req, p, p.status, describeRejection[p](g, req, eio), "")
 		return
 	}
 	repairAndForward(g, rw, req, eio)
 }
 
 // classify reads what an Engine.IO request carries: the path as Traefik
-// forwards it (escaped), the query, the upgrade evidence. A request that is
+// forwards it (escaped) and the query (a websocket handshake's upgrade
+// headers are read where they are judged, judgeUpgrade). A request that is
 // no Engine.IO request, or one classify answers itself (the inspection,
 // fallback mode, an escaped path), gets nil.
 func classify(g *Guard, rw http.ResponseWriter, req *http.Request) *engineIORequest {
@@ -208,9 +243,6 @@ func classify(g *Guard, rw http.ResponseWriter, req *http.Request) *engineIORequ
 	atomic.AddInt64(&g.counters.requests, 1)
 	eio := &engineIORequest{missingSlash: missingSlash}
 	eio.queryProblem = readEngineIOQuery(req.URL.RawQuery, eio)
-	if eio.transport == transportWebsocket { // the upgrade evidence only matters to websocket handshakes
-		readUpgradeEvidence(req, eio)
-	}
 	return eio
 }
 
@@ -256,7 +288,10 @@ func repairAndForward(g *Guard, rw http.ResponseWriter, req *http.Request, eio *
 		// It leaves with its upgrade headers (usable, or restored by the
 		// repair); its answer is evidence about the hops behind Traefik
 		// only when it is a handshake every server takes as one.
-		forwardWebsocket(g, rw, req, eio.getWithoutBody && !eio.overHTTP2OrLater)
+		// (A GET without a body over HTTP/1.x, as every websocket handshake
+		// is: Node's HTTP parser takes an upgrade with a body for a plain
+		// request.)
+		forwardWebsocket(g, rw, req, req.Method == http.MethodGet && req.ContentLength == 0 && req.ProtoMajor < 2)
 		return
 	}
 	if !eio.hasSID {
@@ -271,7 +306,8 @@ func repairAndForward(g *Guard, rw http.ResponseWriter, req *http.Request, eio *
 // evidence.
 
 // engineIORequest is what the guard reads from a request on an Engine.IO path:
-// the query parameters Engine.IO servers check, and the upgrade evidence.
+// the query parameters Engine.IO servers check, and (judgeUpgrade) the
+// upgrade evidence.
 type engineIORequest struct {
 	// missingSlash is true for "/socket.io" when the configured prefix is
 	// "/socket.io/" (Engine.IO servers only answer the form with the slash).
@@ -287,26 +323,17 @@ type engineIORequest struct {
 	hasJSONP             bool   // j is in the query: JSONP polling
 	ambiguousKey         string // an Engine.IO key the query carries twice
 
-	// Upgrade evidence. Traefik's entrypoint has already removed the headers
-	// named in Connection, and left Connection (as "Upgrade") only when it
-	// asked for the upgrade and Upgrade is set.
-	upgradeWebsocket   bool // Upgrade is "websocket", as Traefik's proxy reads it
-	upgradeOther       bool // Upgrade is set to something else (h2c, a list, a bad byte)
-	connectionUpgrade  bool // Connection has the "upgrade" token
-	connectionTooLarge bool // Connection is longer than the guard reads
+	// Upgrade evidence, as judgeUpgrade read it. Traefik's entrypoint has
+	// already removed the headers named in Connection, and left Connection
+	// (as "Upgrade") only when it asked for the upgrade and Upgrade is set.
 	// usableUpgrade: Traefik's proxy will forward the request as a websocket
 	// handshake (it needs both Upgrade and the Connection token).
 	usableUpgrade     bool
 	hasWebSocketProof bool // Sec-WebSocket-Key or -Version: end-to-end, survives proxies
-	overHTTP2OrLater  bool // websockets need HTTP/1.1 in Traefik (no RFC 8441)
-	// getWithoutBody: a GET without a body, as every websocket handshake is
-	// (Node's HTTP parser takes an upgrade with a body for a plain request):
-	// forwarded with usable upgrade headers, only such a handshake makes a
-	// plain refusal evidence of a hop behind Traefik that dropped them.
-	getWithoutBody bool
 	// handshakeFlaw says which part of an RFC 6455 handshake a request with
 	// stripped upgrade headers lacks (noFlaw: it may be repaired), or that
-	// Upgrade names another protocol; describeHandshakeFlaw words it.
+	// Upgrade names another protocol; describeWebSocketHandshakeInvalid
+	// words it.
 	handshakeFlaw int
 }
 
@@ -392,35 +419,75 @@ func setEngineIOKeys(r *engineIORequest, eio, transport, sid, jsonp []string) {
 	}
 }
 
-// readUpgradeEvidence reads the upgrade headers as Traefik's proxy reads
-// them (net/http/httputil's upgradeType): Connection must carry the upgrade
-// token, and Upgrade's first line is the protocol asked for — forwarded as
-// that one line, and answered 500 by the proxy when it is not printable
-// ASCII. Only "websocket" itself counts as a websocket upgrade: what
-// Traefik's proxy treats as one (its isWebSocketUpgrade) and what every
-// websocket server accepts. Each read is bounded whatever the header's length.
-func readUpgradeEvidence(req *http.Request, r *engineIORequest) {
-	h := req.Header
-	upgrade := h["Upgrade"]
-	r.upgradeWebsocket = len(upgrade) > 0 && strings.EqualFold(upgrade[0], "websocket")
-	r.upgradeOther = !r.upgradeWebsocket && len(upgrade) > 0 && upgrade[0] != ""
-	asksUpgrade, tooLarge := connectionAsksUpgrade(h["Connection"]) // two statements: Yaegi loses a tuple's second field
-	r.connectionUpgrade = asksUpgrade
-	r.connectionTooLarge = tooLarge
-	r.usableUpgrade = r.upgradeWebsocket && asksUpgrade
-	r.overHTTP2OrLater = req.ProtoMajor >= 2
-	r.getWithoutBody = req.Method == http.MethodGet && req.ContentLength == 0
-	if r.usableUpgrade {
-		return // nothing to repair: the server judges the handshake itself
+// ---- Validate: refuse what cannot work ----
+//
+// A refusal is answered by the guard (errors.go) and never forwarded.
+
+// findProblem returns the first problem that makes the request unusable for
+// the Socket.IO server (or unsafe to pass on), or nil.
+func findProblem(g *Guard, req *http.Request, eio *engineIORequest) *problem {
+	switch {
+	case eio.queryProblem != nil:
+		return eio.queryProblem
+	case eio.ambiguousKey != "":
+		return &problemQueryAmbiguous
+	case !eio.hasEIO && !eio.hasTransport:
+		return &problemQueryMissing
+	case eio.hasJSONP && !g.settings.allowJSONP:
+		return &problemJSONPRefused
+	case !g.settings.eioAccepted[eio.eio]: // missing, or not accepted
+		return &problemEIOUnsupported
+	case !g.settings.transportAccepted[eio.transport]:
+		return &problemTransportUnknown
+	case !eio.hasSID && req.Method != http.MethodGet:
+		return &problemBadHandshakeMethod
+	case eio.transport == transportWebsocket:
+		return judgeUpgrade(g, req, eio)
 	}
-	if r.upgradeOther {
+	return nil
+}
+
+// judgeUpgrade reads a websocket handshake's upgrade headers as Traefik's
+// proxy reads them (net/http/httputil's upgradeType) and returns the
+// problem that keeps it from being forwarded as it is or repaired, or nil.
+// Connection must carry the upgrade token, and Upgrade's first line is the
+// protocol asked for — forwarded as that one line, and answered 500 by the
+// proxy when it is not printable ASCII. Only "websocket" itself counts as a
+// websocket upgrade: what Traefik's proxy treats as one (its
+// isWebSocketUpgrade) and what every websocket server accepts. Without
+// usable upgrade headers, the handshake is repaired (nil) only where it
+// proves what it was. Each read is bounded whatever the header's length;
+// what it read stays in r for the repair and the forwarding.
+func judgeUpgrade(g *Guard, req *http.Request, r *engineIORequest) *problem {
+	h := req.Header
+	asksUpgrade := false
+	if connection := h["Connection"]; len(connection) > 0 { // absent: no token, nothing too large
+		token, tooLarge := connectionAsksUpgrade(connection) // two statements: Yaegi loses a tuple's second field
+		if tooLarge {
+			return &problemHeaderTooLarge // the rest unread
+		}
+		asksUpgrade = token
+	}
+	upgrade := h.Get("Upgrade")
+	isWebsocket := strings.EqualFold(upgrade, "websocket")
+	r.usableUpgrade = asksUpgrade && isWebsocket
+	switch {
+	case r.usableUpgrade:
+		return nil // nothing to repair: the server judges the handshake itself
+	case req.ProtoMajor >= 2: // websockets need HTTP/1.1 in Traefik (no RFC 8441)
+		return &problemUpgradeImpossible
+	case upgrade != "" && !isWebsocket: // another protocol (h2c, a list, a bad byte): never rewritten
 		r.handshakeFlaw = flawUpgradeOther
-		return
+		return &problemWebSocketHandshakeInvalid
 	}
 	r.hasWebSocketProof = len(h["Sec-Websocket-Key"]) > 0 || len(h["Sec-Websocket-Version"]) > 0
-	if r.hasWebSocketProof {
-		r.handshakeFlaw = websocketHandshakeFlaw(req)
+	if !g.settings.repairUpgrade || !r.hasWebSocketProof {
+		return &problemUpgradeMissing
 	}
+	if r.handshakeFlaw = websocketHandshakeFlaw(req); r.handshakeFlaw != noFlaw {
+		return flawProblems[r.handshakeFlaw]
+	}
+	return nil // repaired
 }
 
 // maxConnectionHeader bounds the Connection header the guard reads, in all
@@ -476,11 +543,11 @@ func websocketHandshakeFlaw(req *http.Request) int {
 	switch {
 	case req.Method != http.MethodGet:
 		return flawMethod
-	case len(versions) != 1 || len(versions[0]) > 8 || strings.TrimSpace(versions[0]) != "13":
+	case len(versions) != 1 || versions[0] != "13": // as browsers send it (the server has trimmed spaces and tabs)
 		return flawVersion
 	case len(keys) != 1:
 		return flawKeyCount
-	case !isWebSocketKey(keys[0]):
+	case len(keys[0]) != 24 || !webSocketKey.MatchString(keys[0]):
 		return flawKey
 	case !hasNoBody(req):
 		return flawBody
@@ -488,81 +555,46 @@ func websocketHandshakeFlaw(req *http.Request) int {
 	return noFlaw
 }
 
-// flawDetails word each handshakeFlaw for the refusal's detail: %[1]s is the
-// flawed header's lines as shownLines shows them, %[2]s the method, %[3]d
-// the number of Sec-WebSocket-Key lines. flawHeaders names that header.
+// flawBefore and flawAfter word each handshakeFlaw for the refusal's
+// detail, around the lines of the header flawHeaders names as shownLines
+// shows them. (Put together by concatenation, with no branch: fmt costs a
+// refusal some twenty allocations under Yaegi, a branch some ten; the
+// method's flaw is a problem of its own, whose detail shows the method.)
 var (
-	flawDetails = []string{
-		flawUpgradeOther: "transport=websocket with another upgrade than websocket, which the guard does not rewrite: Upgrade %[1]s (a websocket handshake asks for exactly websocket)",
-		flawMethod:       "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: method %[2]s (a websocket handshake is a GET)",
-		flawVersion:      "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: Sec-WebSocket-Version %[1]s (must be 13, once)",
-		flawKeyCount:     "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: %[3]d Sec-WebSocket-Key headers (must be one)",
-		flawKey:          "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: Sec-WebSocket-Key %[1]s (must be 16 bytes in base64)",
-		flawBody:         "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: a request body (a websocket handshake has none)",
+	flawBefore = []string{
+		flawUpgradeOther: "transport=websocket with another upgrade than websocket, which the guard does not rewrite: Upgrade ",
+		flawVersion:      flawNotRestorable + "Sec-WebSocket-Version ",
+		flawKeyCount:     flawNotRestorable + "Sec-WebSocket-Key ",
+		flawKey:          flawNotRestorable + "Sec-WebSocket-Key ",
+		flawBody:         flawNotRestorable + "a request body (Content-Length ",
 	}
-	flawHeaders = []string{flawUpgradeOther: "Upgrade", flawVersion: "Sec-Websocket-Version", flawKeyCount: "Sec-Websocket-Key", flawKey: "Sec-Websocket-Key", flawBody: ""}
+	flawAfter = []string{
+		flawUpgradeOther: " (a websocket handshake asks for exactly websocket)",
+		flawVersion:      " (must be 13, once)",
+		flawKeyCount:     " (must be one line)",
+		flawKey:          " (must be 16 bytes in base64)",
+		flawBody:         "; a websocket handshake has none)",
+	}
+	flawHeaders = []string{flawUpgradeOther: "Upgrade", flawVersion: "Sec-Websocket-Version", flawKeyCount: "Sec-Websocket-Key", flawKey: "Sec-Websocket-Key", flawBody: "Content-Length"}
+	// flawProblems: the problem of each flaw.
+	flawProblems = []*problem{
+		flawUpgradeOther: &problemWebSocketHandshakeInvalid, flawMethod: &problemWebSocketHandshakeMethod, flawVersion: &problemWebSocketHandshakeInvalid,
+		flawKeyCount: &problemWebSocketHandshakeInvalid, flawKey: &problemWebSocketHandshakeInvalid, flawBody: &problemWebSocketHandshakeInvalid,
+	}
 )
 
-// isWebSocketKey: 16 bytes in base64 (24 characters; a longer key is not decoded).
-func isWebSocketKey(key string) bool {
-	if len(key) > 64 {
-		return false
-	}
-	decoded, err := base64.StdEncoding.DecodeString(strings.TrimSpace(key))
-	return err == nil && len(decoded) == 16
-}
+const flawNotRestorable = "transport=websocket without Upgrade/Connection, and not a websocket handshake the guard may restore: "
+
+// webSocketKey is a Sec-WebSocket-Key of 16 bytes in base64, as the ws
+// library (socket.io's websocket server) accepts it: 22 characters of the
+// base64 alphabet and "==" (read only when it is 24 bytes long).
+var webSocketKey = regexp.MustCompile(`^[+/0-9A-Za-z]{22}==$`)
 
 // hasNoBody: no body, as the server read the request nor as its headers announce one.
 func hasNoBody(req *http.Request) bool {
 	contentLength := req.Header["Content-Length"]
 	return req.ContentLength == 0 && len(req.TransferEncoding) == 0 && len(req.Header["Transfer-Encoding"]) == 0 &&
 		(len(contentLength) == 0 || len(contentLength) == 1 && contentLength[0] == "0")
-}
-
-// ---- Validate: refuse what cannot work ----
-//
-// A refusal is answered by the guard (errors.go) and never forwarded.
-
-// findProblem returns the first problem that makes the request unusable for
-// the Socket.IO server (or unsafe to pass on), or nil.
-func findProblem(g *Guard, req *http.Request, eio *engineIORequest) *problem {
-	switch {
-	case eio.queryProblem != nil:
-		return eio.queryProblem
-	case eio.ambiguousKey != "":
-		return &problemQueryAmbiguous
-	case !eio.hasEIO && !eio.hasTransport:
-		return &problemQueryMissing
-	case eio.hasJSONP && !g.settings.allowJSONP:
-		return &problemJSONPRefused
-	case !g.settings.eioAccepted[eio.eio]: // missing, or not accepted
-		return &problemEIOUnsupported
-	case !g.settings.transportAccepted[eio.transport]:
-		return &problemTransportUnknown
-	case !eio.hasSID && req.Method != http.MethodGet:
-		return &problemBadHandshakeMethod
-	case eio.transport == transportWebsocket && !eio.usableUpgrade:
-		return findUpgradeProblem(g, eio)
-	}
-	return nil
-}
-
-// findUpgradeProblem: a websocket handshake without usable upgrade headers
-// is repaired (nil) only where it proves what it was.
-func findUpgradeProblem(g *Guard, eio *engineIORequest) *problem {
-	switch {
-	case eio.connectionTooLarge:
-		return &problemHeaderTooLarge
-	case eio.overHTTP2OrLater:
-		return &problemUpgradeImpossible
-	case eio.upgradeOther:
-		return &problemWebSocketHandshakeInvalid
-	case !g.settings.repairUpgrade || !eio.hasWebSocketProof:
-		return &problemUpgradeMissing
-	case eio.handshakeFlaw != noFlaw:
-		return &problemWebSocketHandshakeInvalid
-	}
-	return nil // repaired
 }
 
 // describeRejection words each rejection's detail: the offending value and
@@ -579,11 +611,8 @@ var describeRejection = map[*problem]func(*Guard, *http.Request, *engineIOReques
 	&problemHeaderTooLarge:            describeHeaderTooLarge,
 	&problemUpgradeMissing:            describeUpgradeMissing,
 	&problemWebSocketHandshakeInvalid: describeWebSocketHandshakeInvalid,
+	&problemWebSocketHandshakeMethod:  describeWebSocketHandshakeMethod,
 	&problemUpgradeImpossible:         describeUpgradeImpossible,
-}
-
-func rejectInvalid(g *Guard, rw http.ResponseWriter, req *http.Request, eio *engineIORequest, p *problem) {
-	reject(g, rw, req, p, p.status, describeRejection[p](g, req, eio), "")
 }
 
 func describeQueryTooLong(_ *Guard, req *http.Request, _ *engineIORequest) string {
@@ -633,13 +662,14 @@ func describeUpgradeImpossible(_ *Guard, req *http.Request, _ *engineIORequest) 
 }
 
 func describeWebSocketHandshakeInvalid(_ *Guard, req *http.Request, eio *engineIORequest) string {
-	lines := req.Header[flawHeaders[eio.handshakeFlaw]]
-	return fmt.Sprintf(flawDetails[eio.handshakeFlaw], shownLines(lines), shortened(req.Method), len(lines))
+	return flawBefore[eio.handshakeFlaw] + shownLines(req.Header[flawHeaders[eio.handshakeFlaw]]) + flawAfter[eio.handshakeFlaw]
 }
 
+func describeWebSocketHandshakeMethod(_ *Guard, req *http.Request, _ *engineIORequest) string {
+	return flawNotRestorable + "method " + strconv.Quote(shortened(req.Method)) + " (a websocket handshake is a GET)"
+}
 func describeHeaderTooLarge(_ *Guard, req *http.Request, _ *engineIORequest) string {
-	return fmt.Sprintf("Connection has %d lines (%s…); the guard reads up to 4 lines and %d bytes of it", len(req.Header["Connection"]),
-		shownLines(req.Header["Connection"]), maxConnectionHeader)
+	return "Connection " + shownLines(req.Header["Connection"]) + " is longer than the guard reads (up to 4 lines and 256 bytes in all)"
 }
 
 func describeUpgradeMissing(_ *Guard, req *http.Request, eio *engineIORequest) string {
@@ -664,13 +694,17 @@ func refuseEscapedPath(g *Guard, rw http.ResponseWriter, req *http.Request) {
 // shownLines is how a header's lines are shown in a detail or a reason: the
 // first, quoted and shortened, and how many more there are.
 func shownLines(lines []string) string {
-	if len(lines) == 1 {
-		return strconv.Quote(shortened(lines[0]))
-	}
 	if len(lines) == 0 {
 		return `""`
 	}
-	return fmt.Sprintf("%q and %d more lines", shortened(lines[0]), len(lines)-1)
+	first := lines[0]
+	if len(first) > maxShownValue { // shortened, written out: one call less on a refusal's way
+		first = first[:maxShownValue] + "…"
+	}
+	if len(lines) == 1 {
+		return strconv.Quote(first)
+	}
+	return strconv.Quote(first) + " and " + strconv.Itoa(len(lines)-1) + " more lines"
 }
 
 // ---- Repair: restore what a hop stripped ----
@@ -684,8 +718,7 @@ func plannedRepairs(g *Guard, req *http.Request, eio *engineIORequest) (repairs 
 	if g.settings.normalizePath && eio.missingSlash {
 		repairs = append(repairs, repairPath)
 	}
-	if g.settings.repairUpgrade && eio.transport == transportWebsocket && !eio.usableUpgrade &&
-		eio.hasWebSocketProof && eio.handshakeFlaw == noFlaw && !eio.upgradeOther && !eio.overHTTP2OrLater {
+	if eio.transport == transportWebsocket && !eio.usableUpgrade { // judgeUpgrade found it repairable
 		repairs = append(repairs, repairUpgrade)
 	}
 	if g.settings.setMissingOrigin && !eio.hasSID && req.Header.Get("Origin") == "" {

@@ -1251,12 +1251,82 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // TestEveryRejectionIsDescribed: each problem findProblem can return has
-// its detail's words (rejectInvalid calls describeRejection[p]).
+// its detail's words (every refusal of a request calls describeRejection[p]).
 func TestEveryRejectionIsDescribed(t *testing.T) {
 	answeredElsewhere := map[*problem]bool{&problemPathEscaped: true, &problemNoSocketIORoute: true, &problemBackendNotSocketIO: true}
 	for _, p := range allProblems {
 		if !p.diagnosis && !answeredElsewhere[p] && describeRejection[p] == nil {
 			t.Errorf("%s has no describeRejection entry", p.id)
+		}
+	}
+}
+
+// TestWebSocketHandshakeRefusalsSayWhatIsWrong: each flaw of a stripped
+// websocket handshake is refused with a detail that shows the flawed value
+// (the method's flaw under the same id), on the short way and the full way
+// alike; and the key is judged as socket.io's ws server judges it.
+func TestWebSocketHandshakeRefusalsSayWhatIsWrong(t *testing.T) {
+	stripped := func(extra map[string]string) map[string]string {
+		h := websocketHeaders(map[string]string{"Upgrade": "", "Connection": ""})
+		for k, v := range extra {
+			h[k] = v
+		}
+		return h
+	}
+	cases := []struct {
+		name       string
+		method     string
+		headers    map[string]string
+		wantError  string
+		wantDetail string // a part of the detail; "" when repaired
+	}{
+		{"a POST (an upgrade of a session)", "POST", stripped(nil), "websocket-handshake-invalid", `method "POST" (a websocket handshake is a GET)`},
+		{"version 8", "GET", stripped(map[string]string{"Sec-WebSocket-Version": "8"}), "websocket-handshake-invalid", `Sec-WebSocket-Version "8" (must be 13, once)`},
+		{"version 13 and a no-break space", "GET", stripped(map[string]string{"Sec-WebSocket-Version": "13\u00a0"}), "websocket-handshake-invalid", `Sec-WebSocket-Version "13\u00a0"`},
+		{"no key", "GET", stripped(map[string]string{"Sec-WebSocket-Key": ""}), "websocket-handshake-invalid", `Sec-WebSocket-Key "" (must be one line)`},
+		{"a short key", "GET", stripped(map[string]string{"Sec-WebSocket-Key": "a2V5"}), "websocket-handshake-invalid", `Sec-WebSocket-Key "a2V5" (must be 16 bytes in base64)`},
+		{"a key of 24 bytes outside base64", "GET", stripped(map[string]string{"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=!"}), "websocket-handshake-invalid", "must be 16 bytes in base64"},
+		{"a key and a no-break space", "GET", stripped(map[string]string{"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==\u00a0"}), "websocket-handshake-invalid", "must be 16 bytes in base64"},
+		{"a key of 200 bytes, shown cut", "GET", stripped(map[string]string{"Sec-WebSocket-Key": strings.Repeat("k", 200)}), "websocket-handshake-invalid", `"` + strings.Repeat("k", maxShownValue) + `…"`},
+		{"a body", "GET", stripped(map[string]string{"Content-Length": "5"}), "websocket-handshake-invalid", `a request body (Content-Length "5"; a websocket handshake has none)`},
+		{"another protocol", "GET", websocketHeaders(map[string]string{"Upgrade": "h2c"}), "websocket-handshake-invalid", `Upgrade "h2c" (a websocket handshake asks for exactly websocket)`},
+		{"a Connection list too long", "GET", websocketHeaders(map[string]string{"Connection": strings.Repeat("a,", 200) + "Upgrade"}), "header-too-large", "is longer than the guard reads (up to 4 lines and 256 bytes in all)"},
+		{"a key whose last character has bits base64 would drop (ws takes it)", "GET", stripped(map[string]string{"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZR=="}), "", ""},
+	}
+	for _, c := range cases {
+		for _, query := range []string{"EIO=4&transport=websocket", "EIO=4&transport=websocket;app=1"} { // the short way, the full way
+			c := c
+			if c.method == "POST" {
+				query += "&sid=lv_VI97HAXpY6yYWAAAC" // without a sid, a POST is bad-handshake-method
+			}
+			t.Run(c.name+"/"+query, func(t *testing.T) {
+				cfg := CreateConfig()
+				frappeRecipe(cfg)
+				guard := newTestGuard(t, cfg, http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) { rw.WriteHeader(http.StatusSwitchingProtocols) }), nil)
+				req := httptest.NewRequest(c.method, "/socket.io/?"+query, nil)
+				for k, v := range c.headers {
+					if v != "" {
+						req.Header.Set(k, v)
+					}
+				}
+				if c.headers["Content-Length"] != "" {
+					req.ContentLength = 5
+				}
+				rec := httptest.NewRecorder()
+				guard.ServeHTTP(rec, req)
+				if c.wantError == "" {
+					if got := rec.Header().Get(headerRepaired); got != "upgrade,origin" && got != "upgrade" {
+						t.Errorf("status %d, repaired %q, body %q: want the upgrade repaired", rec.Code, got, rec.Body.String())
+					}
+					return
+				}
+				checkGuardAnswer(t, rec, c.wantError)
+				var answer guardAnswer
+				_ = json.Unmarshal(rec.Body.Bytes(), &answer)
+				if !strings.Contains(answer.Guard.Detail, c.wantDetail) {
+					t.Errorf("detail = %q, want it to contain %q", answer.Guard.Detail, c.wantDetail)
+				}
+			})
 		}
 	}
 }
