@@ -86,6 +86,10 @@ type Guard struct {
 	settings settings
 	log      *logger
 	counters *counters
+	// inspections: the inspection's answers in the current second
+	// (inspectionsPerSecond), under inspectionsMu.
+	inspectionsMu sync.Mutex
+	inspections   perSecondBudget
 }
 
 // settings is a validated Config, in the form ServeHTTP uses.

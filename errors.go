@@ -122,6 +122,10 @@ var (
 		id: "path-escaped", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "the path reaches the Engine.IO path only once its percent-escapes are decoded (e.g. /socket.io%2F); Traefik forwards it escaped, which engine.io does not take as its path and a server that decodes paths does, so the guard cannot check it as either. Socket.IO clients never escape their path: look for the client or hop that does",
 	}
+	problemInspectionRateLimited = problem{
+		id: "inspection-rate-limited", status: http.StatusTooManyRequests, code: codeBadRequest, level: levelWarn,
+		hint: "the guard answers its inspection (inspectPath) at most 20 times a second per router: each answer costs it far more than any Engine.IO request (bench/report.md), and anyone who can reach the route may ask. Ask again after a second (Retry-After); a Prometheus scrape every few seconds is far below the limit",
+	}
 	problemNoSocketIORoute = problem{
 		id: "no-socketio-route", status: 0, code: codeBadRequest, level: levelWarn,
 		hint: "", // built per request: it names the host
@@ -185,6 +189,7 @@ var allProblems = []*problem{
 	&problemQueryTooLong, &problemQueryMalformed, &problemQueryAmbiguous, &problemJSONPRefused, &problemQueryMissing,
 	&problemEIOUnsupported, &problemTransportUnknown, &problemBadHandshakeMethod, &problemHeaderTooLarge,
 	&problemUpgradeMissing, &problemWebSocketHandshakeInvalid, &problemWebSocketHandshakeMethod, &problemUpgradeImpossible, &problemPathEscaped,
+	&problemInspectionRateLimited,
 	&problemNoSocketIORoute, &problemBackendNotSocketIO,
 	&problemSessionUnknown, &problemSessionUnknownNoStickyCookie, &problemSessionUnknownStickyCookie,
 	&problemRedirected, &problemAuthRequired, &problemUpgradeLostDownstream, &problemWebSocketRefused, &problemBackendEIOMismatch,

@@ -119,11 +119,38 @@ type inspectionVerdict struct {
 	Hint         string `json:"hint,omitempty"`
 }
 
+// inspectionsPerSecond bounds the inspection's answers (JSON or Prometheus)
+// per middleware instance: an answer costs the guard some 1,250 allocations
+// under Yaegi (the request, the verdict, every counter; bench/report.md),
+// three times the bound on any other request, and anyone who can reach the
+// route may ask for it. Past the budget: 429 inspection-rate-limited, which
+// costs no more than a refusal.
+const inspectionsPerSecond = 20
+
+// retryAfterOneSecond is the Retry-After of an inspection past its budget
+// (shared, see jsonContentType).
+var retryAfterOneSecond = []string{"1"}
+
 func serveInspect(g *Guard, rw http.ResponseWriter, req *http.Request) {
+	g.inspectionsMu.Lock()
+	_, admitted := g.inspections.take(g.log.now(), inspectionsPerSecond)
+	g.inspectionsMu.Unlock()
+	if !admitted {
+		rw.Header()["Retry-After"] = retryAfterOneSecond
+		reject(g, rw, req, &problemInspectionRateLimited, problemInspectionRateLimited.status,
+			"more than 20 inspections in one second on this router", "")
+		return
+	}
 	if wantsPrometheus(req) {
 		serveMetrics(g, rw)
 		return
 	}
+	writeInspection(g, rw, req)
+}
+
+// writeInspection writes the inspection's JSON answer (a function of its
+// own: an inspection past its budget does not build this frame).
+func writeInspection(g *Guard, rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
 	answer := inspection{
 		Middleware: g.name,

@@ -59,11 +59,12 @@ type logger struct {
 	now        func() time.Time
 
 	mu      sync.Mutex
-	budgets map[string]*logBudget // by event id
+	budgets map[string]*perSecondBudget // by event id
 }
 
-// logBudget is one event id's lines in the current one-second window.
-type logBudget struct {
+// perSecondBudget counts what was let through in the current one-second
+// window: one event id's log lines, or the inspection's answers.
+type perSecondBudget struct {
 	windowStart time.Time
 	inWindow    int
 	suppressed  int
@@ -121,19 +122,25 @@ func (l *logger) admit(event string) (int, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.budgets == nil {
-		l.budgets = map[string]*logBudget{}
+		l.budgets = map[string]*perSecondBudget{}
 	}
 	b := l.budgets[event]
 	if b == nil {
-		b = &logBudget{}
+		b = &perSecondBudget{}
 		l.budgets[event] = b
 	}
-	now := l.now()
+	return b.take(l.now(), logLinesPerSecond)
+}
+
+// take lets one more through when the current one-second window holds
+// fewer than perSecond, and returns how many were held back since the last
+// one let through. The caller holds the lock that guards b.
+func (b *perSecondBudget) take(now time.Time, perSecond int) (int, bool) {
 	if now.Sub(b.windowStart) >= time.Second || now.Before(b.windowStart) {
 		b.windowStart = now
 		b.inWindow = 0
 	}
-	if b.inWindow >= logLinesPerSecond {
+	if b.inWindow >= perSecond {
 		b.suppressed++
 		return 0, false
 	}

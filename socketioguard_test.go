@@ -1253,7 +1253,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 // TestEveryRejectionIsDescribed: each problem findProblem can return has
 // its detail's words (every refusal of a request calls describeRejection[p]).
 func TestEveryRejectionIsDescribed(t *testing.T) {
-	answeredElsewhere := map[*problem]bool{&problemPathEscaped: true, &problemNoSocketIORoute: true, &problemBackendNotSocketIO: true}
+	answeredElsewhere := map[*problem]bool{&problemPathEscaped: true, &problemNoSocketIORoute: true, &problemBackendNotSocketIO: true, &problemInspectionRateLimited: true}
 	for _, p := range allProblems {
 		if !p.diagnosis && !answeredElsewhere[p] && describeRejection[p] == nil {
 			t.Errorf("%s has no describeRejection entry", p.id)
@@ -1328,5 +1328,52 @@ func TestWebSocketHandshakeRefusalsSayWhatIsWrong(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestInspectionIsRateLimited: the inspection answers at most
+// inspectionsPerSecond times a second per router (JSON and Prometheus
+// alike); past that, 429 inspection-rate-limited with Retry-After, counted;
+// the next second it answers again.
+func TestInspectionIsRateLimited(t *testing.T) {
+	cfg := CreateConfig()
+	cfg.InspectPath = "/socket.io/.guard"
+	guard := newTestGuard(t, cfg, http.NotFoundHandler(), nil)
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	guard.log.now = func() time.Time { return now }
+	inspect := func(target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		guard.ServeHTTP(rec, httptest.NewRequest("GET", target, nil))
+		return rec
+	}
+	for i := 0; i < inspectionsPerSecond; i++ {
+		target := "/socket.io/.guard"
+		if i%2 == 1 {
+			target += "?format=prometheus"
+		}
+		if rec := inspect(target); rec.Code != http.StatusOK {
+			t.Fatalf("inspection %d: status %d, want 200", i+1, rec.Code)
+		}
+	}
+	rec := inspect("/socket.io/.guard?format=prometheus")
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "1" {
+		t.Fatalf("inspection %d in one second: status %d, Retry-After %q; want 429 and 1", inspectionsPerSecond+1, rec.Code, rec.Header().Get("Retry-After"))
+	}
+	checkGuardAnswer(t, rec, "inspection-rate-limited")
+	if !strings.Contains(rec.Body.String(), strconv.Itoa(inspectionsPerSecond)+" inspections in one second") ||
+		!strings.Contains(problemInspectionRateLimited.hint, strconv.Itoa(inspectionsPerSecond)+" times a second") {
+		t.Errorf("the answer does not say the limit (%d): %s", inspectionsPerSecond, rec.Body.String())
+	}
+	now = now.Add(time.Second)
+	rec = inspect("/socket.io/.guard")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("a second later: status %d, want 200", rec.Code)
+	}
+	var answer inspection
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+		t.Fatal(err)
+	}
+	if got := answer.Counters.Rejections["inspection-rate-limited"]; got != 1 {
+		t.Errorf("counted %d inspection-rate-limited, want 1", got)
 	}
 }

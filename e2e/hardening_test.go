@@ -185,6 +185,30 @@ func runAttacks(t *testing.T, line string) {
 		}
 	})
 
+	// 1. The inspection, which costs the guard more than any other request,
+	// answers 20 a second per router; a flood gets the refusal.
+	t.Run("an inspection flood", func(t *testing.T) {
+		time.Sleep(1100 * time.Millisecond) // a second of its own: the attacks above asked for one
+		answered, limited := 0, 0
+		for i := 0; i < 40; i++ {
+			a := rawExchange(t, tr.URL("guarded"), "GET /socket.io/.guard?"+kib64[:1<<10]+"=1&EIO=4&transport=polling HTTP/1.1\r\n")
+			switch {
+			case a.Status == 200 && strings.Contains(a.Body, `"middleware"`):
+				answered++
+			case a.Status == 429 && a.Header.Get("X-Socketio-Guard-Error") == "inspection-rate-limited" && a.Header.Get("Retry-After") == "1":
+				limited++
+			default:
+				t.Errorf("inspection %d: %d %q %.200q", i+1, a.Status, a.Header.Get("X-Socketio-Guard-Error"), a.Body)
+			}
+		}
+		// 40 requests take well under two seconds here: 20 answered in the
+		// first, perhaps some more in the next.
+		if answered < 20 || limited < 1 || answered+limited != 40 {
+			t.Errorf("%d answered, %d refused inspection-rate-limited of 40; want 20 (or a few more, past a second) answered, the rest refused", answered, limited)
+		}
+		t.Logf("%d answered, %d refused", answered, limited)
+	})
+
 	// Real clients are none the worse.
 	t.Run("socket.io-client still connects and ends on websocket", func(t *testing.T) {
 		r := e.client("client-after-attacks", tr.URL("guarded"), true, origin(tr.URL("guarded")), session)

@@ -149,20 +149,32 @@ func (d *session) traefikConfiguration(parent context.Context) *configReport {
 }
 
 // inspect GETs the guard's inspection path on the site; nil unless the
-// guard answered.
+// guard answered. The guard answers 20 inspections a second per router:
+// past that (429 inspection-rate-limited) it asks once more a second later.
 func (d *session) inspect(ctx context.Context) *inspectAnswer {
 	if d.o.inspectPath == "" {
 		return nil
 	}
 	u := *d.t.base
 	u.Path = d.o.inspectPath
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil
-	}
-	resp, err := d.t.client.Do(req)
-	if err != nil {
-		return nil
+	var resp *http.Response
+	for attempt := 0; attempt < 2; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil
+		}
+		if resp, err = d.t.client.Do(req); err != nil {
+			return nil
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Socketio-Guard-Error") != "inspection-rate-limited" || attempt > 0 {
+			break
+		}
+		resp.Body.Close()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

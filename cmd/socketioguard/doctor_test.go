@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -220,4 +222,33 @@ func redirectAnswer(status int, location, scheme, diagnosis string) answer {
 	a := answer{Status: status, Diagnosis: diagnosis}
 	a.hopHeaders(resp)
 	return a
+}
+
+// TestInspectAsksAgainPastTheGuardsBudget: the guard answers 20 inspections
+// a second per router; the doctor, refused with inspection-rate-limited,
+// asks once more a second later (and only once).
+func TestInspectAsksAgainPastTheGuardsBudget(t *testing.T) {
+	for _, refusals := range []int{1, 2} {
+		asked := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			asked++
+			if asked <= refusals {
+				w.Header().Set("X-Socketio-Guard-Error", "inspection-rate-limited")
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			_, _ = w.Write([]byte(`{"middleware":"sio-guard@file","mode":"guard"}`))
+		}))
+		tg, err := newTarget(doctorOptions{rawURL: srv.URL, eio: "4", namespace: "/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &session{o: doctorOptions{inspectPath: "/socket.io/.guard", timeout: 5 * time.Second}, t: tg}
+		got := d.inspect(context.Background())
+		srv.Close()
+		if want := refusals == 1; (got != nil) != want || asked != 2 {
+			t.Errorf("%d refusals: answer %v after %d requests; want an answer %v after 2", refusals, got, asked, want)
+		}
+	}
 }

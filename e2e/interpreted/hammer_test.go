@@ -124,7 +124,11 @@ func check(h http.Handler, r hammerRequest) error {
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	if rec.Code != r.want {
+	// The guard answers at most 20 inspections a second per router; the mix
+	// asks for more, and the rest must be refused as such.
+	rateLimited := strings.HasPrefix(r.target, "/socket.io/.guard") && rec.Code == http.StatusTooManyRequests &&
+		rec.Header().Get("X-Socketio-Guard-Error") == "inspection-rate-limited"
+	if rec.Code != r.want && !rateLimited {
 		return fmt.Errorf("%s %s: %d, want %d (%s)", r.method, r.target, rec.Code, r.want, rec.Body.String())
 	}
 	return nil

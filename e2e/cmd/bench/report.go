@@ -353,6 +353,10 @@ const (
 	attackMaxAllocs = 400
 )
 
+// inspectionsPerSecond is the guard's budget of inspection answers per
+// router (inspect.go).
+const inspectionsPerSecond = 20
+
 // writeAttackRows writes the attack rows: each input of stack.AttackInputs
 // at each size, in process under Yaegi (BenchmarkAttack) and inside Traefik
 // (its CPU per request), the guard against the trivial plugin.
@@ -385,6 +389,11 @@ func writeAttackRows(w func(string, ...any), r *results) {
 			}
 			w("| %s | %s | %s, %d | %s, %d | %+.1f µs, %+d | %s | %s | %s |\n", in.Name, size.Name, tNs, tAllocs, gNs, gAllocs, (gn-tn)/1e3, gAllocs-tAllocs, within, inTraefik, diff)
 		}
+	}
+	answeredNs, answeredAllocs := nsOf(r.yaegi, "BenchmarkInspectionAnswered-"), allocsOf(r.yaegi, "BenchmarkInspectionAnswered-")
+	if an, err := strconv.ParseFloat(answeredNs, 64); err == nil {
+		w("\nThe inspection's rows measure what a client flooding it gets: the guard answers at most %d inspections a second per router, and past that refuses them (`429 inspection-rate-limited`). One it answers (`BenchmarkInspectionAnswered`, the 1 KiB key, paced to the limit) costs %s ns and %d allocations — above the per-request bound, as it reads every counter and builds the whole answer — so answering costs the guard at most %.1f ms of CPU a second per router, whatever a client sends.\n",
+			inspectionsPerSecond, answeredNs, answeredAllocs, inspectionsPerSecond*an/1e6)
 	}
 	w("\n%d of %d rows within the bound in process. A row's cost does not grow with its input's size: each input has a limit checked before it is read (the readme's \"What a request can cost\"), and `TestCostDoesNotGrowPastTheLimits` / `FuzzCostDoesNotGrowPastTheLimits` hold the allocations of any content at 16 KiB and 256 KiB equal.\n", met, rows)
 }

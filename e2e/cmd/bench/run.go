@@ -278,8 +278,10 @@ http:
 	}
 	r.elapsed = time.Since(r.started)
 	fmt.Println("Go benchmarks: compiled (root package) and interpreted by Yaegi (e2e/interpreted)")
-	r.goBench = goBenchmarks(st.Tools.Repo, ".")
-	r.yaegi = goBenchmarks(filepath.Join(st.Tools.Repo, "e2e"), "./interpreted")
+	r.goBench = goBenchmarks(st.Tools.Repo, ".", nil, "-bench", ".")
+	r.yaegi = goBenchmarks(filepath.Join(st.Tools.Repo, "e2e"), "./interpreted", nil, "-bench", ".") + "\n" +
+		goBenchmarks(filepath.Join(st.Tools.Repo, "e2e"), "./interpreted", []string{"SOCKETIOGUARD_PACED_BENCH=1"},
+			"-bench", "^BenchmarkInspectionAnswered$", "-benchtime", "40x") // paced: a second's wait after every 20 answers
 	r.machine = machine()
 	r.versions = versions(st.Tools)
 	return r, nil
@@ -666,10 +668,12 @@ func traefikMemory(tr *stack.Traefik) (rssMiB, heapMiB, goroutines float64, err 
 	return rssMiB, heapMiB, goroutines, nil
 }
 
-// goBenchmarks runs `go test -bench` in dir and returns its benchmark lines.
-func goBenchmarks(dir, pkg string) string {
-	cmd := exec.Command("go", "test", "-run", "XXX", "-bench", ".", "-benchmem", "-count", "3", pkg)
+// goBenchmarks runs `go test -run XXX -benchmem -count 3` with args in dir,
+// with env added to the environment, and returns its benchmark lines.
+func goBenchmarks(dir, pkg string, env []string, args ...string) string {
+	cmd := exec.Command("go", append(append([]string{"test", "-run", "XXX", "-benchmem", "-count", "3"}, args...), pkg)...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	var lines []string
 	for _, l := range strings.Split(string(out), "\n") {
