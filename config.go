@@ -98,7 +98,7 @@ type settings struct {
 	shortWayPaths map[string]bool // guard mode: the paths a request may take the short way on
 	clientBundles map[string]bool // the client bundles' names (socketIOClientBundles)
 	// The queries the short way serves (see shortWayQuery); websocketQuery is
-	// nil when websocket is not an accepted transport.
+	// noQuery when websocket is not an accepted transport.
 	pollQuery, handshakeQuery, websocketQuery *regexp.Regexp
 	// engineIOContentTypes: the Content-Types of Engine.IO's polling answers,
 	// which the short way sends on without a second look.
@@ -185,6 +185,7 @@ func validate(cfg *Config) (settings, error) {
 		s.shortWayPaths = setOf(s.paths)
 		s.pollQuery = shortWayQuery(s.eioVersions, transportPolling, true)
 		s.handshakeQuery = shortWayQuery(s.eioVersions, transportPolling, false)
+		s.websocketQuery = noQuery // websocket not accepted: the full way refuses it
 		if s.transportAccepted[transportWebsocket] {
 			s.websocketQuery = shortWayQuery(s.eioVersions, transportWebsocket, true)
 		}
@@ -373,6 +374,11 @@ func shortWayQuery(eioVersions []string, transport string, sid bool) *regexp.Reg
 	shortWayQueries.compiled[key] = compiled
 	return compiled
 }
+
+// noQuery matches no query (no byte is outside every byte): the short way's
+// websocketQuery when websocket is not an accepted transport, so that the
+// short way needs no nil check.
+var noQuery = regexp.MustCompile(`[^\x00-\x{10FFFF}]`)
 
 // shortWayQueries are the compiled expressions, by EIO versions, transport
 // and sid.

@@ -125,21 +125,33 @@ func serveShortWay(g *Guard, rw http.ResponseWriter, req *http.Request) bool {
 }
 
 // serveShortHandshake: the short way of a polling handshake (a GET, with
-// the Origin repair); anything else serveShortWebsocket reads. A query the
-// expression proves whole needs no second reading on the full way: a
-// polling handshake's with another method than GET is refused at once (an
-// OPTIONS preflight excepted).
+// the Origin repair) and of a websocket handshake (a GET) whose query the
+// expression proves whole. A query the expression proves needs no second
+// reading on the full way: a polling handshake's with another method than
+// GET is refused at once (an OPTIONS preflight excepted), and a websocket
+// handshake whose upgrade headers are not as Traefik forwards them goes
+// straight to their judgement (judgeShortWebsocket). (The frames of the
+// functions on a websocket's way to next.ServeHTTP stay allocated while it
+// lives: what returns before forwarding is in functions of its own.)
 func serveShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request, query string) bool {
-	if !g.settings.handshakeQuery.MatchString(query) {
-		return serveShortWebsocket(g, rw, req, query)
+	if g.settings.handshakeQuery.MatchString(query) {
+		if req.Method != http.MethodGet {
+			return refuseHandshakeMethod(g, rw, req)
+		}
+		atomic.AddInt64(&g.counters.requests, 1)
+		repairMissingOrigin(g, rw, req)
+		atomic.AddInt64(&g.counters.pollingHandshakes, 1)
+		forwardCaptured(g, rw, req)
+		return true
 	}
-	if req.Method != http.MethodGet {
-		return refuseHandshakeMethod(g, rw, req)
+	if req.Method != http.MethodGet || !g.settings.websocketQuery.MatchString(query) {
+		return false
 	}
-	atomic.AddInt64(&g.counters.requests, 1)
-	repairMissingOrigin(g, rw, req)
-	atomic.AddInt64(&g.counters.pollingHandshakes, 1)
-	forwardCaptured(g, rw, req)
+	if !upgradeAsTraefikForwards(req) {
+		judgeShortWebsocket(g, rw, req, query)
+		return true
+	}
+	serveShortWebsocket(g, rw, req, query)
 	return true
 }
 
@@ -156,44 +168,38 @@ func refuseHandshakeMethod(g *Guard, rw http.ResponseWriter, req *http.Request) 
 	return true
 }
 
-// serveShortWebsocket: a websocket handshake (a GET) whose query the
-// expression proves whole: forwarded at once when it arrived with its
-// upgrade headers as Traefik forwards them (the Origin repair for a direct
-// websocket, which opens a session), judged in full otherwise. Anything
-// else is the full way's.
-func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) bool {
-	if g.settings.websocketQuery == nil || req.Method != http.MethodGet || !g.settings.websocketQuery.MatchString(query) {
-		return false
-	}
-	atomic.AddInt64(&g.counters.requests, 1)
-	hasSID := strings.Contains(query, "&"+keySID+"=") // exact: the expression puts sid after EIO and transport, never empty
-	// The upgrade as Traefik forwards it: Upgrade exactly "websocket" (what
-	// Traefik's proxy takes as a websocket upgrade and every websocket server
-	// accepts), Connection exactly "Upgrade" (what Traefik's entrypoint leaves
-	// of a Connection that asked for the upgrade), and no body. (Written out,
-	// not called: a call costs every websocket handshake under Yaegi.)
+// upgradeAsTraefikForwards is the short way's test of a websocket handshake
+// that arrived whole: Upgrade exactly "websocket" (what Traefik's proxy takes
+// as a websocket upgrade and every websocket server accepts), Connection
+// exactly "Upgrade" (what Traefik's entrypoint leaves of a Connection that
+// asked for the upgrade), and no body. Anything else is judged in full
+// (judgeShortWebsocket).
+func upgradeAsTraefikForwards(req *http.Request) bool {
 	upgrade, connection := req.Header["Upgrade"], req.Header["Connection"]
-	if req.ContentLength != 0 || len(upgrade) != 1 || len(connection) != 1 ||
-		!strings.EqualFold(upgrade[0], "websocket") || !strings.EqualFold(connection[0], "upgrade") {
-		judgeShortWebsocket(g, rw, req, hasSID)
-		return true
-	}
-	if !hasSID {
+	return req.ContentLength == 0 && len(upgrade) == 1 && len(connection) == 1 &&
+		strings.EqualFold(upgrade[0], "websocket") && strings.EqualFold(connection[0], "upgrade")
+}
+
+// serveShortWebsocket: a websocket handshake that arrived whole (the Origin
+// repair for a direct websocket, which opens a session).
+func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) {
+	atomic.AddInt64(&g.counters.requests, 1)
+	if !strings.Contains(query, "&"+keySID+"=") { // exact: the expression puts sid after EIO and transport, never empty
 		repairMissingOrigin(g, rw, req)
 	}
 	atomic.AddInt64(&g.counters.websocketHandshakes, 1)
 	forwardWebsocket(g, rw, req, true)
-	return true
 }
 
 // judgeShortWebsocket: the full way's judgement of a websocket handshake's
-// upgrade headers (judgeUpgrade), refused or
-// repaired and forwarded, for a handshake whose query the short way has
-// read: Engine.IO's keys once each, an accepted EIO, no JSONP, the path as
-// configured. Only the upgrade is left to judge, so the query is not read
-// again (a request an attacker fills with upgrade headers costs the guard
-// the judgement alone).
-func judgeShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, hasSID bool) {
+// upgrade headers (judgeUpgrade), refused or repaired and forwarded, for a
+// handshake whose query the short way has read: Engine.IO's keys once each,
+// an accepted EIO, no JSONP, the path as configured. Only the upgrade is
+// left to judge, so the query is not read again (a request an attacker
+// fills with upgrade headers costs the guard the judgement alone).
+func judgeShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) {
+	atomic.AddInt64(&g.counters.requests, 1)
+	hasSID := strings.Contains(query, "&"+keySID+"=")
 	eio := &engineIORequest{hasEIO: true, hasTransport: true, transport: transportWebsocket, hasSIDKey: hasSID, hasSID: hasSID}
 	if p := judgeUpgrade(g, req, eio); p != nil {
 		reject(g, rw, req, p, p.status, describeRejection[p](g, req, eio), "")
