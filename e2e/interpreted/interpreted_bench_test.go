@@ -210,6 +210,14 @@ func BenchmarkProxyCaptureOnlyPollGET(b *testing.B) {
 	proxyLoop(b, captureHandler(b), "GET", pollWithSID, nil)
 }
 func BenchmarkProxyGuardPollGET(b *testing.B) { proxyLoop(b, guardHandler(b), "GET", pollWithSID, nil) }
+// BenchmarkProxyGuardPollGETStreamed is the same poll with its answer
+// watched by the guard's interpreted writer and streamed to the client as
+// it comes (the way a request with Expect takes), instead of captured whole
+// by the compiled recorder: what a poll would cost if a captured answer
+// streamed on past a size (issue 24).
+func BenchmarkProxyGuardPollGETStreamed(b *testing.B) {
+	proxyLoop(b, guardHandler(b), "GET", pollWithSID, map[string]string{"Expect": "100-continue"})
+}
 func BenchmarkProxyGuardPollGETAppParamsFirst(b *testing.B) {
 	proxyLoop(b, guardHandler(b), "GET", pollAppFirst, nil)
 }
