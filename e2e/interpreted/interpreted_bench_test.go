@@ -210,6 +210,7 @@ func BenchmarkProxyCaptureOnlyPollGET(b *testing.B) {
 	proxyLoop(b, captureHandler(b), "GET", pollWithSID, nil)
 }
 func BenchmarkProxyGuardPollGET(b *testing.B) { proxyLoop(b, guardHandler(b), "GET", pollWithSID, nil) }
+
 // BenchmarkProxyGuardPollGETStreamed is the same poll with its answer
 // watched by the guard's interpreted writer and streamed to the client as
 // it comes (the way a request with Expect takes), instead of captured whole
