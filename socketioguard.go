@@ -200,7 +200,7 @@ func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, qu
 func judgeShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) {
 	atomic.AddInt64(&g.counters.requests, 1)
 	hasSID := strings.Contains(query, "&"+keySID+"=")
-	eio := &engineIORequest{hasEIO: true, hasTransport: true, transport: transportWebsocket, hasSIDKey: hasSID, hasSID: hasSID}
+	eio := &engineIORequest{transport: transportWebsocket, hasSID: hasSID} // what the judgement and the repair read
 	if p := judgeUpgrade(g, req, eio); p != nil {
 		reject(g, rw, req, p, p.status, describeRejection[p](g, req, eio), "")
 		return
@@ -455,37 +455,53 @@ func findProblem(g *Guard, req *http.Request, eio *engineIORequest) *problem {
 
 // judgeUpgrade reads a websocket handshake's upgrade headers as Traefik's
 // proxy reads them (net/http/httputil's upgradeType) and returns the
-// problem that keeps it from being forwarded as it is or repaired, or nil.
-// Connection must carry the upgrade token, and Upgrade's first line is the
-// protocol asked for — forwarded as that one line, and answered 500 by the
-// proxy when it is not printable ASCII. Only "websocket" itself counts as a
-// websocket upgrade: what Traefik's proxy treats as one (its
-// isWebSocketUpgrade) and what every websocket server accepts. Without
-// usable upgrade headers, the handshake is repaired (nil) only where it
-// proves what it was. Each read is bounded whatever the header's length;
-// what it read stays in r for the repair and the forwarding.
+// problem that keeps it from being forwarded as it is or repaired, or nil;
+// what it read stays in r for the repair and the forwarding. A handshake
+// with neither Upgrade nor Connection — stripped by a hop, the report's
+// case — is judged by judgeStrippedUpgrade alone (one function each, so
+// that each pays under Yaegi only for what it reads).
 func judgeUpgrade(g *Guard, req *http.Request, r *engineIORequest) *problem {
-	h := req.Header
+	if h := req.Header; len(h["Connection"]) > 0 || len(h["Upgrade"]) > 0 {
+		return judgeUpgradeHeaders(g, req, r)
+	}
+	return judgeStrippedUpgrade(g, req, r)
+}
+
+// judgeUpgradeHeaders: Connection must carry the upgrade token, and
+// Upgrade's first line is the protocol asked for — forwarded as that one
+// line, and answered 500 by the proxy when it is not printable ASCII. Only
+// "websocket" itself counts as a websocket upgrade: what Traefik's proxy
+// treats as one (its isWebSocketUpgrade) and what every websocket server
+// accepts. Each read is bounded whatever the header's length.
+func judgeUpgradeHeaders(g *Guard, req *http.Request, r *engineIORequest) *problem {
 	asksUpgrade := false
-	if connection := h["Connection"]; len(connection) > 0 { // absent: no token, nothing too large
+	if connection := req.Header["Connection"]; len(connection) > 0 { // absent: no token, nothing too large
 		token, tooLarge := connectionAsksUpgrade(connection) // two statements: Yaegi loses a tuple's second field
 		if tooLarge {
 			return &problemHeaderTooLarge // the rest unread
 		}
 		asksUpgrade = token
 	}
-	upgrade := h.Get("Upgrade")
+	upgrade := req.Header.Get("Upgrade")
 	isWebsocket := strings.EqualFold(upgrade, "websocket")
 	r.usableUpgrade = asksUpgrade && isWebsocket
 	switch {
 	case r.usableUpgrade:
 		return nil // nothing to repair: the server judges the handshake itself
-	case req.ProtoMajor >= 2: // websockets need HTTP/1.1 in Traefik (no RFC 8441)
-		return &problemUpgradeImpossible
-	case upgrade != "" && !isWebsocket: // another protocol (h2c, a list, a bad byte): never rewritten
+	case upgrade != "" && !isWebsocket && req.ProtoMajor < 2: // another protocol (h2c, a list, a bad byte): never rewritten
 		r.handshakeFlaw = flawUpgradeOther
 		return &problemWebSocketHandshakeInvalid
 	}
+	return judgeStrippedUpgrade(g, req, r)
+}
+
+// judgeStrippedUpgrade: a websocket handshake without usable upgrade
+// headers is repaired (nil) only where it proves what it was.
+func judgeStrippedUpgrade(g *Guard, req *http.Request, r *engineIORequest) *problem {
+	if req.ProtoMajor >= 2 { // websockets need HTTP/1.1 in Traefik (no RFC 8441)
+		return &problemUpgradeImpossible
+	}
+	h := req.Header
 	r.hasWebSocketProof = len(h["Sec-Websocket-Key"]) > 0 || len(h["Sec-Websocket-Version"]) > 0
 	if !g.settings.repairUpgrade || !r.hasWebSocketProof {
 		return &problemUpgradeMissing
@@ -710,7 +726,13 @@ func shownLines(lines []string) string {
 	if len(lines) == 1 {
 		return strconv.Quote(first)
 	}
-	return strconv.Quote(first) + " and " + strconv.Itoa(len(lines)-1) + " more lines"
+	return shownFirstOfMore(first, len(lines))
+}
+
+// shownFirstOfMore is shownLines' words for several lines (apart: a call
+// costs every line shown under Yaegi, whether it has more or not).
+func shownFirstOfMore(first string, lines int) string {
+	return strconv.Quote(first) + " and " + strconv.Itoa(lines-1) + " more lines"
 }
 
 // ---- Repair: restore what a hop stripped ----
