@@ -188,7 +188,7 @@ func writeReport(r *results, o benchOptions) error {
 		keptMed, keptMax, gHeap-nHeap, gHeap-tHeap, retained)
 
 	w("\n## What a request costs in process, and what limits it\n\n")
-	w("The same requests in process, interpreted by Yaegi v0.16.1 as Traefik runs the plugin, with a backend that writes like Traefik's proxy (`e2e/interpreted`, `BenchmarkProxy*`, the Frappe recipe's configuration; first of the three runs below):\n\n")
+	w("The same requests in process, interpreted by Yaegi v0.16.1 as Traefik runs the plugin, with a backend that writes like Traefik's proxy (`e2e/interpreted`, `BenchmarkProxy*`, the Frappe recipe's configuration; the median of the three runs below):\n\n")
 	w("| request | trivial plugin: ns, allocations | guard: ns, allocations |\n|---|---|---|\n")
 	for _, row := range []struct{ label, trivial, guard string }{
 		{"polling GET with sid", "BenchmarkProxyPassthroughPollGET-", "BenchmarkProxyGuardPollGET-"},
@@ -254,16 +254,25 @@ func allocsOf(benchOutput, name string) int {
 	return 0
 }
 
-// nsOf reads the ns/op of a benchmark (the first line that starts with
-// name); "?" when absent.
+// nsOf reads the ns/op of a benchmark: the median of its runs (the lines
+// that start with name; go test -count 3 writes three), as one run on a
+// machine that Traefik, the backend and the load share can be a quarter
+// slower than the next; "?" when absent.
 func nsOf(benchOutput, name string) string {
+	var runs []float64
 	for _, line := range strings.Split(benchOutput, "\n") {
 		fields := strings.Fields(line)
 		if strings.HasPrefix(line, name) && len(fields) > 3 && fields[3] == "ns/op" {
-			return fields[2]
+			if ns, err := strconv.ParseFloat(fields[2], 64); err == nil {
+				runs = append(runs, ns)
+			}
 		}
 	}
-	return "?"
+	if len(runs) == 0 {
+		return "?"
+	}
+	med, _, _ := stats(runs)
+	return strconv.FormatFloat(med, 'f', 0, 64)
 }
 
 func spread(xs []float64) string {
@@ -363,7 +372,7 @@ const inspectionsPerSecond = 20
 // (its CPU per request), the guard against the trivial plugin.
 func writeAttackRows(w func(string, ...any), r *results) {
 	w("\n## What one request can make the guard spend\n\n")
-	w("Each client-controlled input the guard reads, at 1 KiB, 64 KiB and about the 1 MiB Traefik accepts by default for request line and headers, in the request that takes it furthest into the guard (`e2e/stack/attacks.go`). In process: `BenchmarkAttack` under Yaegi v0.16.1, the Frappe recipe (with `inspectPath` for the inspection's row); the bound is %d µs and %d allocations above the trivial plugin on the same request. Inside Traefik: its CPU time per request (all its threads' schedstat, across batches of %d / %d / %d requests, %d rounds in alternating order, median), the guard's entrypoint and the trivial plugin's.\n\n",
+	w("Each client-controlled input the guard reads, at 1 KiB, 64 KiB and about the 1 MiB Traefik accepts by default for request line and headers, in the request that takes it furthest into the guard (`e2e/stack/attacks.go`). In process: `BenchmarkAttack` under Yaegi v0.16.1, the Frappe recipe (with `inspectPath` for the inspection's row), the median of three runs (allocations are the same in every run; the time of one run moves by a quarter on this machine); the bound is %d µs and %d allocations above the trivial plugin on the same request. Inside Traefik: its CPU time per request (all its threads' schedstat, across batches of %d / %d / %d requests, %d rounds in alternating order, median), the guard's entrypoint and the trivial plugin's.\n\n",
 		attackMaxNs/1000, attackMaxAllocs, attackBatch(1<<10), attackBatch(64<<10), attackBatch(1<<20), attackRounds)
 	w("| input | size | in process: trivial plugin ns, allocations | guard ns, allocations | guard − trivial | within the bound | inside Traefik: CPU per request, trivial / guard (median) | guard − trivial, paired by round: median (min to max) |\n|---|---|---|---|---|---|---|---|\n")
 	met, rows := 0, 0
