@@ -97,8 +97,9 @@ type settings struct {
 	paths         []string
 	shortWayPaths map[string]bool // guard mode: the paths a request may take the short way on
 	clientBundles map[string]bool // the client bundles' names (socketIOClientBundles)
-	// The queries the short way serves (see shortWayQuery); websocketQuery is
-	// noQuery when websocket is not an accepted transport.
+	// The queries the short way serves (see shortWayQuery), set when the
+	// short way is on (shortWayPaths); websocketQuery is then noQuery when
+	// websocket is not an accepted transport.
 	pollQuery, handshakeQuery, websocketQuery *regexp.Regexp
 	// engineIOContentTypes: the Content-Types of Engine.IO's polling answers,
 	// which the short way sends on without a second look.

@@ -93,9 +93,9 @@ func forwardPoll(g *Guard, rw http.ResponseWriter, req *http.Request) {
 }
 
 // forwardWebsocket forwards a websocket handshake. upgradeForwarded: it
-// leaves Traefik as one every server takes as one (see
-// engineIORequest.upgradeForwarded), which makes a plain refusal of it
-// evidence of a hop behind Traefik.
+// leaves Traefik as one every server takes as one (with usable upgrade
+// headers, as a GET without a body over HTTP/1.x: see repairAndForward),
+// which makes a plain refusal of it evidence of a hop behind Traefik.
 func forwardWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, upgradeForwarded bool) {
 	if !g.settings.diagnoseResponses {
 		g.next.ServeHTTP(rw, req)

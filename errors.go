@@ -107,10 +107,10 @@ var (
 		id: "websocket-handshake-invalid", status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: "the request asks for a websocket but is not shaped like a browser's websocket handshake (Upgrade exactly websocket, or stripped; GET, Sec-WebSocket-Version 13, a 16-byte Sec-WebSocket-Key, no body), so the guard will neither pass it as one nor turn it into one; this is the client's doing, not a stripping proxy's",
 	}
-	// problemWebSocketHandshakeMethod is websocket-handshake-invalid for a
-	// method other than GET: a problem value of its own only for its detail
-	// (counted and shown under the same id).
-	problemWebSocketHandshakeMethod = problem{
+	// problemWebSocketHandshakeRequest is websocket-handshake-invalid for a
+	// method other than GET or a body: a problem value of its own only for
+	// its detail (counted and shown under the same id).
+	problemWebSocketHandshakeRequest = problem{
 		id: problemWebSocketHandshakeInvalid.id, status: http.StatusBadRequest, code: codeBadRequest, level: levelWarn,
 		hint: problemWebSocketHandshakeInvalid.hint,
 	}
@@ -188,7 +188,7 @@ var (
 var allProblems = []*problem{
 	&problemQueryTooLong, &problemQueryMalformed, &problemQueryAmbiguous, &problemJSONPRefused, &problemQueryMissing,
 	&problemEIOUnsupported, &problemTransportUnknown, &problemBadHandshakeMethod, &problemHeaderTooLarge,
-	&problemUpgradeMissing, &problemWebSocketHandshakeInvalid, &problemWebSocketHandshakeMethod, &problemUpgradeImpossible, &problemPathEscaped,
+	&problemUpgradeMissing, &problemWebSocketHandshakeInvalid, &problemWebSocketHandshakeRequest, &problemUpgradeImpossible, &problemPathEscaped,
 	&problemInspectionRateLimited,
 	&problemNoSocketIORoute, &problemBackendNotSocketIO,
 	&problemSessionUnknown, &problemSessionUnknownNoStickyCookie, &problemSessionUnknownStickyCookie,

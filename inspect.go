@@ -120,7 +120,7 @@ type inspectionVerdict struct {
 }
 
 // inspectionsPerSecond bounds the inspection's answers (JSON or Prometheus)
-// per middleware instance: an answer costs the guard some 1,250 allocations
+// per middleware instance: an answer costs the guard some 1,370 allocations
 // under Yaegi (the request, the verdict, every counter; bench/report.md),
 // three times the bound on any other request, and anyone who can reach the
 // route may ask for it. Past the budget: 429 inspection-rate-limited, which

@@ -98,9 +98,12 @@ func serveOther(g *Guard, rw http.ResponseWriter, req *http.Request) {
 // short way recognises whole (see shortWayQuery: Engine.IO's keys once
 // each, EIO accepted, EIO before transport as socket.io-client sends them,
 // any application parameters around them, no JSONP) and their path is
-// forwarded as it reads (no RawPath: nothing in it escaped). It reports
-// false for anything else, which serveFullWay reads, refuses or repairs in
-// full. Of the repairs, only the Origin can apply (to a handshake).
+// forwarded as it reads (no RawPath: nothing in it escaped). A handshake's
+// query it recognises is not read again: the short way also refuses a
+// polling handshake's with another method than GET, and judges (refuses,
+// or repairs and forwards) a websocket handshake whose upgrade headers are
+// not as Traefik forwards them. It reports false for anything else, which
+// serveFullWay reads, refuses or repairs in full.
 //
 // Under Yaegi every expression costs a frame slot on every call, executed or
 // not, and every call into the standard library goes through reflect (see
@@ -339,7 +342,7 @@ type engineIORequest struct {
 	// handshakeFlaw says which part of an RFC 6455 handshake a request with
 	// stripped upgrade headers lacks (noFlaw: it may be repaired), or that
 	// Upgrade names another protocol; describeWebSocketHandshakeInvalid
-	// words it.
+	// words it (describeWebSocketHandshakeRequest the method and the body).
 	handshakeFlaw int
 }
 
@@ -581,27 +584,26 @@ func websocketHandshakeFlaw(req *http.Request) int {
 // detail, around the lines of the header flawHeaders names as shownLines
 // shows them. (Put together by concatenation, with no branch: fmt costs a
 // refusal some twenty allocations under Yaegi, a branch some ten; the
-// method's flaw is a problem of its own, whose detail shows the method.)
+// method's and the body's flaws, which no one header shows, are a problem
+// of their own, whose words are describeWebSocketHandshakeRequest's.)
 var (
 	flawBefore = []string{
 		flawUpgradeOther: "transport=websocket with another upgrade than websocket, which the guard does not rewrite: Upgrade ",
 		flawVersion:      flawNotRestorable + "Sec-WebSocket-Version ",
 		flawKeyCount:     flawNotRestorable + "Sec-WebSocket-Key ",
 		flawKey:          flawNotRestorable + "Sec-WebSocket-Key ",
-		flawBody:         flawNotRestorable + "a request body (Content-Length ",
 	}
 	flawAfter = []string{
 		flawUpgradeOther: " (a websocket handshake asks for exactly websocket)",
 		flawVersion:      " (must be 13, once)",
 		flawKeyCount:     " (must be one line)",
 		flawKey:          " (must be 16 bytes in base64)",
-		flawBody:         "; a websocket handshake has none)",
 	}
-	flawHeaders = []string{flawUpgradeOther: "Upgrade", flawVersion: "Sec-Websocket-Version", flawKeyCount: "Sec-Websocket-Key", flawKey: "Sec-Websocket-Key", flawBody: "Content-Length"}
+	flawHeaders = []string{flawUpgradeOther: "Upgrade", flawVersion: "Sec-Websocket-Version", flawKeyCount: "Sec-Websocket-Key", flawKey: "Sec-Websocket-Key"}
 	// flawProblems: the problem of each flaw.
 	flawProblems = []*problem{
-		flawUpgradeOther: &problemWebSocketHandshakeInvalid, flawMethod: &problemWebSocketHandshakeMethod, flawVersion: &problemWebSocketHandshakeInvalid,
-		flawKeyCount: &problemWebSocketHandshakeInvalid, flawKey: &problemWebSocketHandshakeInvalid, flawBody: &problemWebSocketHandshakeInvalid,
+		flawUpgradeOther: &problemWebSocketHandshakeInvalid, flawMethod: &problemWebSocketHandshakeRequest, flawVersion: &problemWebSocketHandshakeInvalid,
+		flawKeyCount: &problemWebSocketHandshakeInvalid, flawKey: &problemWebSocketHandshakeInvalid, flawBody: &problemWebSocketHandshakeRequest,
 	}
 )
 
@@ -633,7 +635,7 @@ var describeRejection = map[*problem]func(*Guard, *http.Request, *engineIOReques
 	&problemHeaderTooLarge:            describeHeaderTooLarge,
 	&problemUpgradeMissing:            describeUpgradeMissing,
 	&problemWebSocketHandshakeInvalid: describeWebSocketHandshakeInvalid,
-	&problemWebSocketHandshakeMethod:  describeWebSocketHandshakeMethod,
+	&problemWebSocketHandshakeRequest: describeWebSocketHandshakeRequest,
 	&problemUpgradeImpossible:         describeUpgradeImpossible,
 }
 
@@ -687,8 +689,11 @@ func describeWebSocketHandshakeInvalid(_ *Guard, req *http.Request, eio *engineI
 	return flawBefore[eio.handshakeFlaw] + shownLines(req.Header[flawHeaders[eio.handshakeFlaw]]) + flawAfter[eio.handshakeFlaw]
 }
 
-func describeWebSocketHandshakeMethod(_ *Guard, req *http.Request, _ *engineIORequest) string {
-	return flawNotRestorable + "method " + strconv.Quote(shortened(req.Method)) + " (a websocket handshake is a GET)"
+func describeWebSocketHandshakeRequest(_ *Guard, req *http.Request, eio *engineIORequest) string {
+	if eio.handshakeFlaw == flawMethod {
+		return flawNotRestorable + "method " + strconv.Quote(shortened(req.Method)) + " (a websocket handshake is a GET)"
+	}
+	return flawNotRestorable + "a request body (a websocket handshake has none)"
 }
 func describeHeaderTooLarge(_ *Guard, req *http.Request, _ *engineIORequest) string {
 	return "Connection " + shownLines(req.Header["Connection"]) + " is longer than the guard reads (up to 4 lines and 256 bytes in all)"
