@@ -85,3 +85,25 @@ func BenchmarkShortWayQuery(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLargePollAnswer is what the guard holds of a poll's answer of 4
+// MiB (32 KiB writes, as Traefik's proxy writes): B/op is the guard's own
+// memory per such poll, at most 64 KiB of it held (maxHeldAnswer), the
+// rest streamed on.
+func BenchmarkLargePollAnswer(b *testing.B) {
+	chunk := []byte(strings.Repeat("4hello", 32<<10/6))
+	backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		rw.WriteHeader(http.StatusOK)
+		for written := 0; written < 4<<20; written += len(chunk) {
+			_, _ = rw.Write(chunk)
+		}
+	})
+	guard := newTestGuard(&testing.T{}, CreateConfig(), backend, nil)
+	req := httptest.NewRequest(http.MethodGet, "/socket.io/?EIO=4&transport=polling&t=PaB3x1c&sid=lv_VI97HAXpY6yYWAAAC", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		guard.ServeHTTP(&discardWriter{header: http.Header{}}, req)
+	}
+}

@@ -15,18 +15,21 @@ import (
 // ---- Forward and diagnose ----
 //
 // The request leaves for the backend; the answer to a poll or a polling
-// handshake is captured whole by a compiled writer and sent on (the short
-// way's cost), the answer to a websocket handshake (or to a request that
-// asked for 100 Continue) is watched by an interpreted writer that lets it
-// pass as it comes. Either reads the answer only where its status says it
-// may tell what broke.
+// handshake is captured (heldAnswer: status and headers by a compiled
+// recorder, the body by the guard's Write, up to maxHeldAnswer) and sent on
+// (the short way's cost), the answer to a websocket handshake (or to a
+// request that asked for 100 Continue) is watched by an interpreted writer
+// that lets it pass as it comes and holds it the same way only where its
+// status says it may tell what broke. An answer held past maxHeldAnswer is
+// sent on then, read by its beginning, and the rest streams.
 //
 // Under Yaegi, every call from Traefik's proxy into an interpreted method
 // goes through reflect, and every field set and every expression of a
-// function costs each request: the watchers embed the client's writer (its
-// Header and Write need no interpreted call), override only WriteHeader
-// (and Hijack, for websockets), and the reading of an answer lives out of
-// the functions the common answer goes through.
+// function costs each request: the writers embed a compiled writer (whose
+// Header, and WriteHeader or Write, need no interpreted call), override
+// only what they must see (Write of a held answer, WriteHeader and Hijack
+// of a watched one), and the reading of an answer lives out of the
+// functions the common answer goes through.
 
 // forwardWatched forwards a request of the full way.
 func forwardWatched(g *Guard, rw http.ResponseWriter, req *http.Request, websocket, upgradeForwarded bool) {
@@ -38,41 +41,38 @@ func forwardWatched(g *Guard, rw http.ResponseWriter, req *http.Request, websock
 }
 
 // forwardCaptured forwards a poll or a polling handshake and sends the
-// answer on. The answer is captured by a compiled writer (httptest's
-// recorder) rather than watched through an interpreted one, which costs a
-// poll about 5 % more throughput inside Traefik (measured): an Engine.IO
-// polling answer is one complete payload (bounded by the server's
-// maxPayload), so holding it until it is complete delays nothing. A request
-// with Expect (100-continue) is watched instead: the server's 100 Continue
-// must reach the client at once, and a recorder would take it for the
-// answer's status.
+// answer on. The answer is captured by a compiled recorder (httptest's,
+// within a heldAnswer that overrides only Write) rather than watched through
+// an interpreted writer, which costs a poll about 5 % more throughput inside
+// Traefik (measured): an Engine.IO polling answer is one complete payload,
+// so holding it until it is complete delays nothing. An answer that grows
+// past maxHeldAnswer is sent on from there as it comes (heldAnswer.Write).
+// A request with Expect (100-continue) is watched instead: the server's 100
+// Continue must reach the client at once, and a recorder would take it for
+// the answer's status.
 func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
 	if !g.settings.diagnoseResponses || req.Header["Expect"] != nil {
 		forwardPoll(g, rw, req)
 		return
 	}
 	header := rw.Header()
-	var before http.Header // the headers set before forwarding (by the repair, or an earlier middleware)
-	if len(header) > 0 {
-		before = header.Clone()
-	}
-	answer := httptest.NewRecorder()
 	// The backend's headers go straight into rw's. (HeaderMap is deprecated
 	// for reading a handler's result; setting it is the one way to give the
 	// recorder rw's own header map, which spares copying them afterwards.)
-	answer.HeaderMap = header
+	recorder := &httptest.ResponseRecorder{HeaderMap: header, Code: http.StatusOK}
+	answer := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: rw, captured: true}
+	if len(header) > 0 {
+		answer.headersBefore = header.Clone() // set by the repair, or an earlier middleware
+	}
 	g.next.ServeHTTP(answer, req)
-	if answer.Code == http.StatusOK && (req.Method == http.MethodPost || g.settings.engineIOContentTypes[header.Get("Content-Type")]) {
-		_, _ = answer.Body.WriteTo(rw) // the 200 goes out with the first byte
+	if answer.sent {
+		return // grown past maxHeldAnswer: sent on as it came
+	}
+	if recorder.Code == http.StatusOK && (req.Method == http.MethodPost || g.settings.engineIOContentTypes[header.Get("Content-Type")]) {
+		_, _ = rw.Write(answer.body) // the 200 goes out with the first byte
 		return
 	}
-	sendCapturedAnswer(g, rw, req, answer, before)
-}
-
-// sendCapturedAnswer sends a captured answer that is not the usual one on,
-// through the same reading as a held one.
-func sendCapturedAnswer(g *Guard, rw http.ResponseWriter, req *http.Request, answer *httptest.ResponseRecorder, before http.Header) {
-	sendHeldAnswer(g, req, &heldAnswer{status: answer.Code, client: rw, held: answer}, before, nil)
+	sendHeldAnswer(answer)
 }
 
 // forwardPoll forwards a poll or a polling handshake through the watcher.
@@ -81,14 +81,13 @@ func forwardPoll(g *Guard, rw http.ResponseWriter, req *http.Request) {
 		g.next.ServeHTTP(rw, req)
 		return
 	}
-	var headersBefore http.Header // set by the repair or an earlier middleware
+	w := &answerWatcher{ResponseWriter: rw, guard: g, req: req, passing200: g.settings.engineIOContentTypes, anyPasses200: req.Method == http.MethodPost}
 	if header := rw.Header(); len(header) > 0 {
-		headersBefore = header.Clone()
+		w.headersBefore = header.Clone() // set by the repair or an earlier middleware
 	}
-	w := &answerWatcher{ResponseWriter: rw, passing200: g.settings.engineIOContentTypes, anyPasses200: req.Method == http.MethodPost}
 	g.next.ServeHTTP(w, req)
-	if w.answer.held != nil {
-		sendHeldAnswer(g, req, &w.answer, headersBefore, nil)
+	if w.answer != nil && !w.answer.sent {
+		sendHeldAnswer(w.answer)
 	}
 }
 
@@ -101,18 +100,17 @@ func forwardWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, upgra
 		g.next.ServeHTTP(rw, req)
 		return
 	}
-	var headersBefore http.Header
+	w := &websocketWatcher{ResponseWriter: rw, guard: g, req: req, upgradeForwarded: upgradeForwarded}
 	if header := rw.Header(); len(header) > 0 {
-		headersBefore = header.Clone()
+		w.headersBefore = header.Clone()
 	}
-	w := &websocketWatcher{ResponseWriter: rw, guard: g, upgradeForwarded: upgradeForwarded}
 	g.next.ServeHTTP(w, req) // for a 101, returns when the websocket closes
 	if w.hijacked {
 		return
 	}
 	atomic.AddInt64(&g.counters.websocketFailed, 1) // answered without a 101
-	if w.answer.held != nil {
-		sendHeldAnswer(g, req, &w.answer, headersBefore, w)
+	if w.answer != nil && !w.answer.sent {
+		sendHeldAnswer(w.answer)
 	}
 }
 
@@ -121,11 +119,14 @@ func forwardWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, upgra
 // polling answers), or whatever it is when anyPasses200 (a POST's "ok").
 type answerWatcher struct {
 	// ResponseWriter is the client's writer; once an answer is held, the
-	// recorder that holds it.
+	// heldAnswer that holds it.
 	http.ResponseWriter
-	passing200   map[string]bool
-	anyPasses200 bool
-	answer       heldAnswer
+	guard         *Guard
+	req           *http.Request
+	headersBefore http.Header // set before forwarding (by the repair, or an earlier middleware)
+	passing200    map[string]bool
+	anyPasses200  bool
+	answer        *heldAnswer
 }
 
 // WriteHeader passes the common answer on; holdAnswer decides on the rest.
@@ -134,7 +135,7 @@ func (w *answerWatcher) WriteHeader(status int) {
 		w.ResponseWriter.WriteHeader(status)
 		return
 	}
-	w.ResponseWriter = holdAnswer(&w.answer, w.ResponseWriter, status)
+	w.ResponseWriter = holdAnswer(&w.answer, w.guard, w.req, w.ResponseWriter, w.headersBefore, nil, status)
 }
 
 // websocketWatcher watches the answer to a websocket handshake: Traefik's
@@ -142,8 +143,10 @@ func (w *answerWatcher) WriteHeader(status int) {
 type websocketWatcher struct {
 	http.ResponseWriter
 	guard            *Guard
+	req              *http.Request
+	headersBefore    http.Header
 	upgradeForwarded bool
-	answer           heldAnswer
+	answer           *heldAnswer
 	// hijackAttempted / hijacked / hijackFailed: Traefik's proxy asked the
 	// guard for the connection (it got a 101), and whether the writer below
 	// handed it over.
@@ -151,7 +154,7 @@ type websocketWatcher struct {
 }
 
 func (w *websocketWatcher) WriteHeader(status int) {
-	w.ResponseWriter = holdAnswer(&w.answer, w.ResponseWriter, status)
+	w.ResponseWriter = holdAnswer(&w.answer, w.guard, w.req, w.ResponseWriter, w.headersBefore, w, status)
 }
 
 // Hijack hands the client connection to Traefik's proxy for a 101 upgrade.
@@ -172,48 +175,110 @@ func (w *websocketWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // only ResponseWriter and Hijacker, which Engine.IO answers do not miss).
 func (w *answerWatcher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// heldAnswer is an answer a watcher holds to read it.
+// maxHeldAnswer bounds what the guard holds of an answer's body: an answer
+// that grows past it is sent on then, read by its beginning as every held
+// answer is (maxReadAnswer), and the rest passes to the client as it comes.
+// Engine.IO's polling answers are mostly under a kilobyte; a server sends
+// one of up to its maxHttpBufferSize (1 MB by default) when packets piled
+// up for a client.
+const maxHeldAnswer = 64 << 10
+
+// heldAnswer is an answer the guard holds to read it before it is sent on:
+// its status (in a compiled recorder whose header map is the client's, so
+// the headers stay where they are set: Header and WriteHeader are the
+// recorder's) and its body up to maxHeldAnswer (Write is the guard's).
 type heldAnswer struct {
-	status int
-	client http.ResponseWriter        // the client's writer
-	held   *httptest.ResponseRecorder // the answer, or nil
+	// ResponseWriter is the recorder. (An embedded interface: Yaegi v0.15
+	// refuses an embedded *httptest.ResponseRecorder beside other fields.)
+	http.ResponseWriter
+	recorder      *httptest.ResponseRecorder
+	body          []byte // the body held (the recorder holds none)
+	g             *Guard
+	req           *http.Request
+	client        http.ResponseWriter // the client's writer
+	headersBefore http.Header         // set before forwarding, kept when the guard's own answer replaces this one
+	ws            *websocketWatcher   // the websocket's watcher, or nil
+	// captured: the short way's capture of a poll's or a polling
+	// handshake's answer, where a 200 of Engine.IO's passes unread.
+	captured bool
+	// sent: the answer grew past maxHeldAnswer and was sent on; the rest of
+	// its body goes to rest (the client's writer, or nil when the guard's
+	// own answer replaced it).
+	sent bool
+	rest http.ResponseWriter
+}
+
+// Write holds the body until it grows past maxHeldAnswer (one interpreted
+// call per Write of Traefik's proxy: a poll's answer comes in one).
+func (a *heldAnswer) Write(p []byte) (int, error) {
+	if len(a.body)+len(p) > maxHeldAnswer || a.sent {
+		return writePastHold(a, p)
+	}
+	a.body = append(a.body, p...)
+	return len(p), nil
+}
+
+// WriteString is Write's (the recorder's own would hold the string whole).
+func (a *heldAnswer) WriteString(s string) (int, error) { return a.Write([]byte(s)) }
+
+// writePastHold sends a held answer on when it grows past maxHeldAnswer —
+// unread if it is a 200 of Engine.IO's on the short way, through the same
+// reading as every held answer otherwise — and the rest of its body after it.
+func writePastHold(a *heldAnswer, p []byte) (int, error) {
+	if !a.sent {
+		a.sent = true
+		if a.captured && a.recorder.Code == http.StatusOK && (a.req.Method == http.MethodPost || a.g.settings.engineIOContentTypes[a.client.Header().Get("Content-Type")]) {
+			_, _ = a.client.Write(a.body)
+			a.rest = a.client
+		} else if a.rest = sendHeldAnswer(a); a.rest == nil {
+			// The guard's own answer goes out now, not once the server has
+			// sent the rest of its own to nowhere.
+			_ = http.NewResponseController(a.client).Flush()
+		}
+		a.body = nil // what was held is sent: nothing more is held
+	}
+	if a.rest == nil {
+		return len(p), nil // the guard's own answer replaced the server's
+	}
+	return a.rest.Write(p)
 }
 
 // holdAnswer returns the writer the rest of the answer goes to: the
 // client's for an informational 1xx (the proxy relays 100 Continue and 103
-// Early Hints as they come) or a superfluous call, otherwise a recorder that
-// holds it, its headers staying where they were set.
-func holdAnswer(a *heldAnswer, current http.ResponseWriter, status int) http.ResponseWriter {
-	if status < 200 || a.held != nil {
+// Early Hints as they come) or a superfluous call, otherwise a heldAnswer
+// (set in *held) that holds it, its headers staying where they were set.
+func holdAnswer(held **heldAnswer, g *Guard, req *http.Request, current http.ResponseWriter, headersBefore http.Header, ws *websocketWatcher, status int) http.ResponseWriter {
+	if status < 200 || *held != nil {
 		current.WriteHeader(status)
 		return current
 	}
-	a.status = status
-	a.client = current
-	a.held = httptest.NewRecorder()
-	a.held.HeaderMap = current.Header()
-	return a.held
+	recorder := &httptest.ResponseRecorder{HeaderMap: current.Header()}
+	recorder.WriteHeader(status)
+	a := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: current, headersBefore: headersBefore, ws: ws}
+	*held = a
+	return a
 }
 
-// sendHeldAnswer sends a held answer on (ws: the websocket's watcher, or
-// nil). Engine.IO never answers 404 on its path, and never answers a
-// polling GET with a 200 HTML page: those come from another server, and are
-// replaced (keeping exactly headersBefore). Everything else is sent on
-// unchanged, marked where it proves what broke (readHeldAnswer).
-func sendHeldAnswer(g *Guard, req *http.Request, a *heldAnswer, headersBefore http.Header, ws *websocketWatcher) {
-	if a.status == http.StatusNotFound ||
-		a.status == http.StatusOK && ws == nil && req.Method == http.MethodGet && isHTML(a.client.Header().Get("Content-Type")) {
-		replaceWithGuardAnswer(g, req, a, headersBefore, ws != nil)
-		return
+// sendHeldAnswer sends a held answer on, and returns where the rest of its
+// body goes (nil: nowhere). Engine.IO never answers 404 on its path, and
+// never answers a polling GET with a 200 HTML page: those come from another
+// server, and are replaced (keeping exactly headersBefore). Everything else
+// is sent on unchanged, marked where it proves what broke (readHeldAnswer).
+func sendHeldAnswer(a *heldAnswer) http.ResponseWriter {
+	if a.recorder.Code == http.StatusNotFound ||
+		a.recorder.Code == http.StatusOK && a.ws == nil && a.req.Method == http.MethodGet && isHTML(a.client.Header().Get("Content-Type")) {
+		replaceWithGuardAnswer(a)
+		return nil
 	}
-	body := a.held.Body.Bytes()
-	if p, message := readHeldAnswer(g, req, a, body, headersBefore, ws); p != nil {
-		markDiagnosis(g, req, a, p, message)
+	body := a.body
+	if p, message := readHeldAnswer(a, body); p != nil {
+		markDiagnosis(a, p, message)
 	}
-	a.client.WriteHeader(a.status)
+	a.client.WriteHeader(a.recorder.Code)
 	if len(body) > 0 {
 		_, _ = a.client.Write(body)
 	}
+	return a.client
 }
 
 func isHTML(contentType string) bool {
@@ -226,51 +291,51 @@ func isHTML(contentType string) bool {
 // connection could not be handed over; a redirect or a 401 with
 // WWW-Authenticate is never Engine.IO's — a hop answered in its place (see
 // hops.go). Gateway errors and other pages pass unnamed.
-func readHeldAnswer(g *Guard, req *http.Request, a *heldAnswer, body []byte, headersBefore http.Header, ws *websocketWatcher) (*problem, string) {
-	status := a.status
+func readHeldAnswer(a *heldAnswer, body []byte) (*problem, string) {
+	status, ws := a.recorder.Code, a.ws
 	switch {
 	case status == http.StatusBadRequest || status == http.StatusForbidden || ws != nil && status == http.StatusInternalServerError:
 		p := diagnose(status, body, ws)
 		if p == &problemSessionUnknown {
-			return diagnoseSessionUnknown(g, req, a.client.Header(), headersBefore)
+			return diagnoseSessionUnknown(a.g, a.req, a.client.Header(), a.headersBefore)
 		}
 		if p == &problemWebSocketRefused {
 			return p, serverMessage(body)
 		}
 		return p, ""
 	case status == http.StatusUnauthorized:
-		return diagnoseAuthChallenge(a.client.Header(), headersBefore)
+		return diagnoseAuthChallenge(a.client.Header(), a.headersBefore)
 	case redirectStatuses[status]:
-		return diagnoseRedirect(req, a.client.Header(), headersBefore, ws != nil)
+		return diagnoseRedirect(a.req, a.client.Header(), a.headersBefore, ws != nil)
 	}
 	return nil, ""
 }
 
 // markDiagnosis marks an answer with what it proves, counts and logs it.
-func markDiagnosis(g *Guard, req *http.Request, a *heldAnswer, p *problem, message string) {
+func markDiagnosis(a *heldAnswer, p *problem, message string) {
 	a.client.Header().Set(headerDiagnosis, p.id)
-	atomic.AddInt64(&g.counters.byProblem[p.index], 1)
-	if p.level <= g.log.level {
-		g.log.event(p.level, p.id, req, p.hint, message)
+	atomic.AddInt64(&a.g.counters.byProblem[p.index], 1)
+	if p.level <= a.g.log.level {
+		a.g.log.event(p.level, p.id, a.req, p.hint, message)
 	}
 }
 
-func replaceWithGuardAnswer(g *Guard, req *http.Request, a *heldAnswer, headersBefore http.Header, websocket bool) {
+func replaceWithGuardAnswer(a *heldAnswer) {
 	h := a.client.Header()
 	contentType := h.Get("Content-Type")
 	for k := range h {
 		delete(h, k)
 	}
-	for k, values := range headersBefore {
+	for k, values := range a.headersBefore {
 		h[k] = values
 	}
 	transport := "polling"
-	if websocket {
+	if a.ws != nil {
 		transport = "websocket"
 	}
 	detail := fmt.Sprintf("%s %s (%s) was answered %d %q by the service behind this router, which is not a Socket.IO server",
-		shortened(req.Method), shortened(req.URL.Path), transport, a.status, shortened(contentType))
-	reject(g, a.client, req, &problemBackendNotSocketIO, problemBackendNotSocketIO.status, detail, "")
+		shortened(a.req.Method), shortened(a.req.URL.Path), transport, a.recorder.Code, shortened(contentType))
+	reject(a.g, a.client, a.req, &problemBackendNotSocketIO, problemBackendNotSocketIO.status, detail, "")
 }
 
 // diagnose names a held refusal, only where the answer proves it (ws: the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -106,49 +107,111 @@ func TestRefusalMessageIsLoggedSafely(t *testing.T) {
 	}
 }
 
-// TestPollAnswersAreHeldWhole: a poll of an open session is answered from
-// the backend's complete answer (captured by a compiled recorder): headers,
-// status and body as the backend wrote them, headers set before forwarding
-// kept, whatever the answer's size.
-func TestPollAnswersAreHeldWhole(t *testing.T) {
+// TestPollAnswersAreSentAsWritten: a poll of an open session is answered
+// from the backend's answer as the backend wrote it: headers, status and
+// body, headers set before forwarding kept.
+func TestPollAnswersAreSentAsWritten(t *testing.T) {
 	const target = "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC"
-	t.Run("the answer as written", func(t *testing.T) {
-		backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-			rw.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-			rw.Header().Add("Set-Cookie", "sio_sticky=a")
-			rw.WriteHeader(http.StatusOK)
-			_, _ = io.WriteString(rw, "4")
-			_, _ = io.WriteString(rw, "2")
-		})
-		guard := newTestGuard(t, CreateConfig(), backend, nil)
-		rec := httptest.NewRecorder()
-		rec.Header().Set("X-Earlier", "kept")
-		guard.ServeHTTP(rec, newScenarioRequest(scenario{method: "GET", target: target}))
-		if rec.Code != 200 || rec.Body.String() != "42" || rec.Header().Get("Set-Cookie") != "sio_sticky=a" || rec.Header().Get("X-Earlier") != "kept" {
-			t.Errorf("answer %d %q %v", rec.Code, rec.Body.String(), rec.Header())
-		}
+	backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		rw.Header().Add("Set-Cookie", "sio_sticky=a")
+		rw.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(rw, "4")
+		_, _ = io.WriteString(rw, "2")
 	})
-	t.Run("an answer larger than Engine.IO's own (held whole, sent whole)", func(t *testing.T) {
-		large := strings.Repeat("4hello", 1<<20/6*4) // ~4 MiB: four times engine.io's default maxHttpBufferSize
-		backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-			rw.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-			rw.WriteHeader(http.StatusOK)
-			for rest := large; rest != ""; {
-				chunk := rest
-				if len(chunk) > 32<<10 {
-					chunk = chunk[:32<<10]
+	guard := newTestGuard(t, CreateConfig(), backend, nil)
+	rec := httptest.NewRecorder()
+	rec.Header().Set("X-Earlier", "kept")
+	guard.ServeHTTP(rec, newScenarioRequest(scenario{method: "GET", target: target}))
+	if rec.Code != 200 || rec.Body.String() != "42" || rec.Header().Get("Set-Cookie") != "sio_sticky=a" || rec.Header().Get("X-Earlier") != "kept" {
+		t.Errorf("answer %d %q %v", rec.Code, rec.Body.String(), rec.Header())
+	}
+}
+
+// TestAnswersPastTheBoundStreamOn: the guard holds at most 64 KiB
+// (maxHeldAnswer) of an answer it reads. Past that, the answer goes on from there as
+// it comes — every byte the backend wrote has reached the client when its
+// next Write begins —, judged by its beginning (a 4 MiB answer is never one
+// of Engine.IO's refusals), or is replaced by the guard's own answer and
+// the rest dropped. Whatever the way: the short way's capture, the watcher
+// of a request with Expect, the websocket handshake's.
+func TestAnswersPastTheBoundStreamOn(t *testing.T) {
+	const (
+		poll      = "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC"
+		handshake = "/socket.io/?EIO=4&transport=polling&t=PaB3x1c"
+		websocket = "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC"
+		size      = 4 << 20  // four times engine.io's default maxHttpBufferSize
+		bound     = 64 << 10 // the readme's (Limits and choices), not maxHeldAnswer: what users were promised
+	)
+	expect := map[string]string{"Expect": "100-continue"}
+	cases := []struct {
+		name          string
+		method        string
+		target        string
+		headers       map[string]string
+		status        int
+		contentType   string
+		beginning     string // the body's first bytes (the rest is filler)
+		wantStatus    int
+		wantDiagnosis string
+		replaced      bool // the guard's own answer instead, the rest dropped
+	}{
+		{"a 4 MiB poll answer (the short way's capture)", "GET", poll, nil, 200, "text/plain; charset=UTF-8", "", 200, "", false},
+		{"a 4 MiB answer to a POST", "POST", poll, nil, 200, "text/html", "", 200, "", false},
+		{"a 4 MiB poll answer to a request with Expect (watched)", "GET", poll, expect, 200, "text/plain; charset=UTF-8", "", 200, "", false},
+		{"a 4 MiB 400 page to a poll", "GET", poll, nil, 400, "text/html", "<html>", 400, "", false},
+		{"a 4 MiB 400 page to a poll with Expect", "GET", poll, expect, 400, "text/html", "<html>", 400, "", false},
+		{"a 400 that begins as Engine.IO's Session ID unknown, then 4 MiB", "GET", poll, nil, 400, "application/json", `{"code":1,"message":"Session ID unknown"}`, 400, "", false},
+		{"a 4 MiB 404 page to a poll", "GET", poll, nil, 404, "text/html", "<html>", http.StatusBadGateway, "", true},
+		{"a 4 MiB 404 page to a poll with Expect", "GET", poll, expect, 404, "text/html", "<html>", http.StatusBadGateway, "", true},
+		{"a 4 MiB web app page to a polling handshake", "GET", handshake, nil, 200, "text/html; charset=utf-8", "<!DOCTYPE html>", http.StatusBadGateway, "", true},
+		{"a 4 MiB web app page to a websocket handshake", "GET", websocket, websocketHeaders(nil), 200, "text/html; charset=utf-8", "<!DOCTYPE html>", 200, "", false},
+		{"a 4 MiB 404 page to a websocket handshake", "GET", websocket, websocketHeaders(nil), 404, "text/html", "<html>", http.StatusBadGateway, "", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := c.beginning + strings.Repeat("x", size-len(c.beginning))
+			client := httptest.NewRecorder()
+			var lagging []string
+			backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+				rw.Header().Set("Content-Type", c.contentType)
+				rw.WriteHeader(c.status)
+				sentAtCrossing := -1
+				for written := 0; written < len(body); {
+					if written > bound {
+						switch {
+						case sentAtCrossing < 0:
+							sentAtCrossing = client.Body.Len()
+						case c.replaced && client.Body.Len() != sentAtCrossing:
+							lagging = append(lagging, fmt.Sprintf("after %d bytes the client has %d, after the crossing %d (the rest must be dropped)", written, client.Body.Len(), sentAtCrossing))
+						case !c.replaced && client.Body.Len() != written:
+							lagging = append(lagging, fmt.Sprintf("after %d bytes the client has %d (held, not streamed)", written, client.Body.Len()))
+						}
+					}
+					end := written + 32<<10 // Traefik's proxy writes what it reads, 32 KiB at most
+					if end > len(body) {
+						end = len(body)
+					}
+					n, _ := rw.Write([]byte(body[written:end]))
+					written += n
 				}
-				_, _ = io.WriteString(rw, chunk)
-				rest = rest[len(chunk):]
+			})
+			guard := newTestGuard(t, CreateConfig(), backend, &bytes.Buffer{})
+			guard.ServeHTTP(client, newScenarioRequest(scenario{method: c.method, target: c.target, headers: c.headers}))
+			if len(lagging) > 0 {
+				t.Errorf("%s (and %d more)", lagging[0], len(lagging)-1)
+			}
+			if client.Code != c.wantStatus || client.Header().Get(headerDiagnosis) != c.wantDiagnosis {
+				t.Errorf("answer %d, diagnosis %q; want %d, %q", client.Code, client.Header().Get(headerDiagnosis), c.wantStatus, c.wantDiagnosis)
+			}
+			switch {
+			case c.replaced && (client.Header().Get(headerError) != "backend-not-socketio" || client.Body.Len() > 4096):
+				t.Errorf("error %q, %d bytes: want the guard's own answer alone", client.Header().Get(headerError), client.Body.Len())
+			case !c.replaced && client.Body.String() != body:
+				t.Errorf("%d bytes reached the client, want %d as written", client.Body.Len(), len(body))
 			}
 		})
-		guard := newTestGuard(t, CreateConfig(), backend, nil)
-		rec := httptest.NewRecorder()
-		guard.ServeHTTP(rec, newScenarioRequest(scenario{method: "GET", target: target}))
-		if rec.Code != 200 || rec.Body.String() != large {
-			t.Errorf("answer %d, %d bytes (want %d)", rec.Code, rec.Body.Len(), len(large))
-		}
-	})
+	}
 }
 
 // TestInformationalAnswersPassAtOnce: to a request that asked for 100

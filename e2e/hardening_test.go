@@ -46,9 +46,9 @@ type attack struct {
 	// asWithout: the request must get what it gets without the guard (the
 	// same status, no guard header), whatever the server makes of it — but
 	// for one documented difference (the readme's Limits): when the server
-	// breaks off an answer the guard captures whole (a poll's), Traefik
-	// answers 500 where without the guard the client gets the answer's
-	// status and then a broken connection. Node's HTTP server answers 431
+	// breaks off an answer the guard holds (a poll's, in its first 64 KiB),
+	// Traefik answers 500 where without the guard the client gets the
+	// answer's status and then a broken connection. Node's HTTP server answers 431
 	// and closes to a request line and headers over 16 KiB.
 	asWithout bool
 }
