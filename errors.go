@@ -2,11 +2,9 @@ package socketioguard
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
-	"sync/atomic"
 )
 
 // Engine.IO's own error codes and messages (engine.io server.ts), reused in
@@ -236,42 +234,6 @@ type guardAnswerInfo struct {
 	Hint   string `json:"hint"`
 }
 
-// ---- The guard's own answers ----
-//
-// Shared by every stage that refuses or replaces an answer.
-
-// reject counts a problem, logs it (within its budget) and answers with it:
-// Engine.IO's error shape plus the guard's detail and hint. hint "" is the
-// problem's own. One function, and the answer's constant parts built once
-// (answerParts): under Yaegi every call and expression costs each refusal.
-func reject(g *Guard, rw http.ResponseWriter, req *http.Request, p *problem, status int, detail, hint string) {
-	atomic.AddInt64(&g.counters.byProblem[p.index], 1)
-	if p.level <= g.log.level {
-		logRejection(g, req, p, hint)
-	}
-	hintJSON := p.hintJSON
-	if hint != "" {
-		hintJSON = jsonString(hint)
-	}
-	detailJSON, _ := json.Marshal(detail) // a string always encodes
-	h := rw.Header()
-	h["Content-Type"] = jsonContentType
-	h["Cache-Control"] = noStore
-	h["X-Content-Type-Options"] = noSniff
-	h[headerError] = p.errorHeader
-	rw.WriteHeader(status)
-	_, _ = io.WriteString(rw, p.answerPrefix+string(detailJSON)+`,"hint":`+hintJSON+"}}")
-}
-
-// logRejection logs a refusal (when its level is written): apart from
-// reject, so that a refusal not logged pays nothing for it under Yaegi.
-func logRejection(g *Guard, req *http.Request, p *problem, hint string) {
-	if hint == "" {
-		hint = p.hint
-	}
-	g.log.event(p.level, p.id, req, hint, "")
-}
-
 // answerParts builds a problem's answer up to its detail, and its hint, in
 // JSON (the body is {"code":N,"message":"…","guard":{"error":"…","detail":"…","hint":"…"}}).
 func answerParts(p *problem) {
@@ -301,27 +263,6 @@ func redactedQuery(rawQuery string) string {
 // each written plainly or as its escape (hiding a few other values too is
 // harmless; showing a session id is not).
 var sidValue = regexp.MustCompile(`((?:s|%73)(?:i|%69)(?:d|%64)[^&;=]*=)[^&;]*`)
-
-// maxShownValue bounds every request value the guard shows, in an answer
-// or a log line: a path, a host, a method, a header value.
-const maxShownValue = 128
-
-// shortened cuts a value a client chose before it is shown (written out, not
-// through shortenedTo: one call less on a refusal's way under Yaegi).
-func shortened(s string) string {
-	if len(s) > maxShownValue {
-		return s[:maxShownValue] + "…"
-	}
-	return s
-}
-
-// shortenedTo cuts s to max bytes, marking the cut.
-func shortenedTo(s string, max int) string {
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
-}
 
 // The values of the headers every answer of the guard's carries, shared by
 // all answers (a new slice each is an allocation each under Yaegi): nothing

@@ -172,3 +172,24 @@ func writeField(b *strings.Builder, key, value string) {
 
 // plainLogValue: printable ASCII without space, quote, equals sign or backslash.
 var plainLogValue = regexp.MustCompile(`^[!#-<>-\[\]-~]+$`)
+
+// maxShownValue bounds every request value the guard shows, in an answer
+// or a log line: a path, a host, a method, a header value.
+const maxShownValue = 128
+
+// shortened cuts a value a client chose before it is shown (written out, not
+// through shortenedTo: one call less on a refusal's way under Yaegi).
+func shortened(s string) string {
+	if len(s) > maxShownValue {
+		return s[:maxShownValue] + "…"
+	}
+	return s
+}
+
+// shortenedTo cuts s to max bytes, marking the cut.
+func shortenedTo(s string, max int) string {
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
