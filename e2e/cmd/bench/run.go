@@ -344,22 +344,26 @@ func useBaseline(st *stack.Stack, rev string) error {
 
 // handshakeFloorServeHTTP replaces the guard's ServeHTTP in the floor
 // variant: the path lookup and the polling handshake's expression, the
-// guard's own Origin repair, and the capture sent on as the reference
-// plugin sends it — no counters, method routing, short-way dispatch,
-// Expect check, copy of the headers set before, or diagnosis.
+// guard's own Origin repair, and the guard's own capture (heldAnswer, at
+// most 64 KiB held) sent on as the reference plugin sends it — no
+// counters, method routing, short-way dispatch, Expect check, copy of the
+// headers set before, or diagnosis.
 const handshakeFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if !g.settings.shortWayPaths[req.URL.Path] || !g.settings.handshakeQuery.MatchString(req.URL.RawQuery) {
 		g.next.ServeHTTP(rw, req)
 		return
 	}
 	repairMissingOrigin(g, rw, req)
-	answer := httptest.NewRecorder()
-	answer.HeaderMap = rw.Header()
+	recorder := &httptest.ResponseRecorder{HeaderMap: rw.Header(), Code: http.StatusOK}
+	answer := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: rw, captured: true}
 	g.next.ServeHTTP(answer, req)
-	if answer.Code != http.StatusOK {
-		rw.WriteHeader(answer.Code)
+	if answer.sent {
+		return
 	}
-	_, _ = answer.Body.WriteTo(rw)
+	if recorder.Code != http.StatusOK {
+		rw.WriteHeader(recorder.Code)
+	}
+	_, _ = rw.Write(answer.body)
 }
 `
 
