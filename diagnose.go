@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -227,13 +228,15 @@ func (a *heldAnswer) WriteString(s string) (int, error) { return a.Write([]byte(
 func writePastHold(a *heldAnswer, p []byte) (int, error) {
 	if !a.sent {
 		a.sent = true
-		if a.captured && a.recorder.Code == http.StatusOK && (a.req.Method == http.MethodPost || a.g.settings.engineIOContentTypes[a.client.Header().Get("Content-Type")]) {
+		switch {
+		case a.captured && a.recorder.Code == http.StatusOK && (a.req.Method == http.MethodPost || a.g.settings.engineIOContentTypes[a.client.Header().Get("Content-Type")]):
 			_, _ = a.client.Write(a.body)
 			a.rest = a.client
-		} else if a.rest = sendHeldAnswer(a); a.rest == nil {
-			// The guard's own answer goes out now, not once the server has
-			// sent the rest of its own to nowhere.
-			_ = http.NewResponseController(a.client).Flush()
+		case notEngineIOs(a):
+			replaceWhileServerSends(a) // a.rest stays nil: the rest goes nowhere
+		default:
+			sendHeldAnswer(a)
+			a.rest = a.client
 		}
 		a.body = nil // what was held is sent: nothing more is held
 	}
@@ -241,6 +244,21 @@ func writePastHold(a *heldAnswer, p []byte) (int, error) {
 		return len(p), nil // the guard's own answer replaced the server's
 	}
 	return a.rest.Write(p)
+}
+
+// replaceWhileServerSends writes the guard's own answer in place of one the
+// server is still sending (to nowhere, until it is done): complete, with
+// its length, and flushed, so that the client has it now.
+func replaceWhileServerSends(a *heldAnswer) {
+	client := a.client
+	own := &httptest.ResponseRecorder{HeaderMap: client.Header(), Code: http.StatusOK, Body: new(bytes.Buffer)}
+	a.client = own
+	replaceWithGuardAnswer(a)
+	a.client = client
+	client.Header().Set("Content-Length", strconv.Itoa(own.Body.Len()))
+	client.WriteHeader(own.Code)
+	_, _ = client.Write(own.Body.Bytes())
+	_ = http.NewResponseController(client).Flush()
 }
 
 // holdAnswer returns the writer the rest of the answer goes to: the
@@ -259,16 +277,15 @@ func holdAnswer(held **heldAnswer, g *Guard, req *http.Request, current http.Res
 	return a
 }
 
-// sendHeldAnswer sends a held answer on, and returns where the rest of its
-// body goes (nil: nowhere). Engine.IO never answers 404 on its path, and
-// never answers a polling GET with a 200 HTML page: those come from another
-// server, and are replaced (keeping exactly headersBefore). Everything else
-// is sent on unchanged, marked where it proves what broke (readHeldAnswer).
-func sendHeldAnswer(a *heldAnswer) http.ResponseWriter {
-	if a.recorder.Code == http.StatusNotFound ||
-		a.recorder.Code == http.StatusOK && a.ws == nil && a.req.Method == http.MethodGet && isHTML(a.client.Header().Get("Content-Type")) {
+// sendHeldAnswer sends a held answer on. Engine.IO never answers 404 on its
+// path, and never answers a polling GET with a 200 HTML page: those come
+// from another server, and are replaced (keeping exactly headersBefore).
+// Everything else is sent on unchanged, marked where it proves what broke
+// (readHeldAnswer).
+func sendHeldAnswer(a *heldAnswer) {
+	if notEngineIOs(a) {
 		replaceWithGuardAnswer(a)
-		return nil
+		return
 	}
 	body := a.body
 	if p, message := readHeldAnswer(a, body); p != nil {
@@ -278,7 +295,12 @@ func sendHeldAnswer(a *heldAnswer) http.ResponseWriter {
 	if len(body) > 0 {
 		_, _ = a.client.Write(body)
 	}
-	return a.client
+}
+
+// notEngineIOs: a held answer no Engine.IO server gives (see sendHeldAnswer).
+func notEngineIOs(a *heldAnswer) bool {
+	return a.recorder.Code == http.StatusNotFound ||
+		a.recorder.Code == http.StatusOK && a.ws == nil && a.req.Method == http.MethodGet && isHTML(a.client.Header().Get("Content-Type"))
 }
 
 func isHTML(contentType string) bool {

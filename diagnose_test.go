@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +208,8 @@ func TestAnswersPastTheBoundStreamOn(t *testing.T) {
 			switch {
 			case c.replaced && (client.Header().Get(headerError) != "backend-not-socketio" || client.Body.Len() > 4096):
 				t.Errorf("error %q, %d bytes: want the guard's own answer alone", client.Header().Get(headerError), client.Body.Len())
+			case c.replaced && client.Header().Get("Content-Length") != strconv.Itoa(client.Body.Len()):
+				t.Errorf("Content-Length %q for %d bytes: the guard's answer must be complete while the server still sends", client.Header().Get("Content-Length"), client.Body.Len())
 			case !c.replaced && client.Body.String() != body:
 				t.Errorf("%d bytes reached the client, want %d as written", client.Body.Len(), len(body))
 			}
