@@ -5,6 +5,13 @@
 // that were connected when it was published.
 //
 // usage: node soak.js --url http://127.0.0.1:8006 --namespace /raven.localhost --clients 1000 --channels 50
+//        [--offset 0] [--local-address 127.0.0.2] [--rate 0] [--reconnect-delay 500 --reconnect-delay-max 2000]
+//   --offset N         this process's clients are numbers N … N+clients-1 of the run (channel and
+//                      cookie follow the number), when the run spreads its clients over processes
+//   --local-address A  every connection (polling and websocket) leaves from this source address
+//   --rate R           clients started per second (0: all at once)
+//   --reconnect-delay, --reconnect-delay-max  socket.io-client's reconnectionDelay and
+//                      reconnectionDelayMax, ms (socket.io's defaults, which Frappe's desk keeps: 1000, 5000)
 // stdin commands, one per line; each answers one JSON line on stdout:
 //   status             → {"type":"status","clients":…,"connected":…,"websocket":…,"subscribed":…,…}
 //   fault NAME         → from now on, disconnects are attributed to the fault NAME, and each
@@ -18,6 +25,8 @@
 
 const fs = require("node:fs");
 const readline = require("node:readline");
+const http = require("node:http");
+const { monitorEventLoopDelay } = require("node:perf_hooks");
 const { io } = require("socket.io-client");
 
 const opts = {};
@@ -25,14 +34,32 @@ const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) opts[argv[i].replace(/^--/, "")] = argv[i + 1];
 const clientsWanted = Number(opts.clients || 1000);
 const channels = Number(opts.channels || 50);
+const offset = Number(opts.offset || 0);
+const rate = Number(opts.rate || 0);
+// A source address of its own: polling requests go through an agent that
+// binds it (engine.io-client passes "agent" to xmlhttprequest-ssl, which
+// passes it to http.request; one connection per request, as with the
+// default agent: false), the websocket through ws's localAddress.
+const localAddress = opts["local-address"];
+const agent = localAddress ? new http.Agent({ localAddress, keepAlive: false }) : undefined;
+const bucketOf = (t) => Math.floor(t / 5000) * 5; // 5-second buckets, in epoch seconds
+const unexpectedByTime = {}; // bucket → unexpected disconnects
+const lagByTime = {}; // bucket → the event loop's largest delay, ms
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
+setInterval(() => {
+  lagByTime[bucketOf(Date.now() - 1)] = Math.round(loop.max / 1e6);
+  loop.reset();
+}, 5000).unref();
 
 const clients = [];
 let fault = null; // {name, started}
 const faults = {}; // name → {started, affected, recovered: [ms], disconnectReasons}
 const unexpected = {}; // reason → count (disconnects outside any fault)
 const connectErrorMessages = {};
+const upgradeErrors = {}; // websocket probes that failed, by message
 
-for (let i = 0; i < clientsWanted; i++) {
+function startClient(i) {
   const channel = `soak-${i % channels}`;
   const c = { channel, received: new Map(), order: [], intervals: [], subscribedAt: null, connects: 0, pending: null };
   const extraHeaders = { Cookie: `sid=soak-${i}` };
@@ -41,9 +68,10 @@ for (let i = 0; i < clientsWanted; i++) {
     transports: ["polling", "websocket"],
     extraHeaders,
     withCredentials: true, // keeps Traefik's sticky cookie, as a browser does
-    reconnectionDelay: 500,
-    reconnectionDelayMax: 2000,
+    reconnectionDelay: Number(opts["reconnect-delay"] || 500),
+    reconnectionDelayMax: Number(opts["reconnect-delay-max"] || 2000),
     timeout: 20000,
+    ...(localAddress ? { localAddress, agent } : {}),
   });
   forgetStaleCookies(socket, extraHeaders);
   c.socket = socket;
@@ -55,7 +83,15 @@ for (let i = 0; i < clientsWanted; i++) {
     c.subscribedAt = Date.now();
     checkRecovered(c);
   });
-  socket.io.on("open", () => socket.io.engine.on("upgrade", () => checkRecovered(c)));
+  socket.io.on("open", () => {
+    socket.io.engine.on("upgrade", () => checkRecovered(c));
+    // a failed websocket probe leaves the client on polling for good
+    socket.io.engine.on("upgradeError", (err) => {
+      const d = err && err.description;
+      const key = `${err && err.message}${d ? ": " + (d.message || d.type || d) : ""}`;
+      upgradeErrors[key] = (upgradeErrors[key] || 0) + 1;
+    });
+  });
   socket.on("disconnect", (reason) => {
     if (c.subscribedAt !== null) c.intervals.push([c.subscribedAt, Date.now()]);
     c.subscribedAt = null;
@@ -67,6 +103,8 @@ for (let i = 0; i < clientsWanted; i++) {
       c.pending = fault.name;
     } else {
       unexpected[reason] = (unexpected[reason] || 0) + 1;
+      const b = bucketOf(Date.now());
+      unexpectedByTime[b] = (unexpectedByTime[b] || 0) + 1;
     }
   });
   socket.on("connect_error", (err) => {
@@ -79,6 +117,18 @@ for (let i = 0; i < clientsWanted; i++) {
     c.order.push(event.seq);
   });
   clients.push(c);
+}
+
+if (rate > 0) {
+  // rate clients a second, in steps of 100 ms
+  let next = 0;
+  const step = Math.max(1, Math.round(rate / 10));
+  const timer = setInterval(() => {
+    for (let k = 0; k < step && next < clientsWanted; k++) startClient(offset + next++);
+    if (next >= clientsWanted) clearInterval(timer);
+  }, 100);
+} else {
+  for (let i = 0; i < clientsWanted; i++) startClient(offset + i);
 }
 
 // forgetStaleCookies works around engine.io-client 6.6 in Node: its
@@ -106,7 +156,7 @@ function checkRecovered(c) {
 }
 
 function status() {
-  const s = { type: "status", clients: clients.length, connected: 0, websocket: 0, subscribed: 0, reconnects: 0, pendingRecovery: 0 };
+  const s = { type: "status", clients: clients.length, started: clients.length, wanted: clientsWanted, connected: 0, websocket: 0, subscribed: 0, reconnects: 0, pendingRecovery: 0 };
   for (const c of clients) {
     if (c.socket.connected) s.connected++;
     if (onWebsocket(c)) s.websocket++;
@@ -117,13 +167,16 @@ function status() {
   s.unexpectedDisconnects = Object.values(unexpected).reduce((a, b) => a + b, 0);
   s.unexpectedReasons = unexpected;
   s.connectErrorMessages = connectErrorMessages;
+  s.unexpectedByTime = unexpectedByTime;
+  s.upgradeErrors = upgradeErrors;
+  s.lagByTime = lagByTime;
   s.faults = {};
   for (const [name, f] of Object.entries(faults)) {
     const r = [...f.recovered].sort((a, b) => a - b);
     const q = (p) => (r.length ? r[Math.min(r.length - 1, Math.floor(p * r.length))] : 0);
     s.faults[name] = {
       affected: f.affected, recovered: r.length, p50: q(0.5), p90: q(0.9), max: r.length ? r[r.length - 1] : 0,
-      disconnectReasons: f.disconnectReasons, gapMissed: 0, gapReceived: 0,
+      disconnectReasons: f.disconnectReasons, gapMissed: 0, gapReceived: 0, recoveredMs: r,
     };
   }
   return s;

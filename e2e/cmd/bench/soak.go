@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -27,6 +28,7 @@ type soakFault struct {
 	DisconnectReasons map[string]int `json:"disconnectReasons"`
 	GapMissed         int            `json:"gapMissed"`   // deliveries in gaps in its window
 	GapReceived       int            `json:"gapReceived"` // (evaluation only)
+	RecoveredMs       []int64        `json:"recoveredMs"` // each affected client's time back, sorted (several processes are merged with it)
 }
 
 // soakStatus is soak.js's answer (status, evaluation, final).
@@ -42,6 +44,11 @@ type soakStatus struct {
 	UnexpectedReasons     map[string]int       `json:"unexpectedReasons"`
 	ConnectErrorMessages  map[string]int       `json:"connectErrorMessages"`
 	Faults                map[string]soakFault `json:"faults"`
+	// per 5-second bucket (epoch seconds): unexpected disconnects, and the
+	// largest delay of the clients' event loop (ms)
+	UnexpectedByTime map[string]int `json:"unexpectedByTime"`
+	UpgradeErrors    map[string]int `json:"upgradeErrors"` // failed websocket probes (the client stays on polling)
+	LagByTime        map[string]int `json:"lagByTime"`
 	// evaluation
 	Counted         int       `json:"counted"`
 	ReceivedOnce    int       `json:"receivedOnce"`
@@ -68,18 +75,53 @@ type soakEvent struct {
 // edgeSample is one Traefik's memory at one moment.
 type edgeSample struct{ rss, heap, goroutines float64 }
 
+// soakOptions are the run's settings.
+type soakOptions struct {
+	clients, channels       int
+	interval, healthTimeout time.Duration
+	procs                   int  // soak.js processes
+	sourceAddrs             bool // each with its own loopback source address
+	rate                    int  // clients started per second, in all (0: at once)
+	compareTrivial          bool // the same phase again with the trivial plugin
+	portRange               string
+	maxFails                int              // nginx's max_fails per Traefik (-1: nginx's default, 1 in 10 s)
+	reconnectDelay          [2]time.Duration // socket.io-client's reconnectionDelay, reconnectionDelayMax
+}
+
 type soakReport struct {
-	clients, channels, replicas int
-	interval, healthTimeout     time.Duration
-	final, evaluation           soakStatus
-	faults                      []faultRecord
-	published, notReached       int
-	edges                       []string
-	memory                      map[string][]edgeSample // per edge: before, during (all connected), after faults, after close
-	counters                    map[string]guardCounterSnapshot
-	started                     time.Time
-	elapsed                     time.Duration
-	limits                      string
+	soakOptions
+	replicas     int
+	phases       []*soakPhase
+	cpu          []cpuSample
+	started      time.Time
+	elapsed      time.Duration
+	limits       string
+	portRangeWas string
+	fileLimit    uint64
+}
+
+// soakPhase is one pass of the clients through one pair of Traefiks: the
+// guard behind the header-stripping nginx, or the trivial plugin behind an
+// nginx that passes Upgrade/Connection on.
+type soakPhase struct {
+	name, label         string
+	final, evaluation   soakStatus
+	atConnect           soakStatus    // when all were connected, or at the deadline
+	connectedAfter      time.Duration // until all were on websocket and subscribed (-1: not within the deadline)
+	faults              []faultRecord
+	published           int
+	notReached          int
+	edges               []string
+	memory              map[string][]edgeSample // per edge: before, during (all connected), after faults, after close
+	counters            map[string]guardCounterSnapshot
+	sources             string         // established connections to the front nginx by source address
+	nginxErrors         map[string]int // front nginx's error.log, by message
+	traefikErrors       map[string]int // the Traefiks' log lines, by message
+	traefikAccess       map[string]int // the Traefiks' answers of 400 and above, by status, method, transport, replica
+	nginxAccess         map[string]int // the front nginx's answers, by status, method, transport
+	notes               []string
+	started, firstEvent time.Time
+	elapsed             time.Duration
 }
 
 // faultRecord is what happened at one fault, from the driver's side.
@@ -98,20 +140,77 @@ type guardCounterSnapshot struct {
 
 func runSoak(args []string) int {
 	fs := flag.NewFlagSet("soak", flag.ExitOnError)
-	clients := fs.Int("clients", 1000, "socket.io clients")
-	channels := fs.Int("channels", 50, "channels (rooms); clients are spread over them")
-	interval := fs.Duration("interval", 250*time.Millisecond, "time between two rounds of events (one per channel)")
-	healthTimeout := fs.Duration("health-timeout", time.Second, "the replicas' health check's interval and timeout (a busy replica answers slower)")
+	var o soakOptions
+	fs.IntVar(&o.clients, "clients", 1000, "socket.io clients")
+	fs.IntVar(&o.channels, "channels", 50, "channels (rooms); clients are spread over them")
+	fs.DurationVar(&o.interval, "interval", 250*time.Millisecond, "time between two rounds of events (one per channel)")
+	fs.DurationVar(&o.healthTimeout, "health-timeout", time.Second, "the replicas' health check's interval and timeout (a busy replica answers slower)")
+	procs := fs.Int("procs", 0, "soak.js processes the clients are spread over (0: one per 2,500 clients)")
+	sourceAddrs := fs.String("source-addrs", "auto", "each soak.js process on its own loopback source address 127.0.0.2, 127.0.0.3, … (auto: when more than one process)")
+	fs.IntVar(&o.rate, "rate", -1, "clients started per second, in all (0: all at once; -1: 250 from 5,000 clients, else 0)")
+	compare := fs.String("compare-trivial", "auto", "run the same phase again with two Traefiks running the trivial plugin (auto: from 5,000 clients)")
+	fs.StringVar(&o.portRange, "port-range", "auto", `local port range for the run, e.g. "1024 65000", restored after ("": leave it; auto: that one from 5,000 clients)`)
+	fs.IntVar(&o.maxFails, "nginx-max-fails", -1, "the front nginx's max_fails for each Traefik (0: never take one out; -1: nginx's default, 1 failure takes it out for 10 s)")
+	reconnect := fs.String("reconnect-delay", "auto", "the clients' reconnectionDelay,reconnectionDelayMax (auto: 500ms,2s below 5,000 clients; from 5,000 socket.io's defaults 1s,5s, which Frappe's desk keeps)")
 	out := fs.String("out", "", "directory for soak.md (default: <repo>/bench)")
 	_ = fs.Parse(args)
+	large := o.clients >= 5000
+	o.procs = *procs
+	if o.procs <= 0 {
+		o.procs = max(1, (o.clients+2499)/2500)
+	}
+	o.sourceAddrs = *sourceAddrs == "true" || *sourceAddrs == "auto" && o.procs > 1
+	if o.rate < 0 {
+		o.rate = 0
+		if large {
+			o.rate = 250
+		}
+	}
+	o.compareTrivial = *compare == "true" || *compare == "auto" && large
+	o.reconnectDelay = [2]time.Duration{500 * time.Millisecond, 2 * time.Second}
+	if *reconnect == "auto" && large {
+		o.reconnectDelay = [2]time.Duration{time.Second, 5 * time.Second}
+	} else if *reconnect != "auto" {
+		a, b, _ := strings.Cut(*reconnect, ",")
+		d1, err1 := time.ParseDuration(a)
+		d2, err2 := time.ParseDuration(b)
+		if err1 != nil || err2 != nil {
+			fmt.Fprintln(os.Stderr, "soak: --reconnect-delay wants two durations, e.g. 1s,5s")
+			return 2
+		}
+		o.reconnectDelay = [2]time.Duration{d1, d2}
+	}
+	if o.portRange == "auto" {
+		o.portRange = ""
+		if large {
+			o.portRange = "1024 65000"
+		}
+	}
 
+	restorePorts, portsWas, err := widenPortRange(o.portRange)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
+		return 2
+	}
+	defer restorePorts()
 	st, cleanup, err := stack.NewTemp("socketioguard-soak-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		return 2
 	}
 	defer cleanup()
-	if err := scaleFor(st, *clients); err != nil {
+	// Interrupted: stop everything and give the port range back.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "soak: interrupted; stopping everything")
+		cleanup()
+		restorePorts()
+		os.Exit(130)
+	}()
+	fileLimit, err := scaleFor(st, o.clients)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		return 2
 	}
@@ -119,23 +218,30 @@ func runSoak(args []string) int {
 		*out = filepath.Join(st.Tools.Repo, "bench")
 	}
 
-	r, err := soak(st, *clients, *channels, *interval, *healthTimeout)
+	r, err := soak(st, o)
+	if r != nil {
+		r.portRangeWas, r.fileLimit = portsWas, fileLimit
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		fmt.Fprintln(os.Stderr, st.Logs())
 		// nginx writes its own errors (a refused or failed upstream
 		// connection) to its error log, not to its output.
-		if b, err := os.ReadFile(filepath.Join(st.Dir, "front-nginx", "logs", "error.log")); err == nil {
-			fmt.Fprintf(os.Stderr, "----- front-nginx error.log (last 6000 bytes) -----\n%s\n", stack.Tail(string(b), 6000))
+		for _, name := range []string{"front-nginx", "front-nginx-upgrade"} {
+			if b, err := os.ReadFile(filepath.Join(st.Dir, name, "logs", "error.log")); err == nil {
+				fmt.Fprintf(os.Stderr, "----- %s error.log (last 6000 bytes) -----\n%s\n", name, stack.Tail(string(b), 6000))
+			}
 		}
-		return 1
+		if r == nil || len(r.phases) == 0 {
+			return 1
+		}
 	}
 	if err := writeSoakReport(r, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "soak: report:", err)
 		return 1
 	}
 	fmt.Printf("wrote %s\n", filepath.Join(*out, "soak.md"))
-	if !soakPassed(r) {
+	if err != nil || !soakPassed(r) {
 		fmt.Println("soak: FAILED (see the report)")
 		return 1
 	}
@@ -145,79 +251,137 @@ func runSoak(args []string) int {
 // scaleFor raises what a run of this many clients needs on one machine:
 // the file limit of this process and of everything it starts, as far as
 // the hard limit lets it (no process here holds more than one connection a
-// client each way: soak.js one per client, a Traefik one in and one out per
-// client it serves, nginx two per client, split over its workers); and
-// nginx's workers and connections per worker. Only upwards.
-func scaleFor(st *stack.Stack, clients int) error {
+// client each way: a soak.js process one per client of its own, a Traefik
+// one in and one out per client it serves, nginx two per client, split
+// over its workers); and nginx's workers and connections per worker. Only
+// upwards.
+func scaleFor(st *stack.Stack, clients int) (uint64, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
+		return 0, err
 	}
-	perProcess := uint64(clients + 4096)
+	perProcess := uint64(clients + 4096) // a Traefik: about half the clients, each way
 	if lim.Cur < perProcess {
 		lim.Cur = min(perProcess, lim.Max)
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return fmt.Errorf("%d clients: raising the open-file limit to %d: %w", clients, lim.Cur, err)
+			return lim.Max, fmt.Errorf("%d clients: raising the open-file limit to %d: %w", clients, lim.Cur, err)
 		}
 	}
 	if lim.Cur < perProcess {
-		return fmt.Errorf("%d clients need %d open files in soak.js and in each Traefik; the hard limit here is %d (ulimit -Hn; raising it is not permitted)", clients, perProcess, lim.Max)
+		return lim.Max, fmt.Errorf("%d clients need %d open files in each Traefik; the hard limit here is %d (ulimit -Hn; raising it is not permitted)", clients, perProcess, lim.Max)
 	}
 	if 2*clients+1024 > 8192 {
 		st.NginxWorkers = int((uint64(2*clients) + lim.Cur/2) / (lim.Cur / 2)) // each worker well within the file limit
 		st.NginxConnections = (2*clients)/st.NginxWorkers + 4096
 		st.NginxFiles = int(lim.Cur)
 	}
-	return nil
+	return lim.Cur, nil
 }
 
-// soakPassed: no counted event lost, duplicated or reordered, and every
-// client back (on websocket, subscribed) at the end.
+// soakPassed: in the guard's phase, no counted event lost, duplicated or
+// reordered, and every client back (on websocket, subscribed) at the end.
+// (The trivial plugin's phase is the reference, not the verdict.)
 func soakPassed(r *soakReport) bool {
-	e := r.evaluation
+	return len(r.phases) > 0 && phasePassed(r.phases[0], r.clients)
+}
+
+func phasePassed(p *soakPhase, clients int) bool {
+	e := p.evaluation
 	return e.Counted > 0 && e.Lost == 0 && e.Duplicated == 0 && e.OutOfOrder == 0 &&
-		e.Websocket == r.clients && e.Subscribed == r.clients && e.PendingRecovery == 0 && e.UnexpectedDisconnects == 0
+		e.Websocket == clients && e.Subscribed == clients && e.PendingRecovery == 0 && e.UnexpectedDisconnects == 0
 }
 
 const soakReplicas = 3
 
-func soak(st *stack.Stack, clients, channels int, interval, healthTimeout time.Duration) (*soakReport, error) {
-	r := &soakReport{clients: clients, channels: channels, replicas: soakReplicas, interval: interval, healthTimeout: healthTimeout, started: time.Now(),
-		memory: map[string][]edgeSample{}, counters: map[string]guardCounterSnapshot{}}
-	redis, err := st.StartRedis("redis", 0)
-	if err != nil {
-		return nil, err
+// cpuEdgeNames: the two Traefiks of either phase, in the CPU samples.
+var cpuEdgeNames = []string{"traefik-a", "traefik-b"}
+
+// soakEnv is what the phases share: Redis, the web app, the replicas.
+type soakEnv struct {
+	st       *stack.Stack
+	o        soakOptions
+	redis    *stack.Redis
+	web      *stack.Webapp
+	replicas []*stack.Realtime
+	cpu      *cpuSampler
+}
+
+func soak(st *stack.Stack, o soakOptions) (*soakReport, error) {
+	r := &soakReport{soakOptions: o, replicas: soakReplicas, started: time.Now()}
+	env := &soakEnv{st: st, o: o, cpu: newCPUSampler(5 * time.Second)}
+	defer func() {
+		env.cpu.close()
+		r.cpu = env.cpu.list()
+		r.elapsed = time.Since(r.started)
+	}()
+	env.cpu.setStage("setup")
+	var err error
+	if env.redis, err = st.StartRedis("redis", 0); err != nil {
+		return r, err
 	}
+	env.cpu.track("redis", env.redis.Cmd.Process.Pid)
 	// The web app answers the realtime servers' session callbacks and
 	// publishes the events through Redis, as Frappe does.
-	web, err := st.StartWebapp("webapp", stack.WebappOptions{Site: stack.Site, Redis: redis.URL()})
-	if err != nil {
-		return nil, err
+	if env.web, err = st.StartWebapp("webapp", stack.WebappOptions{Site: stack.Site, Redis: env.redis.URL()}); err != nil {
+		return r, err
 	}
-	var replicas []*stack.Realtime
-	var servers []string
+	env.cpu.track("webapp", env.web.Cmd.Process.Pid)
+	env.cpu.listener("webapp", env.web.Port)
 	for i := 1; i <= soakReplicas; i++ {
-		rt, err := st.StartRealtime(fmt.Sprintf("replica-%d", i), stack.RealtimeOptions{Redis: redis.URL(), ServerIP: stack.Addr(web.Port), AckSubscriptions: true})
+		rt, err := st.StartRealtime(fmt.Sprintf("replica-%d", i), stack.RealtimeOptions{Redis: env.redis.URL(), ServerIP: stack.Addr(env.web.Port), AckSubscriptions: true})
 		if err != nil {
-			return nil, err
+			return r, err
 		}
-		replicas = append(replicas, rt)
+		env.replicas = append(env.replicas, rt)
+		env.cpu.track(fmt.Sprintf("replica-%d", i), rt.Cmd.Process.Pid)
+		env.cpu.listener(fmt.Sprintf("replica-%d", i), rt.Port)
+	}
+	r.limits = fmt.Sprintf("%d clients in %d Node process(es), on a %d-core machine shared with %d replicas, 2 Traefiks, nginx and Redis", o.clients, o.procs, runtime.NumCPU(), soakReplicas)
+	kinds := []string{"guard"}
+	if o.compareTrivial {
+		kinds = append(kinds, "trivial")
+	}
+	for _, kind := range kinds {
+		p, err := env.phase(kind)
+		if p != nil {
+			r.phases = append(r.phases, p)
+		}
+		if err != nil {
+			return r, fmt.Errorf("%s phase: %w", kind, err)
+		}
+	}
+	return r, nil
+}
+
+// soakDynamic is both Traefiks' dynamic configuration for a phase.
+func (env *soakEnv) soakDynamic(kind string) string {
+	var servers []string
+	for _, rt := range env.replicas {
 		servers = append(servers, fmt.Sprintf("{url: \"http://127.0.0.1:%d\"}", rt.Port))
 	}
-	dynamic := fmt.Sprintf(`
+	middleware := `    sio-guard:
+      plugin:
+        socketioguard:
+          setMissingOrigin: true
+          eioVersions: ["4"]
+          inspectPath: /socket.io/.guard
+`
+	if kind == "trivial" {
+		middleware = `    sio-guard:
+      plugin:
+        passthrough:
+          headers:
+            X-Demo: bench
+`
+	}
+	return fmt.Sprintf(`
 http:
   middlewares:
     frappe-site:
       headers:
         customRequestHeaders:
           X-Frappe-Site-Name: %[1]s
-    sio-guard:
-      plugin:
-        socketioguard:
-          setMissingOrigin: true
-          eioVersions: ["4"]
-          inspectPath: /socket.io/.guard
-  routers:
+%[4]s  routers:
     frappe-socketio:
       rule: Host(`+"`127.0.0.1`"+`) && PathPrefix(`+"`/socket.io`"+`)
       entryPoints: [web]
@@ -229,60 +393,162 @@ http:
         sticky: {cookie: {name: sio_sticky, httpOnly: true}}
         healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: %[3]s, timeout: %[3]s}
         servers: [%[2]s]
-`, stack.Site, strings.Join(servers, ", "), healthTimeout)
+`, stack.Site, strings.Join(servers, ", "), env.o.healthTimeout, middleware)
+}
+
+// phase runs the clients once through two Traefiks of this kind ("guard":
+// socketioguard behind the header-stripping nginx; "trivial": the trivial
+// plugin behind an nginx that passes Upgrade/Connection on, since a plugin
+// that repairs nothing cannot upgrade through the other), with the faults,
+// and stops the Traefiks and nginx again.
+func (env *soakEnv) phase(kind string) (*soakPhase, error) {
+	st, o, cpu := env.st, env.o, env.cpu
+	clients, channels, interval := o.clients, o.channels, o.interval
+	p := &soakPhase{name: kind, started: time.Now(), memory: map[string][]edgeSample{}, counters: map[string]guardCounterSnapshot{}}
+	stage := func(s string) { cpu.setStage(kind + ": " + s) }
+	stage("starting")
 	var edges []*stack.Traefik
 	var upstreams []string
-	for _, name := range []string{"traefik-a", "traefik-b"} {
+	names := []string{"traefik-a", "traefik-b"}
+	localPlugins := map[string]string(nil)
+	if kind == "trivial" {
+		names = []string{"traefik-a-trivial", "traefik-b-trivial"}
+		localPlugins = map[string]string{"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough")}
+		p.label = "two Traefiks with the trivial plugin (passthrough), behind an nginx that passes Upgrade/Connection on"
+	} else {
+		p.label = "two Traefiks with socketioguard, behind the header-stripping nginx"
+	}
+	defer func() {
+		for i, tr := range edges {
+			cpu.track(cpuEdgeNames[i])
+			tr.Stop()
+		}
+		cpu.track("nginx")
+		p.elapsed = time.Since(p.started)
+	}()
+	for _, name := range names {
+		// Its answers of 400 and above go to an access log (JSON), counted at the end.
+		accessLog := fmt.Sprintf("accessLog:\n  filePath: %s\n  format: json\n  filters:\n    statusCodes: [\"400-599\"]\n", filepath.Join(st.Dir, name+"-errors.json"))
 		tr, err := st.StartTraefik(stack.TraefikOptions{Name: name, EntryPoints: []string{"web"}, LogLevel: "ERROR", Metrics: true,
-			Routers: []string{"frappe-socketio@file"}, Dynamic: dynamic})
+			Routers: []string{"frappe-socketio@file"}, Dynamic: env.soakDynamic(kind), LocalPlugins: localPlugins, ExtraStatic: accessLog})
 		if err != nil {
-			return nil, err
+			return p, err
 		}
 		edges = append(edges, tr)
-		r.edges = append(r.edges, name)
-		upstreams = append(upstreams, fmt.Sprintf("server 127.0.0.1:%d;", tr.Ports["web"]))
+		p.edges = append(p.edges, name)
+		cpu.track(cpuEdgeNames[len(edges)-1], tr.Cmd.Process.Pid)
+		cpu.listener(cpuEdgeNames[len(edges)-1], tr.Ports["web"])
+		server := fmt.Sprintf("server 127.0.0.1:%d", tr.Ports["web"])
+		if o.maxFails >= 0 {
+			server += fmt.Sprintf(" max_fails=%d", o.maxFails)
+		}
+		upstreams = append(upstreams, server+";")
 	}
+	backlog := ""
+	if clients >= 5000 {
+		backlog = " backlog=4096" // nginx's default is 511: a burst of handshakes overflows it
+	}
+	frontName := "front-nginx"
 	// The report's broken front proxy (proxy_pass alone: Upgrade/Connection
 	// dropped), spreading requests over the two Traefiks.
-	front, err := st.StartNginx("front-nginx", fmt.Sprintf(`
+	frontConf := fmt.Sprintf(`
   upstream traefiks { %s }
   server {
-    listen 127.0.0.1:{{port}};
+    listen 127.0.0.1:{{port}}%s;
     location / {
       proxy_pass http://traefiks;
       proxy_set_header Host $http_host;
     }
-  }`, strings.Join(upstreams, " ")))
-	if err != nil {
-		return nil, err
+  }`, strings.Join(upstreams, " "), backlog)
+	if kind == "trivial" {
+		// Frappe's own nginx recipe for /socket.io (bench's nginx.conf:
+		// Upgrade, Connection, Origin $scheme://$http_host): the trivial
+		// plugin repairs nothing, and Node's clients send no Origin.
+		frontName = "front-nginx-upgrade"
+		frontConf = fmt.Sprintf(`
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  upstream traefiks { %s }
+  server {
+    listen 127.0.0.1:{{port}}%s;
+    location / {
+      proxy_pass http://traefiks;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Origin $scheme://$http_host;
+      proxy_set_header Host $http_host;
+    }
+  }`, strings.Join(upstreams, " "), backlog)
 	}
+	front, err := st.StartNginx(frontName, frontConf)
+	if err != nil {
+		return p, err
+	}
+	defer front.Stop()
+	cpu.track("nginx", front.Cmd.Process.Pid)
+	cpu.listener("nginx", front.Port)
+	defer func() {
+		p.nginxErrors = nginxErrorCounts(filepath.Join(st.Dir, frontName, "logs", "error.log"))
+		p.traefikErrors = map[string]int{}
+		for _, tr := range edges {
+			for k, v := range logCounts(tr.Logs()) {
+				p.traefikErrors[k] += v
+			}
+		}
+		p.traefikAccess = map[string]int{}
+		for _, name := range p.edges {
+			for k, v := range traefikAccessCounts(filepath.Join(st.Dir, name+"-errors.json"), p.firstEvent) {
+				p.traefikAccess[k] += v
+			}
+		}
+		p.nginxAccess = nginxAccessCounts(filepath.Join(st.Dir, frontName, "logs", "access.log"), p.firstEvent)
+	}()
 	sample := func() {
 		for i, tr := range edges {
 			rss, heap, g, _ := traefikMemory(tr)
-			r.memory[r.edges[i]] = append(r.memory[r.edges[i]], edgeSample{rss, heap, g})
+			p.memory[p.edges[i]] = append(p.memory[p.edges[i]], edgeSample{rss, heap, g})
 		}
 	}
 	sample()
 
-	d, err := startNodeDriver[soakStatus](st, "soak.js", "--url", front.URL(),
-		"--namespace", "/"+stack.Site, "--clients", fmt.Sprint(clients), "--channels", fmt.Sprint(channels))
+	stage("connecting")
+	d, err := startSoakClients(st, front.URL(), clients, channels, o.procs, o.sourceAddrs, o.rate, o.reconnectDelay)
 	if err != nil {
-		return nil, err
+		return p, err
 	}
 	defer d.stop()
+	cpu.track("soak.js", d.pids()...)
+	defer cpu.track("soak.js")
 
 	allBack := func(s soakStatus) bool {
 		return s.Connected == clients && s.Websocket == clients && s.Subscribed == clients && s.PendingRecovery == 0
 	}
-	fmt.Printf("soak: %d clients → header-stripping nginx → 2 Traefiks + guard → %d replicas (Frappe's way) → Redis\n", clients, soakReplicas)
-	s, err := d.waitFor("status", time.Duration(180+clients/50)*time.Second, 250*time.Millisecond, allBack)
-	if err != nil {
-		return nil, fmt.Errorf("clients never all connected on websocket: %w", err)
+	fmt.Printf("soak (%s): %d clients (%d process(es)%s, %s) → %s → %d replicas (Frappe's way) → Redis\n", kind, clients, o.procs,
+		map[bool]string{true: ", own source addresses", false: ""}[o.sourceAddrs], map[bool]string{true: fmt.Sprintf("%d a second", o.rate), false: "all at once"}[o.rate > 0], p.label, soakReplicas)
+	connectTimeout := time.Duration(180+clients/50) * time.Second
+	if o.rate > 0 {
+		connectTimeout = time.Duration(clients/o.rate+120) * time.Second
 	}
-	fmt.Printf("  all %d connected, on websocket, subscribed\n", s.Connected)
+	connectStart := time.Now()
+	p.connectedAfter = -1
+	s, err := d.waitFor("status", connectTimeout, 250*time.Millisecond, allBack)
+	p.atConnect = s
+	if err != nil {
+		if s.Type == "" {
+			return p, err
+		}
+		p.notes = append(p.notes, fmt.Sprintf("not all on websocket and subscribed %s after the first client started: %s", connectTimeout, s.brief()))
+		fmt.Printf("  NOT all connected within %s: %s\n", connectTimeout, s.brief())
+	} else {
+		p.connectedAfter = time.Since(connectStart)
+		fmt.Printf("  all %d connected, on websocket, subscribed after %s\n", s.Connected, p.connectedAfter.Round(100*time.Millisecond))
+	}
+	p.sources = sourceAddresses(front.Port)
+	fmt.Printf("  connections to nginx by source address: %s\n", p.sources)
 	sample()
 
 	// Events: one round per interval, one event per channel, for the whole run.
+	stage("events")
 	var (
 		mu     sync.Mutex
 		events []soakEvent
@@ -292,6 +558,7 @@ http:
 	stopPublishing := make(chan struct{})
 	publisherDone := make(chan struct{})
 	firstEvent := time.Now()
+	p.firstEvent = firstEvent
 	go func() {
 		defer close(publisherDone)
 		ticker := time.NewTicker(interval)
@@ -302,7 +569,7 @@ http:
 				msg := map[string]any{"channel_id": channel, "sender": "Administrator", "seq": seq,
 					"message_id": fmt.Sprintf("SOAK-%d-%d", ch, seq), "message_details": map[string]any{"text": fmt.Sprint("message ", seq), "message_type": "Text"}}
 				liveNow := int(live.Load())
-				n, err := web.Publish(stack.Site, "doc:Raven Channel/"+channel, "message_created", msg)
+				n, err := env.web.Publish(stack.Site, "doc:Raven Channel/"+channel, "message_created", msg)
 				mu.Lock()
 				events = append(events, soakEvent{Channel: channel, Seq: seq, T: time.Now().UnixMilli(), Reached: err == nil && n >= liveNow, count: n})
 				mu.Unlock()
@@ -314,6 +581,15 @@ http:
 			}
 		}
 	}()
+	stopEvents := func() {
+		select {
+		case <-stopPublishing:
+		default:
+			close(stopPublishing)
+		}
+		<-publisherDone
+	}
+	defer stopEvents()
 	reachedAllSince := func(since time.Time) time.Duration {
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
@@ -337,82 +613,97 @@ http:
 
 	// Fault 1: kill -9 one replica. Its clients fail over (the health check
 	// removes it; the sticky cookie then points elsewhere).
-	victim := replicas[1]
+	stage("replica killed")
+	victim := env.replicas[1]
 	if err := markFault("replica-killed"); err != nil {
-		return nil, err
+		return p, err
 	}
 	killAt := time.Now()
 	live.Store(soakReplicas - 1)
 	_ = syscall.Kill(-victim.Cmd.Process.Pid, syscall.SIGKILL)
 	victim.Wait()
-	r.faults = append(r.faults, faultRecord{name: "replica-killed", what: fmt.Sprintf("kill -9 of %s (one of %d replicas)", victim.Name, soakReplicas), at: killAt.Sub(firstEvent)})
-	if _, err := d.waitFor("status", 120*time.Second, 250*time.Millisecond, allBack); err != nil {
-		return nil, fmt.Errorf("the killed replica's clients did not all come back: %w; the guard's counters: %+v, %+v", err, guardCounters(edges[0]), guardCounters(edges[1]))
+	p.faults = append(p.faults, faultRecord{name: "replica-killed", what: fmt.Sprintf("kill -9 of %s (one of %d replicas)", victim.Name, soakReplicas), at: killAt.Sub(firstEvent)})
+	if s, err := d.waitFor("status", 120*time.Second, 250*time.Millisecond, allBack); err != nil {
+		if s.Type == "" {
+			return p, err
+		}
+		p.notes = append(p.notes, fmt.Sprintf("after the kill, not all back on websocket within 120 s: %s", s.brief()))
+		fmt.Printf("  killed %s: NOT all back within 120 s: %s\n", victim.Name, s.brief())
+	} else {
+		fmt.Printf("  killed %s: every affected client back on websocket after %s\n", victim.Name, time.Since(killAt).Round(100*time.Millisecond))
 	}
-	fmt.Printf("  killed %s: every affected client back on websocket after %s\n", victim.Name, time.Since(killAt).Round(100*time.Millisecond))
 	sample()
 	time.Sleep(3 * time.Second)
 
 	// The killed replica starts again on its port (no client should move).
+	stage("replica back")
 	if err := markFault("replica-back"); err != nil {
-		return nil, err
+		return p, err
 	}
 	backAt := time.Now()
-	if replicas[1], err = victim.Restart(st, victim.Name+"-again"); err != nil {
-		return nil, err
+	if env.replicas[1], err = victim.Restart(st, victim.Name+"-"+kind+"-again"); err != nil {
+		return p, err
 	}
+	cpu.track("replica-2", env.replicas[1].Cmd.Process.Pid)
 	live.Store(soakReplicas)
-	r.faults = append(r.faults, faultRecord{name: "replica-back", what: victim.Name + " started again on its port", at: backAt.Sub(firstEvent),
+	p.faults = append(p.faults, faultRecord{name: "replica-back", what: victim.Name + " started again on its port", at: backAt.Sub(firstEvent),
 		eventsUntil: reachedAllSince(backAt)})
 	time.Sleep(4 * time.Second)
 
 	// Redis restarts once: every replica's subscription goes and comes back.
+	stage("redis restarted")
 	if err := markFault("redis-restarted"); err != nil {
-		return nil, err
+		return p, err
 	}
 	redisAt := time.Now()
-	redis.Stop()
+	env.redis.Stop()
 	time.Sleep(time.Second) // a restart that takes a second
-	if redis, err = st.StartRedis("redis-again", redis.Port); err != nil {
-		return nil, err
+	if env.redis, err = st.StartRedis("redis-"+kind+"-again", env.redis.Port); err != nil {
+		return p, err
 	}
-	r.faults = append(r.faults, faultRecord{name: "redis-restarted", what: "Redis stopped, and started again on its port 1 s later", at: redisAt.Sub(firstEvent),
+	cpu.track("redis", env.redis.Cmd.Process.Pid)
+	p.faults = append(p.faults, faultRecord{name: "redis-restarted", what: "Redis stopped, and started again on its port 1 s later", at: redisAt.Sub(firstEvent),
 		eventsUntil: reachedAllSince(redisAt)})
-	fmt.Printf("  restarted Redis: PUBLISH reached every replica again after %s\n", r.faults[len(r.faults)-1].eventsUntil.Round(100*time.Millisecond))
+	fmt.Printf("  restarted Redis: PUBLISH reached every replica again after %s\n", p.faults[len(p.faults)-1].eventsUntil.Round(100*time.Millisecond))
 	time.Sleep(4 * time.Second)
+	stage("events")
 	if err := markFault("-"); err != nil {
-		return nil, err
+		return p, err
 	}
 	time.Sleep(3 * time.Second)
-	close(stopPublishing)
-	<-publisherDone
+	stopEvents()
 	time.Sleep(2 * time.Second) // the last events arrive
 
+	stage("evaluating")
 	mu.Lock()
-	r.published = len(events)
+	p.published = len(events)
 	for _, ev := range events {
 		if !ev.Reached {
-			r.notReached++
+			p.notReached++
 		}
 	}
 	list, _ := json.Marshal(events)
 	mu.Unlock()
-	eventsFile := filepath.Join(st.Dir, "events.json")
+	eventsFile := filepath.Join(st.Dir, "events-"+kind+".json")
 	if err := os.WriteFile(eventsFile, list, 0o644); err != nil {
-		return nil, err
+		return p, err
 	}
-	if r.evaluation, err = d.ask("evaluate " + eventsFile); err != nil {
-		return nil, err
+	if p.evaluation, err = d.ask("evaluate " + eventsFile); err != nil {
+		return p, err
 	}
-	e := r.evaluation
+	e := p.evaluation
 	fmt.Printf("  %d events published (%d not reaching every live replica); counted deliveries: %d, received once %d, lost %d, duplicated %d, out of order %d; in gaps: %d (%d received, %d missed)\n",
-		r.published, r.notReached, e.Counted, e.ReceivedOnce, e.Lost, e.Duplicated, e.OutOfOrder, e.GapEvents, e.GapReceived, e.GapMissed)
+		p.published, p.notReached, e.Counted, e.ReceivedOnce, e.Lost, e.Duplicated, e.OutOfOrder, e.GapEvents, e.GapReceived, e.GapMissed)
+	fmt.Printf("  at the end: %s\n", e.brief())
 	sample()
 	for i, tr := range edges {
-		r.counters[r.edges[i]] = guardCounters(tr)
+		if kind == "guard" {
+			p.counters[p.edges[i]] = guardCounters(tr)
+		}
 	}
-	if r.final, err = d.ask("close"); err != nil {
-		return nil, err
+	stage("closing")
+	if p.final, err = d.ask("close"); err != nil {
+		return p, err
 	}
 	// Let the closed connections finish (goroutines back near the start), at most 20 s.
 	for i := 0; i < 40; i++ {
@@ -420,16 +711,94 @@ http:
 		settled := true
 		for j, tr := range edges {
 			_, _, g, _ := traefikMemory(tr)
-			settled = settled && g <= r.memory[r.edges[j]][0].goroutines+10
+			settled = settled && g <= p.memory[p.edges[j]][0].goroutines+10
 		}
 		if settled {
 			break
 		}
 	}
 	sample()
-	r.limits = fmt.Sprintf("%d clients in one Node process, on a %d-core machine shared with %d replicas, 2 Traefiks, nginx and Redis", clients, runtime.NumCPU(), soakReplicas)
-	r.elapsed = time.Since(r.started)
-	return r, nil
+	return p, nil
+}
+
+// nginxErrorCounts counts the lines of nginx's error log by message (the
+// part between "*N " and the first ", client:"), at info and above.
+func nginxErrorCounts(path string) map[string]int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		level := ""
+		for _, l := range []string{"[info]", "[error]", "[warn]", "[crit]", "[alert]", "[emerg]"} {
+			if strings.Contains(line, l) {
+				level = l
+			}
+		}
+		if level == "" {
+			continue
+		}
+		msg := line
+		if i := strings.Index(msg, "*"); i >= 0 {
+			if j := strings.IndexByte(msg[i:], ' '); j > 0 {
+				msg = msg[i+j+1:]
+			}
+		} else if i := strings.Index(msg, level); i >= 0 {
+			msg = msg[i+len(level):]
+			if j := strings.IndexByte(msg, ':'); j >= 0 {
+				msg = msg[j+1:]
+			}
+		}
+		if i := strings.Index(msg, ", client:"); i >= 0 {
+			msg = msg[:i]
+		}
+		out[level+" "+strings.TrimSpace(msg)]++
+	}
+	return out
+}
+
+// logCounts counts a Traefik's log lines by message (its "msg" or the text
+// after the level), addresses and numbers blurred.
+func logCounts(logs string) map[string]int {
+	out := map[string]int{}
+	for _, line := range strings.Split(logs, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		msg := line
+		for _, lvl := range []string{" ERR ", " WRN ", " FTL ", " INF "} {
+			if i := strings.Index(msg, lvl); i >= 0 {
+				msg = strings.TrimSpace(msg[i:])
+				break
+			}
+		}
+		msg = blurNumbers(msg)
+		if len(msg) > 200 {
+			msg = msg[:200] + "…"
+		}
+		out[msg]++
+	}
+	return out
+}
+
+// blurNumbers writes every run of digits as N (ports, ids, times).
+func blurNumbers(s string) string {
+	var b strings.Builder
+	inDigits := false
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			if !inDigits {
+				b.WriteByte('N')
+			}
+			inDigits = true
+			continue
+		}
+		inDigits = false
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // guardCounters reads the guard's inspect endpoint on one Traefik.
@@ -452,71 +821,83 @@ func guardCounters(tr *stack.Traefik) guardCounterSnapshot {
 	return guardCounterSnapshot{requests: c.EngineIORequests, repairs: c.Repairs, diagnoses: c.Diagnoses, rejections: c.Rejections}
 }
 
-func writeSoakReport(r *soakReport, out string) error {
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	verdict := "PASSED"
-	if !soakPassed(r) {
-		verdict = "FAILED"
-	}
-	e := r.evaluation
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Soak: %d clients, two Traefiks, %d replicas on Redis, with faults\n\n", r.clients, r.replicas)
-	fmt.Fprintf(&b, "`make soak` (`e2e/cmd/bench soak`), %s, %s: **%s**.\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"), r.elapsed.Round(time.Second), verdict)
-	fmt.Fprintf(&b, "%d socket.io-client 4.8 sessions (one Node process, cookies kept like a browser) → nginx with `proxy_pass` only (drops Upgrade/Connection), spreading requests over two Traefik %s with socketioguard (`setMissingOrigin`, `eioVersions: 4`) and the same dynamic configuration → %d Frappe-like Socket.IO 4.8 replicas, Frappe's way (each subscribes to Redis `events`), behind `loadBalancer.sticky.cookie` and `healthCheck` (a polling handshake every %s) → Debian's Redis. Each client joins one of %d channels (`doc:Raven Channel/soak-N`); the web app publishes one `message_created` per channel every %s (`PUBLISH events`, as `frappe.publish_realtime`) for the whole run.\n\n", r.clients, stack.MainTraefik, r.replicas, r.healthTimeout, r.channels, r.interval)
-	fmt.Fprintf(&b, "An event is **counted** for a client when its PUBLISH reached every live replica (Redis's answer) and the client was subscribed from 1 s before to 1 s after it; every other event is counted apart (**in gaps**).\n\n")
-	fmt.Fprintf(&b, "| | count |\n|---|---|\n")
-	row := func(name string, v int) { fmt.Fprintf(&b, "| %s | %d |\n", name, v) }
-	row("events published", r.published)
-	row("events whose PUBLISH did not reach every live replica", r.notReached)
-	row("counted deliveries (client × event)", e.Counted)
-	row("… received exactly once", e.ReceivedOnce)
-	row("… lost", e.Lost)
-	row("… duplicated", e.Duplicated)
-	row("… out of order", e.OutOfOrder)
-	row("deliveries in gaps (not counted)", e.GapEvents)
-	row("… received anyway", e.GapReceived)
-	row("… missed", e.GapMissed)
-	row("… duplicated", e.GapDuplicated)
-	row("clients on websocket and subscribed at the end", min(e.Websocket, e.Subscribed))
-	row("unexpected disconnects (outside the faults)", e.UnexpectedDisconnects)
-	fmt.Fprintf(&b, "\n## Faults\n\n| fault | at | clients disconnected | back on websocket: p50 / p90 / max | events in gaps |\n|---|---|---|---|---|\n")
-	for _, f := range r.faults {
-		sf := e.Faults[f.name]
-		back := "—"
-		if sf.Affected > 0 {
-			back = fmt.Sprintf("%d of %d: %.1f s / %.1f s / %.1f s", sf.Recovered, sf.Affected, float64(sf.P50)/1000, float64(sf.P90)/1000, float64(sf.Max)/1000)
+// transportOf is "polling", "websocket" or "other" for a request URI.
+func transportOf(uri string) string {
+	switch {
+	case strings.Contains(uri, "transport=polling"):
+		if strings.Contains(uri, "sid=") {
+			return "polling"
 		}
-		gaps := fmt.Sprintf("%d missed, %d received anyway", sf.GapMissed, sf.GapReceived)
-		if f.eventsUntil > 0 {
-			gaps += fmt.Sprintf("; PUBLISH reached every replica again %.1f s after the fault began", f.eventsUntil.Seconds())
+		return "polling handshake"
+	case strings.Contains(uri, "transport=websocket"):
+		return "websocket"
+	}
+	return "other"
+}
+
+// traefikAccessCounts counts a Traefik's JSON access log (400 and above) by
+// status, method, transport and the replica it went to.
+func traefikAccessCounts(path string, firstEvent time.Time) map[string]int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		var e struct {
+			Status int             `json:"DownstreamStatus"`
+			Method string          `json:"RequestMethod"`
+			Path   string          `json:"RequestPath"`
+			Server json.RawMessage `json:"ServiceURL"`
+			Start  time.Time       `json:"StartUTC"`
 		}
-		fmt.Fprintf(&b, "| %s | %.1f s | %d | %s | %s |\n", f.what, f.at.Seconds(), sf.Affected, back, gaps)
+		if json.Unmarshal([]byte(line), &e) != nil || e.Status == 0 {
+			continue
+		}
+		out[fmt.Sprintf("%s: %d %s %s → %s", soakWhen(e.Start, firstEvent), e.Status, e.Method, transportOf(e.Path), strings.Trim(string(e.Server), `"`))]++
 	}
-	fmt.Fprintf(&b, "\nDisconnect reasons per fault (socket.io-client's): ")
-	for _, f := range r.faults {
-		fmt.Fprintf(&b, "%s %v; ", f.name, e.Faults[f.name].DisconnectReasons)
+	return out
+}
+
+// nginxAccessCounts counts nginx's access log (combined format) by status,
+// method and transport.
+func nginxAccessCounts(path string, firstEvent time.Time) map[string]int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
 	}
-	fmt.Fprintf(&b, "outside faults %v. Connect errors: %v. Deliveries in gaps outside every fault's window: %d missed, %d received.\n",
-		e.UnexpectedReasons, e.ConnectErrorMessages, e.GapsOutside.GapMissed, e.GapsOutside.GapReceived)
-	fmt.Fprintf(&b, "\nA fault's window runs from 1 s before it to 1 s after its last affected client was back (at least 2 s). Deliveries in gaps are the events a client could not be expected to get: published while it was reconnecting (and the second around it), or while a replica's subscription to Redis was down. They are counted here, not hidden, and not held against the run.\n")
-	fmt.Fprintf(&b, "\n## The guard, on each Traefik (inspect endpoint)\n\n| Traefik | Engine.IO requests | repairs | diagnoses | rejections |\n|---|---|---|---|---|\n")
-	for _, name := range r.edges {
-		c := r.counters[name]
-		fmt.Fprintf(&b, "| %s | %d | %v | %v | %v |\n", name, c.requests, c.repairs, c.diagnoses, c.rejections)
-	}
-	fmt.Fprintf(&b, "\n## Traefik's memory and goroutines\n\nGo heap in use (from its metrics, after a forced GC), RSS from /proc, goroutines.\n\n| Traefik | before the clients | all connected | after the faults | after the clients closed |\n|---|---|---|---|---|\n")
-	for _, name := range r.edges {
-		m := r.memory[name]
-		fmt.Fprintf(&b, "| %s |", name)
-		for _, idx := range []int{0, 1, len(m) - 2, len(m) - 1} {
-			if idx >= 0 && idx < len(m) {
-				fmt.Fprintf(&b, " heap %.1f MiB, RSS %.1f MiB, %.0f goroutines |", m[idx].heap, m[idx].rss, m[idx].goroutines)
+	out := map[string]int{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		// … [06/Dec/2026:23:39:42 +0000] "GET /socket.io/?EIO=4&transport=polling… HTTP/1.1" 200 …
+		var at time.Time
+		if i := strings.IndexByte(line, '['); i >= 0 {
+			if j := strings.IndexByte(line[i:], ']'); j > 0 {
+				at, _ = time.Parse("02/Jan/2006:15:04:05 -0700", line[i+1:i+j])
 			}
 		}
-		b.WriteString("\n")
+		_, rest, ok := strings.Cut(line, "\"")
+		if !ok {
+			continue
+		}
+		request, rest, ok := strings.Cut(rest, "\"")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(request)
+		status := strings.Fields(rest)
+		if len(f) < 2 || len(status) < 1 {
+			continue
+		}
+		out[fmt.Sprintf("%s: %s %s %s", soakWhen(at, firstEvent), status[0], f[0], transportOf(f[1]))]++
 	}
-	fmt.Fprintf(&b, "\nLimits: %s.\n", r.limits)
-	return os.WriteFile(filepath.Join(out, "soak.md"), []byte(b.String()), 0o644)
+	return out
+}
+
+// soakWhen: "connecting" before the first event (nginx logs the end of a
+// request: a long poll ends up to 25 s after it began), else "events, faults".
+func soakWhen(t, firstEvent time.Time) string {
+	if firstEvent.IsZero() || t.Before(firstEvent) {
+		return "connecting"
+	}
+	return "events, faults"
 }
