@@ -19,6 +19,10 @@ type engineIORequest struct {
 	// "/socket.io/" (Engine.IO servers only answer the form with the slash).
 	missingSlash bool
 
+	// proven: the short way's poll expression proved the query whole (a
+	// poll of an open session: EIO accepted, polling, a sid, no JSONP, each
+	// key once); the fields below it are then only transport and hasSID.
+	proven bool
 	// queryProblem: the query could not be read as the server will read it
 	// (too long, too many parameters, a malformed escape); nil when read.
 	queryProblem         *problem
@@ -56,6 +60,19 @@ func matchEngineIOPath(prefixes []string, path string) (prefix string, missingSl
 		}
 	}
 	return "", false, false
+}
+
+// readEngineIORequest reads what the full way checks of an Engine.IO
+// request. A poll of an open session whose query the short way's expression
+// proves whole (its path took the full way: a repaired or longer one) is
+// taken as proven, its query not read again: nothing in it to refuse.
+func readEngineIORequest(g *Guard, req *http.Request, missingSlash bool) *engineIORequest {
+	if query := req.URL.RawQuery; len(query) <= maxShortWayQuery && g.settings.pollQuery.MatchString(query) {
+		return &engineIORequest{missingSlash: missingSlash, proven: true, transport: transportPolling, hasSID: true}
+	}
+	eio := &engineIORequest{missingSlash: missingSlash}
+	eio.queryProblem = readEngineIOQuery(req.URL.RawQuery, eio)
+	return eio
 }
 
 // carriesEngineIOKeys: a client bundle's name with EIO, transport, sid or j

@@ -222,6 +222,10 @@ func serveFullWay(g *Guard, rw http.ResponseWriter, req *http.Request) {
 	if eio == nil {
 		return // answered or passed on by classify
 	}
+	if eio.proven {
+		repairAndForward(g, rw, req, eio)
+		return
+	}
 	if p := findProblem(g, req, eio); p != nil {
 		reject(g, rw, req, p, p.status, describeRejection[p](g, req, eio), "")
 		return
@@ -250,9 +254,7 @@ func classify(g *Guard, rw http.ResponseWriter, req *http.Request) *engineIORequ
 		return nil
 	}
 	atomic.AddInt64(&g.counters.requests, 1)
-	eio := &engineIORequest{missingSlash: missingSlash}
-	eio.queryProblem = readEngineIOQuery(req.URL.RawQuery, eio)
-	return eio
+	return readEngineIORequest(g, req, missingSlash)
 }
 
 // classifyOther serves what classify does not read in full: what is no

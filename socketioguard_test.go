@@ -262,6 +262,24 @@ func guardScenarios() []scenario {
 			wantSeenURI: "/socket.io/?EIO=4&transport=polling&t=abc",
 		},
 		{
+			// The full way (the path is not the short way's) takes the query
+			// the short way's poll expression proves whole as proven.
+			name: "a poll of an open session without the trailing slash: path repaired, query intact", method: "GET",
+			target: "/socket.io?EIO=4&transport=polling&t=abc&sid=lv_VI97HAXpY6yYWAAAC", answer: backendAnswer{200, "text/plain; charset=UTF-8", "2", ""},
+			wantStatus: 200, wantForwarded: true, wantRepaired: "path",
+			wantSeenURI: "/socket.io/?EIO=4&transport=polling&t=abc&sid=lv_VI97HAXpY6yYWAAAC",
+		},
+		{
+			name: "a poll of an open session under a longer path (engine.io matches its path as a prefix)", method: "POST",
+			target: "/socket.io/extra/segment?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC", answer: socketIOPostOK,
+			wantStatus: 200, wantForwarded: true,
+			wantSeenURI: "/socket.io/extra/segment?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC",
+		},
+		{
+			name: "the same with its sid twice is refused on the full way too", method: "GET",
+			target: "/socket.io/extra?EIO=4&transport=polling&sid=a&sid=b", wantStatus: 400, wantError: "query-ambiguous",
+		},
+		{
 			name: "path without trailing slash with normalizePath off", config: func(c *Config) { c.NormalizePath = false },
 			method: "GET", target: "/socket.io?EIO=4&transport=polling", answer: socketIOHandshake,
 			wantStatus: 200, wantForwarded: true, wantSeenURI: "/socket.io?EIO=4&transport=polling",
