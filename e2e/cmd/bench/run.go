@@ -355,7 +355,7 @@ const handshakeFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWrite
 	}
 	repairMissingOrigin(g, rw, req)
 	recorder := &httptest.ResponseRecorder{HeaderMap: rw.Header(), Code: http.StatusOK}
-	answer := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: rw, captured: true}
+	answer := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: rw}
 	g.next.ServeHTTP(answer, req)
 	if answer.sent {
 		return
