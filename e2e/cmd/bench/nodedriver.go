@@ -64,14 +64,20 @@ func (d *nodeDriver[T]) ask(command string) (T, error) {
 
 // waitFor asks until ok(answer) or the time runs out, every interval.
 func (d *nodeDriver[T]) waitFor(command string, timeout, interval time.Duration, ok func(T) bool) (T, error) {
+	return waitUntil(d.ask, command, timeout, interval, ok, func(answer T) string { return fmt.Sprintf("%+v", answer) })
+}
+
+// waitUntil asks (command) until ok(answer) or the time runs out, every
+// interval; the error shows the last answer as brief writes it.
+func waitUntil[T any](ask func(string) (T, error), command string, timeout, interval time.Duration, ok func(T) bool, brief func(T) string) (T, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		answer, err := d.ask(command)
+		answer, err := ask(command)
 		if err != nil || ok(answer) {
 			return answer, err
 		}
 		if time.Now().After(deadline) {
-			return answer, fmt.Errorf("not reached within %s: %+v", timeout, answer)
+			return answer, fmt.Errorf("not reached within %s: %s", timeout, brief(answer))
 		}
 		time.Sleep(interval)
 	}

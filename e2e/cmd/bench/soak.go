@@ -724,12 +724,7 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 // nginxErrorCounts counts the lines of nginx's error log by message (the
 // part between "*N " and the first ", client:"), at info and above.
 func nginxErrorCounts(path string) map[string]int {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	out := map[string]int{}
-	for _, line := range strings.Split(string(raw), "\n") {
+	return countLines(path, func(line string) string {
 		level := ""
 		for _, l := range []string{"[info]", "[error]", "[warn]", "[crit]", "[alert]", "[emerg]"} {
 			if strings.Contains(line, l) {
@@ -737,7 +732,7 @@ func nginxErrorCounts(path string) map[string]int {
 			}
 		}
 		if level == "" {
-			continue
+			return ""
 		}
 		msg := line
 		if i := strings.Index(msg, "*"); i >= 0 {
@@ -753,7 +748,22 @@ func nginxErrorCounts(path string) map[string]int {
 		if i := strings.Index(msg, ", client:"); i >= 0 {
 			msg = msg[:i]
 		}
-		out[level+" "+strings.TrimSpace(msg)]++
+		return level + " " + strings.TrimSpace(msg)
+	})
+}
+
+// countLines counts the lines of a log file by the key each reads as (""
+// for a line not counted); nil when the file cannot be read.
+func countLines(path string, key func(line string) string) map[string]int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k := key(line); k != "" {
+			out[k]++
+		}
 	}
 	return out
 }
@@ -838,12 +848,7 @@ func transportOf(uri string) string {
 // traefikAccessCounts counts a Traefik's JSON access log (400 and above) by
 // status, method, transport and the replica it went to.
 func traefikAccessCounts(path string, firstEvent time.Time) map[string]int {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	out := map[string]int{}
-	for _, line := range strings.Split(string(raw), "\n") {
+	return countLines(path, func(line string) string {
 		var e struct {
 			Status int             `json:"DownstreamStatus"`
 			Method string          `json:"RequestMethod"`
@@ -852,22 +857,16 @@ func traefikAccessCounts(path string, firstEvent time.Time) map[string]int {
 			Start  time.Time       `json:"StartUTC"`
 		}
 		if json.Unmarshal([]byte(line), &e) != nil || e.Status == 0 {
-			continue
+			return ""
 		}
-		out[fmt.Sprintf("%s: %d %s %s → %s", soakWhen(e.Start, firstEvent), e.Status, e.Method, transportOf(e.Path), strings.Trim(string(e.Server), `"`))]++
-	}
-	return out
+		return fmt.Sprintf("%s: %d %s %s → %s", soakWhen(e.Start, firstEvent), e.Status, e.Method, transportOf(e.Path), strings.Trim(string(e.Server), `"`))
+	})
 }
 
 // nginxAccessCounts counts nginx's access log (combined format) by status,
 // method and transport.
 func nginxAccessCounts(path string, firstEvent time.Time) map[string]int {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	out := map[string]int{}
-	for _, line := range strings.Split(string(raw), "\n") {
+	return countLines(path, func(line string) string {
 		// … [06/Dec/2026:23:39:42 +0000] "GET /socket.io/?EIO=4&transport=polling… HTTP/1.1" 200 …
 		var at time.Time
 		if i := strings.IndexByte(line, '['); i >= 0 {
@@ -877,20 +876,19 @@ func nginxAccessCounts(path string, firstEvent time.Time) map[string]int {
 		}
 		_, rest, ok := strings.Cut(line, "\"")
 		if !ok {
-			continue
+			return ""
 		}
 		request, rest, ok := strings.Cut(rest, "\"")
 		if !ok {
-			continue
+			return ""
 		}
 		f := strings.Fields(request)
 		status := strings.Fields(rest)
 		if len(f) < 2 || len(status) < 1 {
-			continue
+			return ""
 		}
-		out[fmt.Sprintf("%s: %s %s %s", soakWhen(at, firstEvent), status[0], f[0], transportOf(f[1]))]++
-	}
-	return out
+		return fmt.Sprintf("%s: %s %s %s", soakWhen(at, firstEvent), status[0], f[0], transportOf(f[1]))
+	})
 }
 
 // soakWhen: "connecting" before the first event (nginx logs the end of a

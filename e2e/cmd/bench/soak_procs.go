@@ -96,17 +96,7 @@ func (c *soakClients) ask(command string) (soakStatus, error) {
 
 // waitFor asks until ok(answer) or the time runs out, every interval.
 func (c *soakClients) waitFor(command string, timeout, interval time.Duration, ok func(soakStatus) bool) (soakStatus, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		answer, err := c.ask(command)
-		if err != nil || ok(answer) {
-			return answer, err
-		}
-		if time.Now().After(deadline) {
-			return answer, fmt.Errorf("not reached within %s: %s", timeout, answer.brief())
-		}
-		time.Sleep(interval)
-	}
+	return waitUntil(c.ask, command, timeout, interval, ok, soakStatus.brief)
 }
 
 // brief is a status in one line, without the per-time tables.
