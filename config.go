@@ -97,8 +97,8 @@ type settings struct {
 	paths         []string
 	shortWayPaths map[string]bool // guard mode: the paths a request may take the short way on
 	clientBundles map[string]bool // the client bundles' names (socketIOClientBundles)
-	// The queries the short way serves (see shortWayQuery), set when the
-	// short way is on (shortWayPaths); websocketQuery is then noQuery when
+	// The queries the short way serves (see shortWayQuery) when it is on
+	// (shortWayPaths), noQuery otherwise; websocketQuery is also noQuery when
 	// websocket is not an accepted transport.
 	pollQuery, handshakeQuery, websocketQuery *regexp.Regexp
 	// engineIOContentTypes: the Content-Types of Engine.IO's polling answers,
@@ -182,6 +182,9 @@ func validate(cfg *Config) (settings, error) {
 	// The short way's path lookup costs the same for a path of any length
 	// only in a map of at most eight entries (Go compares a long key's length
 	// before hashing it there); with more paths, every request takes the full way.
+	// Without the short way its expressions match nothing (the full way
+	// tries pollQuery too: readEngineIORequest).
+	s.pollQuery, s.handshakeQuery, s.websocketQuery = noQuery, noQuery, noQuery
 	if !s.fallback && s.transportAccepted[transportPolling] && len(s.paths) <= 8 {
 		s.shortWayPaths = setOf(s.paths)
 		s.pollQuery = shortWayQuery(s.eioVersions, transportPolling, true)

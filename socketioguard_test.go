@@ -276,6 +276,20 @@ func guardScenarios() []scenario {
 			wantSeenURI: "/socket.io/extra/segment?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC",
 		},
 		{
+			// Without the short way (websocket only, or more than eight
+			// paths) the full way reads every query itself.
+			name: "a poll of an open session when only websocket is accepted", config: func(c *Config) { c.Transports = []string{"websocket"} },
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC",
+			wantStatus: 400, wantError: "transport-unknown",
+		},
+		{
+			name: "a poll of an open session on one of nine paths", config: func(c *Config) {
+				c.Paths = []string{"/a/", "/b/", "/c/", "/d/", "/e/", "/f/", "/g/", "/h/", "/socket.io/"}
+			},
+			method: "GET", target: "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC", answer: backendAnswer{200, "text/plain; charset=UTF-8", "2", ""},
+			wantStatus: 200, wantForwarded: true,
+		},
+		{
 			name: "the same with its sid twice is refused on the full way too", method: "GET",
 			target: "/socket.io/extra?EIO=4&transport=polling&sid=a&sid=b", wantStatus: 400, wantError: "query-ambiguous",
 		},
