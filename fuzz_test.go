@@ -23,15 +23,15 @@ import (
 //   - Upgrade is only ever added to a GET shaped like an RFC 6455 handshake;
 //   - EIO, transport, sid and j have at most one value each, however spelled.
 func FuzzServeHTTP(f *testing.F) {
-	f.Add("GET", "/socket.io/", "EIO=4&transport=polling&t=x", "", "", "", "", false, "", "", "")
-	f.Add("GET", "/socket.io", "EIO=4&transport=websocket&sid=abc", "", "", "dGhlIHNhbXBsZSBub25jZQ==", "13", false, "", "same-origin", "")
-	f.Add("GET", "/socket.io/", "EIO=4&transport=websocket", "websocket", "Upgrade", "k", "13", true, "https://a.example", "", "")
-	f.Add("POST", "/socket.io/", "EIO=3;transport=polling;sid=", "h2c", "keep-alive, upgrade", "", "", false, "", "cross-site", "5")
-	f.Add("OPTIONS", "/socket.io/socket.io.min.js", "%zz=%&EIO", "", "", "", "", false, "", "", "")
-	f.Add("GET", "/api/method/ping", "EIO=4&transport=polling", "websocket", "Upgrade", "k", "13", false, "", "same-site", "")
-	f.Add("PUT", "/socket.iox", "transport=websocket", "", "close", "", "", true, "", "", "")
-	f.Add("GET", "/socket.io/", "EIO=4&transport=polling&%6A=0&transport=websocket", "", "", "dGhlIHNhbXBsZSBub25jZQ==", "13", false, "", "none", "0")
-	f.Fuzz(func(t *testing.T, method, path, rawQuery, upgrade, connection, wsKey, wsVersion string, http2 bool, origin, fetchSite, contentLength string) {
+	f.Add("GET", "/socket.io/", "EIO=4&transport=polling&t=x", "", "", "", "", false, "", "", "", uint8(0))
+	f.Add("GET", "/socket.io", "EIO=4&transport=websocket&sid=abc", "", "", "dGhlIHNhbXBsZSBub25jZQ==", "13", false, "", "same-origin", "", uint8(1))
+	f.Add("GET", "/socket.io/", "EIO=4&transport=websocket", "websocket", "Upgrade", "k", "13", true, "https://a.example", "", "", uint8(2))
+	f.Add("POST", "/socket.io/", "EIO=3;transport=polling;sid=", "h2c", "keep-alive, upgrade", "", "", false, "", "cross-site", "5", uint8(3))
+	f.Add("OPTIONS", "/socket.io/socket.io.min.js", "%zz=%&EIO", "", "", "", "", false, "", "", "", uint8(0))
+	f.Add("GET", "/api/method/ping", "EIO=4&transport=polling", "websocket", "Upgrade", "k", "13", false, "", "same-site", "", uint8(1))
+	f.Add("PUT", "/socket.iox", "transport=websocket", "", "close", "", "", true, "", "", "", uint8(2))
+	f.Add("GET", "/socket.io/", "EIO=4&transport=polling&%6A=0&transport=websocket", "", "", "dGhlIHNhbXBsZSBub25jZQ==", "13", false, "", "none", "0", uint8(3))
+	f.Fuzz(func(t *testing.T, method, path, rawQuery, upgrade, connection, wsKey, wsVersion string, http2 bool, origin, fetchSite, contentLength string, configuration uint8) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n()<>@,;:\\\"/[]?={}") {
 			return
 		}
@@ -68,6 +68,7 @@ func FuzzServeHTTP(f *testing.F) {
 		cfg := CreateConfig()
 		cfg.SetMissingOrigin = true
 		cfg.InspectPath = "/socket.io/.guard"
+		fuzzConfigurations[int(configuration)%len(fuzzConfigurations)](cfg)
 		guard := newTestGuard(t, cfg, backend, nil)
 		rec := httptest.NewRecorder()
 		guard.ServeHTTP(rec, req)
@@ -99,6 +100,18 @@ func FuzzServeHTTP(f *testing.F) {
 			t.Fatalf("non-Engine.IO answer changed to %d", rec.Code)
 		}
 	})
+}
+
+// fuzzConfigurations: the Frappe recipe, and the configurations without
+// the short way (websocket only, more than eight paths) or without the
+// websocket's (polling only), whose full way reads every request itself.
+var fuzzConfigurations = []func(*Config){
+	func(*Config) {},
+	func(c *Config) { c.Transports = []string{"websocket"} },
+	func(c *Config) {
+		c.Paths = []string{"/a/", "/b/", "/c/", "/d/", "/e/", "/f/", "/g/", "/h/", "/socket.io/"}
+	},
+	func(c *Config) { c.Transports = []string{"polling"} },
 }
 
 // checkForwardedEngineIORequest holds the guard's promises about a request it
