@@ -497,11 +497,19 @@ wrk.headers["Content-Type"] = "text/plain;charset=UTF-8"
 func runWrk(wrk, method, url string, connections int, d time.Duration) (wrkResult, error) {
 	args := []string{"-t1", "-c" + strconv.Itoa(connections), "-d" + d.String(), "--latency"}
 	if method == http.MethodPost {
-		script := filepath.Join(os.TempDir(), "socketioguard-wrk-post.lua")
-		if err := os.WriteFile(script, []byte(postScript), 0o644); err != nil {
+		script, err := os.CreateTemp("", "socketioguard-wrk-post-*.lua")
+		if err != nil {
 			return wrkResult{}, err
 		}
-		args = append(args, "-s", script)
+		defer os.Remove(script.Name()) // the run's own, gone with it
+		_, err = script.WriteString(postScript)
+		if cerr := script.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return wrkResult{}, err
+		}
+		args = append(args, "-s", script.Name())
 	}
 	out, err := exec.Command(wrk, append(args, url)...).CombinedOutput()
 	if err != nil {
