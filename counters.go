@@ -11,7 +11,11 @@ import "sync/atomic"
 // counters are per middleware instance (Traefik builds one per router).
 // Every count is an atomic add (no lock on any request's way).
 type counters struct {
-	requests int64 // every Engine.IO request
+	// Every Engine.IO request counts once, where the request path decides
+	// what it is: a handshake it forwards in its own counter, any other
+	// (a poll, a refusal, a preflight) in otherRequests. Their sum is the
+	// inspection's engineIORequests: one atomic add per handshake, not two.
+	otherRequests int64
 	// The signal no proxy gives: how many clients get past long-polling.
 	pollingHandshakes   int64 // polling handshakes (GET, no sid) forwarded
 	websocketHandshakes int64 // websocket handshakes forwarded

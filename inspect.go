@@ -36,10 +36,11 @@ func (c *counters) snapshot() counterSnapshot {
 			rejections[p.id] += n
 		}
 	}
+	otherRequests, pollingHandshakes, websocketHandshakes := atomic.LoadInt64(&c.otherRequests), atomic.LoadInt64(&c.pollingHandshakes), atomic.LoadInt64(&c.websocketHandshakes)
 	return counterSnapshot{
-		EngineIORequests:    atomic.LoadInt64(&c.requests),
-		PollingHandshakes:   atomic.LoadInt64(&c.pollingHandshakes),
-		WebsocketHandshakes: atomic.LoadInt64(&c.websocketHandshakes),
+		EngineIORequests:    otherRequests + pollingHandshakes + websocketHandshakes,
+		PollingHandshakes:   pollingHandshakes,
+		WebsocketHandshakes: websocketHandshakes,
 		WebsocketUpgrades:   atomic.LoadInt64(&c.websocketUpgrades),
 		WebsocketFailed:     atomic.LoadInt64(&c.websocketFailed),
 		Repairs: nonZero(map[string]int64{

@@ -294,7 +294,7 @@ func describeUpgradeMissing(_ *Guard, req *http.Request, eio *engineIORequest) s
 // path (an ASGI python-engineio) would — the guard cannot check it as
 // either, and no Socket.IO client escapes its path.
 func refuseEscapedPath(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	atomic.AddInt64(&g.counters.requests, 1)
+	atomic.AddInt64(&g.counters.otherRequests, 1)
 	detail := fmt.Sprintf("the path %q reads %q once decoded, but Traefik forwards it escaped", shortened(req.URL.RawPath), shortened(req.URL.Path))
 	reject(g, rw, req, &problemPathEscaped, problemPathEscaped.status, detail, "")
 }
