@@ -138,7 +138,7 @@ var (
 var (
 	problemSessionUnknown = problem{
 		id: "session-unknown", diagnosis: true, level: levelWarn,
-		hint: "the Socket.IO server does not know this sid. Either the session ended in that process — a restart, a ping timeout, a client gone mid-upgrade: the client opens a new one by itself — or the session's requests reach several replicas without sticky sessions (use loadBalancer.sticky.cookie, or one replica). To tell them apart: socketioguard doctor <url> --replicas-check 10 (sessions that break at once mean replicas without stickiness); with a sticky cookie of your own name, set the guard's stickyCookie to it and these are named by the cookie (session-unknown-no-sticky-cookie, session-unknown-sticky-cookie)",
+		hint: "the Socket.IO server does not know this sid. Either the session ended in that process — a restart, a ping timeout, a client gone mid-upgrade: the client opens a new one by itself —, or the session's requests reach several replicas without sticky sessions (use loadBalancer.sticky.cookie, or one replica), or the load balancer took the sticky cookie's replica out for a while and sent its sessions elsewhere (a failed health check: on a busy replica one answer slower than healthCheck.timeout is enough). To tell them apart: socketioguard doctor <url> --replicas-check 10 (sessions that break at once mean replicas without stickiness); with a sticky cookie of your own name, set the guard's stickyCookie to it and these are named by the cookie (session-unknown-no-sticky-cookie, session-unknown-sticky-cookie)",
 	}
 	problemSessionUnknownNoStickyCookie = problem{
 		id: "session-unknown-no-sticky-cookie", diagnosis: true, level: levelWarn,
@@ -146,7 +146,7 @@ var (
 	}
 	problemSessionUnknownStickyCookie = problem{
 		id: "session-unknown-sticky-cookie", diagnosis: true, level: levelWarn,
-		hint: "the Socket.IO server does not know this sid although the request carried the service's sticky cookie (the message says whether the load balancer kept it): kept, the replica it names lost the session (a restart, a ping timeout: clients open a new one by themselves) or the cookie is another service's or edge's with other servers; replaced, the replica it named is gone or unhealthy (removed, restarted under another address)",
+		hint: "the Socket.IO server does not know this sid although the request carried the service's sticky cookie (the message says whether the load balancer kept it): kept, the replica it names lost the session (a restart, a ping timeout: clients open a new one by themselves) or the cookie is another service's or edge's with other servers; replaced, the replica it named is gone or unhealthy (a failed health check — on a busy replica one answer slower than healthCheck.timeout is enough —, removed, restarted under another address)",
 	}
 	problemRedirected = problem{
 		id: "redirected", diagnosis: true, level: levelWarn,
