@@ -77,15 +77,15 @@ type edgeSample struct{ rss, heap, goroutines float64 }
 
 // soakOptions are the run's settings.
 type soakOptions struct {
-	clients, channels       int
-	interval, healthTimeout time.Duration
-	procs                   int  // soak.js processes
-	sourceAddrs             bool // each with its own loopback source address
-	rate                    int  // clients started per second, in all (0: at once)
-	compareTrivial          bool // the same phase again with the trivial plugin
-	portRange               string
-	maxFails                int              // nginx's max_fails per Traefik (-1: nginx's default, 1 in 10 s)
-	reconnectDelay          [2]time.Duration // socket.io-client's reconnectionDelay, reconnectionDelayMax
+	clients, channels                       int
+	interval, healthInterval, healthTimeout time.Duration
+	procs                                   int  // soak.js processes
+	sourceAddrs                             bool // each with its own loopback source address
+	rate                                    int  // clients started per second, in all (0: at once)
+	compareTrivial                          bool // the same phase again with the trivial plugin
+	portRange                               string
+	maxFails                                int              // nginx's max_fails per Traefik (-1: nginx's default, 1 in 10 s)
+	reconnectDelay                          [2]time.Duration // socket.io-client's reconnectionDelay, reconnectionDelayMax
 }
 
 type soakReport struct {
@@ -144,7 +144,12 @@ func runSoak(args []string) int {
 	fs.IntVar(&o.clients, "clients", 1000, "socket.io clients")
 	fs.IntVar(&o.channels, "channels", 50, "channels (rooms); clients are spread over them")
 	fs.DurationVar(&o.interval, "interval", 250*time.Millisecond, "time between two rounds of events (one per channel)")
-	fs.DurationVar(&o.healthTimeout, "health-timeout", time.Second, "the replicas' health check's interval and timeout (a busy replica answers slower)")
+	fs.DurationVar(&o.healthInterval, "health-interval", time.Second, "the replicas' health check's interval (a killed replica refuses the next check at once)")
+	// Traefik's default timeout: with 1 s, one slow answer of a live replica
+	// during the clients' connecting burst took it out of the load balancer
+	// (1 of 4 runs here, "context deadline exceeded"), whose sticky sessions
+	// then broke (Session ID unknown) — the soak's own doing, not a fault.
+	fs.DurationVar(&o.healthTimeout, "health-timeout", 5*time.Second, "the replicas' health check's timeout (a busy replica answers slower)")
 	procs := fs.Int("procs", 0, "soak.js processes the clients are spread over (0: one per 2,500 clients)")
 	sourceAddrs := fs.String("source-addrs", "auto", "each soak.js process on its own loopback source address 127.0.0.2, 127.0.0.3, … (auto: when more than one process)")
 	fs.IntVar(&o.rate, "rate", -1, "clients started per second, in all (0: all at once; -1: 250 from 5,000 clients, else 0)")
@@ -365,6 +370,7 @@ func (env *soakEnv) soakDynamic(kind string) string {
           setMissingOrigin: true
           eioVersions: ["4"]
           inspectPath: /socket.io/.guard
+          stickyCookie: sio_sticky
 `
 	if kind == "trivial" {
 		middleware = `    sio-guard:
@@ -391,9 +397,9 @@ http:
     realtime:
       loadBalancer:
         sticky: {cookie: {name: sio_sticky, httpOnly: true}}
-        healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: %[3]s, timeout: %[3]s}
+        healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: %[3]s, timeout: %[5]s}
         servers: [%[2]s]
-`, stack.Site, strings.Join(servers, ", "), env.o.healthTimeout, middleware)
+`, stack.Site, strings.Join(servers, ", "), env.o.healthInterval, middleware, env.o.healthTimeout)
 }
 
 // phase runs the clients once through two Traefiks of this kind ("guard":
@@ -429,7 +435,7 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 	for _, name := range names {
 		// Its answers of 400 and above go to an access log (JSON), counted at the end.
 		accessLog := fmt.Sprintf("accessLog:\n  filePath: %s\n  format: json\n  filters:\n    statusCodes: [\"400-599\"]\n", filepath.Join(st.Dir, name+"-errors.json"))
-		tr, err := st.StartTraefik(stack.TraefikOptions{Name: name, EntryPoints: []string{"web"}, LogLevel: "ERROR", Metrics: true,
+		tr, err := st.StartTraefik(stack.TraefikOptions{Name: name, EntryPoints: []string{"web"}, LogLevel: "WARN", Metrics: true,
 			Routers: []string{"frappe-socketio@file"}, Dynamic: env.soakDynamic(kind), LocalPlugins: localPlugins, ExtraStatic: accessLog})
 		if err != nil {
 			return p, err

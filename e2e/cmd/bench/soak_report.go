@@ -35,7 +35,7 @@ func writeSoakReport(r *soakReport, out string) error {
 		clientsAre += fmt.Sprintf(", started at %d a second", r.rate)
 	}
 	clientsAre += fmt.Sprintf(", reconnectionDelay %s, reconnectionDelayMax %s", r.reconnectDelay[0], r.reconnectDelay[1])
-	fmt.Fprintf(&b, "%d socket.io-client 4.8 sessions (%s, cookies kept like a browser) → nginx with `proxy_pass` only (drops Upgrade/Connection), spreading requests over two Traefik %s with socketioguard (`setMissingOrigin`, `eioVersions: 4`) and the same dynamic configuration → %d Frappe-like Socket.IO 4.8 replicas, Frappe's way (each subscribes to Redis `events`), behind `loadBalancer.sticky.cookie` and `healthCheck` (a polling handshake every %s) → Debian's Redis. Each client joins one of %d channels (`doc:Raven Channel/soak-N`); the web app publishes one `message_created` per channel every %s (`PUBLISH events`, as `frappe.publish_realtime`) for the whole run.\n\n", r.clients, clientsAre, stack.MainTraefik, r.replicas, r.healthTimeout, r.channels, r.interval)
+	fmt.Fprintf(&b, "%d socket.io-client 4.8 sessions (%s, cookies kept like a browser) → nginx with `proxy_pass` only (drops Upgrade/Connection), spreading requests over two Traefik %s with socketioguard (`setMissingOrigin`, `eioVersions: 4`, `stickyCookie` the service's) and the same dynamic configuration → %d Frappe-like Socket.IO 4.8 replicas, Frappe's way (each subscribes to Redis `events`), behind `loadBalancer.sticky.cookie` and `healthCheck` (a polling handshake every %s, timeout %s) → Debian's Redis. Each client joins one of %d channels (`doc:Raven Channel/soak-N`); the web app publishes one `message_created` per channel every %s (`PUBLISH events`, as `frappe.publish_realtime`) for the whole run.\n\n", r.clients, clientsAre, stack.MainTraefik, r.replicas, r.healthInterval, r.healthTimeout, r.channels, r.interval)
 	if len(r.phases) > 1 {
 		fmt.Fprintf(&b, "Then the same clients, events and faults a second time in the same run, through two Traefiks running the trivial plugin (the bench's `passthrough`: sets one header) instead of the guard, same replicas and Redis. A plugin that repairs nothing cannot upgrade through the header-stripping nginx, so that phase's front nginx is Frappe's own recipe for `/socket.io` (`proxy_http_version 1.1`, `proxy_set_header Upgrade $http_upgrade`, `Connection upgrade`, `Origin $scheme://$http_host`): it passes the upgrade on and sets the Origin the guard would otherwise add. The verdict is the guard's phase; the trivial phase is the reference.\n\n")
 	}
@@ -186,7 +186,7 @@ func writePhase(b *strings.Builder, r *soakReport, p *soakPhase, titled, isGuard
 	writeCounts(b, "front nginx's answers (access log), by stage (when logged), status, method, transport", p.nginxAccess, 16)
 	writeCounts(b, "the Traefiks' answers of 400 and above (access log), by stage (when the request began), status, method, transport, replica", p.traefikAccess, 16)
 	writeCounts(b, "front nginx's error log (info and above), by message", p.nginxErrors, 12)
-	writeCounts(b, "the Traefiks' output (log level ERROR), by line, numbers blurred", p.traefikErrors, 10)
+	writeCounts(b, "the Traefiks' output (log level WARN: a failed health check is one), by line, numbers blurred", p.traefikErrors, 10)
 	b.WriteString("\n")
 }
 
