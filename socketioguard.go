@@ -164,12 +164,13 @@ func refuseHandshakeMethod(g *Guard, rw http.ResponseWriter, req *http.Request) 
 }
 
 // serveShortWebsocket: the short way of a websocket handshake (a GET) whose
-// query the expression proves whole; any other query goes the full way. One that arrived whole is forwarded
-// (with the Origin repair for a direct websocket, which opens a session);
-// one whose upgrade headers are not as Traefik forwards them goes straight
-// to their judgement (judgeShortWebsocket). (The frames of the functions on
-// a websocket's way to next.ServeHTTP stay allocated while it lives: what
-// returns before forwarding is in functions of its own.)
+// query the expression proves whole; any other query goes the full way.
+// One that arrived whole is forwarded (with the Origin repair for a direct
+// websocket, which opens a session); one whose upgrade headers are not as
+// Traefik forwards them goes straight to their judgement
+// (judgeShortWebsocket). (The frames of the functions on a websocket's way
+// to next.ServeHTTP stay allocated while it lives: what returns before
+// forwarding is in functions of its own.)
 func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) bool {
 	if req.Method != http.MethodGet || !g.settings.websocketQuery.MatchString(query) {
 		return false
