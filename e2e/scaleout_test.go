@@ -53,12 +53,12 @@ http:
     frappe-way:
       loadBalancer:
         sticky: {cookie: {name: sio_sticky, httpOnly: true}}
-        healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: 1s, timeout: 1s}
+        healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: 1s, timeout: 5s}
         servers: %[2]s
     adapter-way:
       loadBalancer:
         sticky: {cookie: {name: sio_sticky, httpOnly: true}}
-        healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: 1s, timeout: 1s}
+        healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: 1s, timeout: 5s}
         servers: %[3]s
     no-stickiness:
       loadBalancer:
