@@ -1,7 +1,6 @@
 package socketioguard
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -114,17 +113,11 @@ func TestEveryEngineIORequestCountsOnce(t *testing.T) {
 			cfg := CreateConfig()
 			cfg.InspectPath = "/socket.io/.guard"
 			tc.configure(cfg)
-			handler, err := New(context.Background(), http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+			guard := newTestGuard(t, cfg, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 				writeBackendAnswer(rw, socketIOHandshake)
-			}), cfg, "sio-guard@file")
-			if err != nil {
-				t.Fatal(err)
-			}
-			handler.ServeHTTP(httptest.NewRecorder(), newScenarioRequest(scenario{method: tc.method, target: tc.target, headers: tc.headers}))
-			guard, ok := handler.(*Guard)
-			if !ok {
-				guard = handler.(*fallbackGuard).guard
-			}
+			}), nil)
+			// Through the handler New hands Traefik (fallbackGuard in fallback mode).
+			guard.handler().ServeHTTP(httptest.NewRecorder(), newScenarioRequest(scenario{method: tc.method, target: tc.target, headers: tc.headers}))
 			c := guard.counters.snapshot()
 			if c.EngineIORequests != tc.requests || c.PollingHandshakes != tc.polling || c.WebsocketHandshakes != tc.websocketsHS {
 				t.Errorf("engineIORequests %d, pollingHandshakes %d, websocketHandshakes %d; want %d, %d, %d (counters %+v)",
