@@ -116,7 +116,7 @@ type soakPhase struct {
 	counters            map[string]guardCounterSnapshot
 	sources             string         // established connections to the front nginx by source address
 	nginxErrors         map[string]int // front nginx's error.log, by message
-	traefikErrors       map[string]int // the Traefiks' log lines, by message
+	traefikLog          map[string]int // the Traefiks' log lines (WARN and above), by message
 	traefikAccess       map[string]int // the Traefiks' answers of 400 and above, by status, method, transport, replica
 	nginxAccess         map[string]int // the front nginx's answers, by status, method, transport
 	notes               []string
@@ -495,10 +495,10 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 	cpu.listener("nginx", front.Port)
 	defer func() {
 		p.nginxErrors = nginxErrorCounts(filepath.Join(st.Dir, frontName, "logs", "error.log"))
-		p.traefikErrors = map[string]int{}
+		p.traefikLog = map[string]int{}
 		for _, tr := range edges {
 			for k, v := range logCounts(tr.Logs()) {
-				p.traefikErrors[k] += v
+				p.traefikLog[k] += v
 			}
 		}
 		p.traefikAccess = map[string]int{}
