@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -60,6 +61,9 @@ func FindDockerTools() (DockerTools, error) {
 // the cache's data root between runs; the daemon is stopped by PID with the
 // stack (and by the caller's Stop), also when the test fails.
 func (s *Stack) StartDocker(t DockerTools) (*Docker, error) {
+	if err := reapKilledDockerRuns(filepath.Join(t.Cache, "data")); err != nil {
+		return nil, err
+	}
 	// A unix socket's path is limited to 108 bytes: keep the exec root short.
 	execRoot, err := os.MkdirTemp("", "sgd-")
 	if err != nil {
@@ -82,7 +86,7 @@ func (s *Stack) StartDocker(t DockerTools) (*Docker, error) {
 		_, err := d.Run(ctx, "version", "--format", "{{.Server.APIVersion}}")
 		cancel()
 		if err == nil {
-			return d, nil
+			return d, d.removeKilledRunsContainers()
 		}
 		select {
 		case <-d.Daemon.done:
@@ -110,6 +114,152 @@ func (d *Docker) Stop() error {
 		}
 	}
 	return os.RemoveAll(d.execRoot)
+}
+
+// reapKilledDockerRuns ends what an earlier run of this engine left when
+// its test was killed (a timeout's panic, SIGKILL) before Stop: dockerd dies
+// with the test (Pdeathsig), but containerd's shims are made to outlive it,
+// so its containers kept running, their overlays mounted. An exec root
+// (sgd-* in the temporary directory) whose dockerd is not running is such a
+// run's: the shims serving it (their -address is in it) and each shim's
+// container (its children: the container's init, whose death ends its PID
+// namespace) get SIGKILL, its mounts go and it is removed; then, when no
+// engine of ours runs, the data root's mounts too. Only what names
+// one of these exec roots, or the data root when no engine of ours runs,
+// is touched.
+func reapKilledDockerRuns(dataRoot string) error {
+	roots, _ := filepath.Glob(filepath.Join(os.TempDir(), "sgd-*"))
+	live := false
+	for _, root := range roots {
+		if dockerdRunning(root) {
+			live = true
+			continue
+		}
+		for _, shim := range processesWithArgs("-address", filepath.Join(root, "containerd", "containerd.sock")) {
+			for _, child := range childrenOf(shim) {
+				_ = syscall.Kill(child, syscall.SIGKILL)
+			}
+			_ = syscall.Kill(shim, syscall.SIGKILL)
+		}
+		for _, m := range mountsUnder(root) {
+			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+				return fmt.Errorf("an earlier run's dockerd left %s mounted: %v", m, err)
+			}
+		}
+		if err := os.RemoveAll(root); err != nil {
+			return fmt.Errorf("an earlier run's exec root: %w", err)
+		}
+	}
+	if live {
+		return nil // the data root's mounts are its own
+	}
+	// The containers' overlays and shm, and the data root bound onto itself
+	// (dockerd makes it a private mount and unmounts it when it stops).
+	mounts := mountsUnder(dataRoot)
+	if isMountPoint(dataRoot) {
+		mounts = append(mounts, dataRoot)
+	}
+	for _, m := range mounts {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			return fmt.Errorf("an earlier run's dockerd left %s mounted: %v", m, err)
+		}
+	}
+	return nil
+}
+
+// removeKilledRunsContainers removes the containers and networks a killed
+// run left in this engine's data root (reapKilledDockerRuns ended their
+// processes; the engine still lists them, stopped). A run that ends takes
+// its own down, and the engine is the test's alone, so anything here is
+// such a run's — and the next one's Compose project, of the same name,
+// would find them (seen: after a killed run, the next run's first Frappe
+// topology answered 502 to the realtime server's callback, twice of two).
+// The images stay.
+func (d *Docker) removeKilledRunsContainers() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ids, err := d.Run(ctx, "ps", "--all", "--quiet")
+	if err != nil {
+		_ = d.Stop()
+		return err
+	}
+	if ids := strings.Fields(ids); len(ids) > 0 {
+		if _, err := d.Run(ctx, append([]string{"rm", "--force", "--volumes"}, ids...)...); err != nil {
+			_ = d.Stop()
+			return err
+		}
+	}
+	if _, err := d.Run(ctx, "network", "prune", "--force"); err != nil {
+		_ = d.Stop()
+		return err
+	}
+	return nil
+}
+
+// isMountPoint: dir is a mount point (a line of /proc/self/mountinfo).
+func isMountPoint(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if fields := strings.Fields(line); len(fields) > 4 && fields[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// dockerdRunning: the dockerd whose PID the exec root holds is alive and
+// is that exec root's.
+func dockerdRunning(execRoot string) bool {
+	b, err := os.ReadFile(filepath.Join(execRoot, "dockerd.pid"))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.Contains(cmdline, []byte(execRoot))
+}
+
+// processesWithArgs lists the processes whose command line holds flag and
+// value as two consecutive arguments.
+func processesWithArgs(flag, value string) []int {
+	want := []byte("\x00" + flag + "\x00" + value + "\x00")
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && bytes.Contains(append(cmdline, 0), want) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// childrenOf lists the processes whose parent is pid (/proc/<pid>/task/*/children).
+func childrenOf(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if child, err := strconv.Atoi(f); err == nil {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
 }
 
 // mountsUnder lists the mount points below dir, deepest first.
