@@ -32,15 +32,6 @@ import (
 // of a watched one), and the reading of an answer lives out of the
 // functions the common answer goes through.
 
-// forwardWatched forwards a request of the full way.
-func forwardWatched(g *Guard, rw http.ResponseWriter, req *http.Request, websocket, upgradeForwarded bool) {
-	if websocket {
-		forwardWebsocket(g, rw, req, upgradeForwarded)
-		return
-	}
-	forwardCaptured(g, rw, req)
-}
-
 // forwardCaptured forwards a poll or a polling handshake and sends the
 // answer on. The answer is captured by a compiled recorder (httptest's,
 // within a heldAnswer that overrides only Write) rather than watched through
@@ -94,31 +85,35 @@ func forwardPoll(g *Guard, rw http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// forwardWebsocket forwards a websocket handshake. upgradeForwarded: it
+// watchWebsocket builds the watcher a websocket handshake is forwarded
+// through (from ServeHTTP, the shallowest frame: see there), or forwards it
+// unwatched and returns nil when diagnoseResponses is off. upgradeForwarded: it
 // leaves Traefik as one every server takes as one (with usable upgrade
 // headers, as a GET without a body over HTTP/1.x: see repairAndForward),
 // which makes a plain refusal of it evidence of a hop behind Traefik.
-func forwardWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, upgradeForwarded bool) {
+func watchWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, upgradeForwarded bool) *websocketWatcher {
 	if !g.settings.diagnoseResponses {
 		g.next.ServeHTTP(rw, req)
-		return
+		return nil
 	}
 	w := &websocketWatcher{ResponseWriter: rw, guard: g, req: req, upgradeForwarded: upgradeForwarded}
 	if header := rw.Header(); len(header) > 0 {
 		w.headersBefore = header.Clone()
 	}
-	g.next.ServeHTTP(w, req) // for a 101, returns when the websocket closes
-	if !w.hijacked {
-		finishRefusedWebsocket(g, w)
-	}
+	return w
 }
 
-// finishRefusedWebsocket counts a websocket handshake answered without a
-// 101 and sends the answer the watcher held. (A function of its own: this
-// frame stays allocated for an open websocket's life, and under Yaegi it
-// holds a slot for every expression in it, executed or not — measured,
-// about 0.3 KiB per open websocket.)
+// finishRefusedWebsocket, once the watched handshake's forwarding returned:
+// for one answered without a 101, counts it and sends the answer the
+// watcher held. (A function of its own: the frame that forwards stays
+// allocated for an open websocket's life, and under Yaegi it holds a slot
+// for every expression in it, executed or not — measured, about 0.3 KiB
+// per open websocket; even the test of hijacked costs every request that
+// ServeHTTP serves 2 allocations there.)
 func finishRefusedWebsocket(g *Guard, w *websocketWatcher) {
+	if w.hijacked {
+		return // the websocket was open, and is now closed
+	}
 	atomic.AddInt64(&g.counters.websocketFailed, 1)
 	if w.answer != nil && !w.answer.sent {
 		sendHeldAnswer(w.answer)
