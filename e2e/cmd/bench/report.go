@@ -139,20 +139,33 @@ func writeReport(r *results, o benchOptions) error {
 	targets = append(targets, target{"reconnect storm of " + fmt.Sprint(o.stormClients) + " clients, time_trivial / time_guard", ratios(r.storm["trivial"], r.storm["guard"]), 0.95})
 
 	w("\n## Traefik's memory with %d idle websockets\n\n", o.idle)
-	w("Samples alternate between the entrypoints without middleware, with the trivial plugin and with the guard: before opening the connections, with them open (2 s after), and 3 s after closing them. Heap and goroutines come from Traefik's Prometheus metrics, RSS from /proc.\n\n")
-	w("| variant | RSS before → open → closed (MiB) | heap in use before → open → closed (MiB) | goroutines before → open → closed | per connection: RSS / heap (KiB) |\n|---|---|---|---|---|\n")
-	var perConn = map[string][]float64{}
+	w("Samples alternate between the entrypoints without middleware, with the trivial plugin and with the guard: before opening the connections, with them open (2 s after), and 3 s after closing them, each after a forced collection (`/debug/pprof/heap?gc=1`). Heap and goroutines come from Traefik's Prometheus metrics (heap in use: `go_memstats_heap_inuse_bytes`, whole spans; live heap: `go_memstats_heap_alloc_bytes`, the bytes of the objects still reachable), RSS from /proc. The websockets are direct ones (`/socket.io/?EIO=4&transport=websocket`, no Origin: the guard repairs it), each holding the watcher the guard forwards it through.\n\n")
+	w("| variant | RSS before → open → closed (MiB) | heap in use before → open → closed (MiB) | live heap before → open → closed (MiB) | goroutines before → open → closed | per connection: RSS / heap in use / live heap (KiB) |\n|---|---|---|---|---|---|\n")
+	perConn, livePerConn := map[string][]float64{}, map[string][]float64{}
 	for _, s := range r.idle {
-		rss, heap := s.perConnKiB()
+		rss, heap, live := s.perConnKiB()
 		perConn[s.variant] = append(perConn[s.variant], heap)
+		livePerConn[s.variant] = append(livePerConn[s.variant], live)
 		label := map[string]string{"none": none.label, "trivial": trivial.label, "guard": guard.label}[s.variant]
-		w("| %s | %.1f → %.1f → %.1f | %.1f → %.1f → %.1f | %.0f → %.0f → %.0f | %.1f / %.1f |\n", label,
-			s.rssBefore, s.rssDuring, s.rssAfter, s.heapBefore, s.heapDuring, s.heapAfter, s.goroutinesBefore, s.goroutinesDuring, s.goroutinesAfter, rss, heap)
+		w("| %s | %.1f → %.1f → %.1f | %.1f → %.1f → %.1f | %.1f → %.1f → %.1f | %.0f → %.0f → %.0f | %.1f / %.1f / %.1f |\n", label,
+			s.before.rss, s.during.rss, s.after.rss, s.before.heap, s.during.heap, s.after.heap, s.before.live, s.during.live, s.after.live,
+			s.before.goroutines, s.during.goroutines, s.after.goroutines, rss, heap, live)
 	}
-	gHeap, _, _ := stats(perConn["guard"])
+	gHeap, _, gHeapMax := stats(perConn["guard"])
 	nHeap, _, _ := stats(perConn["none"])
 	tHeap, _, _ := stats(perConn["trivial"])
-	w("\nHeap per open websocket (median of the samples): %.1f KiB with the guard, %.1f KiB with the trivial plugin, %.1f KiB without middleware. Traefik's garbage collector runs when it likes, so single samples move by several MiB; the \"closed\" column shows what stays after the connections end.\n", gHeap, tHeap, nHeap)
+	gLive, _, gLiveMax := stats(livePerConn["guard"])
+	tLive, _, _ := stats(livePerConn["trivial"])
+	w("\nPer open websocket (median of the samples): heap in use %.1f KiB with the guard, %.1f KiB with the trivial plugin, %.1f KiB without middleware; live heap %.1f KiB with the guard, %.1f with the trivial plugin. Traefik's garbage collector runs when it likes, so single samples move by several MiB; the \"closed\" column shows what stays after the connections end.\n", gHeap, tHeap, nHeap, gLive, tLive)
+	heapGoal := func(what string, largest, trivialMedian float64) string {
+		verdict := "met"
+		if largest-trivialMedian > 2 {
+			verdict = "not met"
+		}
+		return fmt.Sprintf("%s: the guard's largest sample %.1f KiB, %+.1f KiB from the trivial plugin's median — %s", what, largest, largest-trivialMedian, verdict)
+	}
+	w("\nThe goal (issue 24): the guard's largest sample within 2 KiB of the trivial plugin's, at %d open websockets. %s; %s.\n", o.idle,
+		heapGoal("Heap in use", gHeapMax, tHeap), heapGoal("live heap", gLiveMax, tLive))
 
 	w("\n## Targets\n\n| target | measured (median, min–max) | met |\n|---|---|---|\n")
 	guardAllocs, trivialAllocs := allocsOf(r.yaegi, "BenchmarkProxyGuardPollGET-"), allocsOf(r.yaegi, "BenchmarkProxyPassthroughPollGET-")
@@ -176,7 +189,7 @@ func writeReport(r *results, o benchOptions) error {
 	var kept []float64
 	for _, s := range r.idle {
 		if s.variant == "guard" {
-			kept = append(kept, (s.heapAfter-s.heapBefore)*1024/float64(s.n))
+			kept = append(kept, (s.after.heap-s.before.heap)*1024/float64(s.n))
 		}
 	}
 	keptMed, _, keptMax := stats(kept)

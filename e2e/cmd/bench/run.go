@@ -460,10 +460,11 @@ func inRotation(rounds int, variants []variant, what, unit string, into map[stri
 	return nil
 }
 
-// measureIdle: memory with idle websockets, twice each, alternating.
+// measureIdle: memory with idle websockets, three times each, alternating
+// (the goal is judged on the guard's largest sample).
 func measureIdle(r *results, tr *stack.Traefik, o benchOptions) error {
 	fmt.Printf("idle websockets: %d per sample\n", o.idle)
-	for _, v := range []variant{none, trivial, guard, none, trivial, guard} {
+	for _, v := range []variant{none, trivial, guard, none, trivial, guard, none, trivial, guard} {
 		s, err := idleMemory(tr, v, o.idle)
 		if err != nil {
 			return fmt.Errorf("idle websockets via %s: %w", v.name, err)
@@ -589,28 +590,27 @@ func echoRate(base string, n int, d time.Duration) (float64, error) {
 
 // idleSample is Traefik's memory before, with and after n idle websockets.
 type idleSample struct {
-	variant                            string
-	n                                  int
-	rssBefore, rssDuring, rssAfter     float64 // MiB
-	heapBefore, heapDuring, heapAfter  float64 // MiB, go_memstats_heap_inuse_bytes
-	goroutinesBefore, goroutinesDuring float64
-	goroutinesAfter                    float64
+	variant               string
+	n                     int
+	before, during, after traefikMem
 }
 
 func (s idleSample) String() string {
-	return fmt.Sprintf("RSS %.1f → %.1f → %.1f MiB, heap in use %.1f → %.1f → %.1f MiB, goroutines %.0f → %.0f → %.0f",
-		s.rssBefore, s.rssDuring, s.rssAfter, s.heapBefore, s.heapDuring, s.heapAfter, s.goroutinesBefore, s.goroutinesDuring, s.goroutinesAfter)
+	return fmt.Sprintf("RSS %.1f → %.1f → %.1f MiB, heap in use %.1f → %.1f → %.1f MiB, live heap %.1f → %.1f → %.1f MiB, goroutines %.0f → %.0f → %.0f",
+		s.before.rss, s.during.rss, s.after.rss, s.before.heap, s.during.heap, s.after.heap, s.before.live, s.during.live, s.after.live, s.before.goroutines, s.during.goroutines, s.after.goroutines)
 }
 
-func (s idleSample) perConnKiB() (rss, heap float64) {
-	return (s.rssDuring - s.rssBefore) * 1024 / float64(s.n), (s.heapDuring - s.heapBefore) * 1024 / float64(s.n)
+// perConnKiB: what each open websocket added, in KiB.
+func (s idleSample) perConnKiB() (rss, heap, live float64) {
+	per := func(before, during float64) float64 { return (during - before) * 1024 / float64(s.n) }
+	return per(s.before.rss, s.during.rss), per(s.before.heap, s.during.heap), per(s.before.live, s.during.live)
 }
 
 func idleMemory(tr *stack.Traefik, v variant, n int) (idleSample, error) {
 	s := idleSample{variant: v.name, n: n}
 	time.Sleep(2 * time.Second) // let the previous connections' memory settle
 	var err error
-	if s.rssBefore, s.heapBefore, s.goroutinesBefore, err = traefikMemory(tr); err != nil {
+	if s.before, err = traefikMemory(tr); err != nil {
 		return s, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -630,7 +630,7 @@ func idleMemory(tr *stack.Traefik, v variant, n int) (idleSample, error) {
 		conns = append(conns, c)
 	}
 	time.Sleep(2 * time.Second)
-	if s.rssDuring, s.heapDuring, s.goroutinesDuring, err = traefikMemory(tr); err != nil {
+	if s.during, err = traefikMemory(tr); err != nil {
 		return s, err
 	}
 	for _, c := range conns {
@@ -638,46 +638,58 @@ func idleMemory(tr *stack.Traefik, v variant, n int) (idleSample, error) {
 	}
 	conns = nil
 	time.Sleep(3 * time.Second)
-	s.rssAfter, s.heapAfter, s.goroutinesAfter, err = traefikMemory(tr)
+	s.after, err = traefikMemory(tr)
 	return s, err
 }
+
+// traefikMem is Traefik's memory at one moment, in MiB: RSS (from /proc),
+// the Go heap in use (whole spans: it also counts the free slots beside a
+// survivor) and the live heap (the bytes of the objects reachable, after the
+// forced collection), and its goroutines.
+type traefikMem struct{ rss, heap, live, goroutines float64 }
 
 // traefikMemory reads Traefik's RSS from /proc and its Go heap and
 // goroutines from its Prometheus metrics, after asking it to collect
 // garbage (pprof's heap?gc=1), so that samples compare live memory.
-func traefikMemory(tr *stack.Traefik) (rssMiB, heapMiB, goroutines float64, err error) {
+func traefikMemory(tr *stack.Traefik) (traefikMem, error) {
+	var m traefikMem
 	if resp, err := http.Get(tr.URL("traefik") + "/debug/pprof/heap?gc=1"); err == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", tr.Cmd.Process.Pid))
 	if err != nil {
-		return 0, 0, 0, err
+		return m, err
 	}
 	for _, line := range strings.Split(string(status), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			rssMiB = kb / 1024
+			m.rss = kb / 1024
 		}
 	}
 	resp, err := http.Get(tr.URL("traefik") + "/metrics")
 	if err != nil {
-		return 0, 0, 0, err
+		return m, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
-			b, _ := strconv.ParseFloat(v, 64)
-			heapMiB = b / (1 << 20)
-		}
-		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
-			goroutines, _ = strconv.ParseFloat(v, 64)
+		name, value, _ := strings.Cut(sc.Text(), " ")
+		x, _ := strconv.ParseFloat(value, 64)
+		switch name {
+		case "go_memstats_heap_inuse_bytes":
+			m.heap = x / (1 << 20)
+		case "go_memstats_heap_alloc_bytes":
+			m.live = x / (1 << 20)
+		case "go_goroutines":
+			m.goroutines = x
 		}
 	}
-	return rssMiB, heapMiB, goroutines, nil
+	if m.live == 0 {
+		return m, fmt.Errorf("no go_memstats_heap_alloc_bytes in Traefik's metrics")
+	}
+	return m, nil
 }
 
 // goBenchmarks runs `go test -run XXX -benchmem -count 3` with args in dir,

@@ -511,8 +511,8 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 	}()
 	sample := func() {
 		for i, tr := range edges {
-			rss, heap, g, _ := traefikMemory(tr)
-			p.memory[p.edges[i]] = append(p.memory[p.edges[i]], edgeSample{rss, heap, g})
+			m, _ := traefikMemory(tr)
+			p.memory[p.edges[i]] = append(p.memory[p.edges[i]], edgeSample{m.rss, m.heap, m.goroutines})
 		}
 	}
 	sample()
@@ -716,8 +716,8 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 		time.Sleep(500 * time.Millisecond)
 		settled := true
 		for j, tr := range edges {
-			_, _, g, _ := traefikMemory(tr)
-			settled = settled && g <= p.memory[p.edges[j]][0].goroutines+10
+			m, _ := traefikMemory(tr)
+			settled = settled && m.goroutines <= p.memory[p.edges[j]][0].goroutines+10
 		}
 		if settled {
 			break
