@@ -81,7 +81,7 @@ func (g *Guard) handler() http.Handler {
 // websocket inside next.ServeHTTP, and every interpreted frame on the stack
 // then stays allocated for the connection's life — here only this one
 // (3.0 KiB of live heap per open websocket in process instead of 5.9, and
-// 3.2 instead of 7.1 for one whose stripped upgrade was repaired; every
+// 3.1 instead of 7.1 for one whose stripped upgrade was repaired; every
 // request pays 4 allocations for it; measured, e2e/interpreted and
 // bench/websocket-memory.md).
 func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
