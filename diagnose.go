@@ -172,7 +172,8 @@ func (w *websocketWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return conn, brw, err
 	}
 	w.hijacked = true
-	w.headersBefore = nil // read only for a refusal: not kept for the websocket's life
+	// headersBefore is read only for a refusal: not kept for the websocket's life.
+	w.headersBefore = nil
 	atomic.AddInt64(&w.guard.counters.websocketUpgrades, 1) // now, not when the websocket closes
 	return conn, brw, err
 }
