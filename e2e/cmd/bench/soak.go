@@ -72,9 +72,6 @@ type soakEvent struct {
 	count   int
 }
 
-// edgeSample is one Traefik's memory at one moment.
-type edgeSample struct{ rss, heap, goroutines float64 }
-
 // soakOptions are the run's settings.
 type soakOptions struct {
 	clients, channels                       int
@@ -112,7 +109,7 @@ type soakPhase struct {
 	published           int
 	notReached          int
 	edges               []string
-	memory              map[string][]edgeSample // per edge: before, during (all connected), after faults, after close
+	memory              map[string][]traefikMem // per edge: before, during (all connected), after faults, after close
 	counters            map[string]guardCounterSnapshot
 	sources             string         // established connections to the front nginx by source address
 	nginxErrors         map[string]int // front nginx's error.log, by message
@@ -410,7 +407,7 @@ http:
 func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 	st, o, cpu := env.st, env.o, env.cpu
 	clients, channels, interval := o.clients, o.channels, o.interval
-	p := &soakPhase{name: kind, started: time.Now(), memory: map[string][]edgeSample{}, counters: map[string]guardCounterSnapshot{}}
+	p := &soakPhase{name: kind, started: time.Now(), memory: map[string][]traefikMem{}, counters: map[string]guardCounterSnapshot{}}
 	stage := func(s string) { cpu.setStage(kind + ": " + s) }
 	stage("starting")
 	var edges []*stack.Traefik
@@ -512,7 +509,7 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 	sample := func() {
 		for i, tr := range edges {
 			m, _ := traefikMemory(tr)
-			p.memory[p.edges[i]] = append(p.memory[p.edges[i]], edgeSample{m.rss, m.heap, m.goroutines})
+			p.memory[p.edges[i]] = append(p.memory[p.edges[i]], m)
 		}
 	}
 	sample()
