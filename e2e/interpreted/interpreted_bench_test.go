@@ -234,6 +234,18 @@ func BenchmarkProxyPassthroughHandshake(b *testing.B) {
 func BenchmarkProxyGuardHandshake(b *testing.B) {
 	proxyLoop(b, guardHandler(b), "GET", pollHandshake, nil)
 }
+
+// BenchmarkProxyHandshakeFloor is the polling handshake through the floor
+// make bench measures the guard's against (stack.WriteHandshakeFloor): the
+// guard cut down to the handshake's expression, the Origin repair and the
+// capture.
+func BenchmarkProxyHandshakeFloor(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "floor")
+	if err := stack.WriteHandshakeFloor(repo(b), dir); err != nil {
+		b.Fatal(err)
+	}
+	proxyLoop(b, interpretedHandlerWith(b, stack.HandshakeFloorModule, dir, frappeRecipe, proxyBackend), "GET", pollHandshake, nil)
+}
 func BenchmarkProxyPassthroughWebsocketHandshake(b *testing.B) {
 	proxyLoop(b, passthroughHandler(b), "GET", wsUpgradeOfSID, wsHeaders)
 }

@@ -1,0 +1,79 @@
+package stack
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// HandshakeFloorModule is the module the handshake floor is loaded under
+// (Traefik and Yaegi load each plugin by its module).
+const HandshakeFloorModule = "example.com/hsfloor/socketioguard"
+
+// handshakeFloorServeHTTP replaces the guard's ServeHTTP in the floor
+// variant: the path lookup and the polling handshake's expression, the
+// guard's own Origin repair, and the guard's own capture (heldAnswer, at
+// most 64 KiB held) sent on as the reference plugin sends it — no
+// counters, method routing, short-way dispatch, Expect check, copy of the
+// headers set before, or diagnosis.
+const handshakeFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	if !g.settings.shortWayPaths[req.URL.Path] || !g.settings.handshakeQuery.MatchString(req.URL.RawQuery) {
+		g.next.ServeHTTP(rw, req)
+		return
+	}
+	repairMissingOrigin(g, rw, req)
+	recorder := &httptest.ResponseRecorder{HeaderMap: rw.Header(), Code: http.StatusOK}
+	answer := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: rw}
+	g.next.ServeHTTP(answer, req)
+	if answer.sent {
+		return
+	}
+	if recorder.Code != http.StatusOK {
+		rw.WriteHeader(recorder.Code)
+	}
+	_, _ = rw.Write(answer.body)
+}
+`
+
+// WriteHandshakeFloor writes the plugin of the repository at repo into
+// dir, its ServeHTTP replaced by handshakeFloorServeHTTP, as a local
+// plugin of HandshakeFloorModule: the floor the polling handshake is
+// measured against (make bench, and e2e/interpreted in process).
+func WriteHandshakeFloor(repo, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files, err := filepath.Glob(filepath.Join(repo, "*.go"))
+	if err != nil {
+		return err
+	}
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		text := string(src)
+		if start := strings.Index(text, "func (g *Guard) ServeHTTP("); start >= 0 {
+			end := start + strings.Index(text[start:], "\n}\n") + 3
+			text = text[:start] + handshakeFloorServeHTTP + text[end:]
+			text = strings.Replace(text, "\t\"net/http\"\n", "\t\"net/http\"\n\t\"net/http/httptest\"\n", 1)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(file)), []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	return WritePluginModule(dir, HandshakeFloorModule, "socketioguard, handshake floor", "experiment")
+}
+
+// WritePluginModule makes a folder of plugin source a local plugin of its
+// own module: its go.mod and the manifest Traefik reads.
+func WritePluginModule(dir, module, displayName, summary string) error {
+	manifest := "displayName: " + displayName + "\ntype: middleware\nimport: " + module + "\nsummary: " + summary + "\ntestData: {}\n"
+	if err := os.WriteFile(filepath.Join(dir, ".traefik.yml"), []byte(manifest), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+module+"\n\ngo 1.22\n"), 0o644)
+}
