@@ -16,35 +16,34 @@ import (
 // ---- Forward and diagnose ----
 //
 // The request leaves for the backend; the answer to a poll or a polling
-// handshake is captured (heldAnswer: status and headers by a compiled
-// recorder, the body by the guard's Write, up to maxHeldAnswer) and sent on
-// (the short way's cost), the answer to a websocket handshake (or to a
-// request that asked for 100 Continue) is watched by an interpreted writer
-// that lets it pass as it comes and holds it the same way only where its
-// status says it may tell what broke. An answer held past maxHeldAnswer is
-// sent on then, read by its beginning, and the rest streams.
+// handshake is captured (heldAnswer: headers by a compiled recorder, the
+// status and the body, up to maxHeldAnswer, by the guard's WriteHeader and
+// Write) and sent on (the short way's cost), the answer to a websocket
+// handshake is watched by an interpreted writer that lets it pass as it
+// comes and holds it the same way only where its status says it may tell
+// what broke. An informational answer (100 Continue, 103 Early Hints),
+// which Traefik's proxy relays as it comes, goes to the client at once
+// either way. An answer held past maxHeldAnswer is sent on then, read by
+// its beginning, and the rest streams.
 //
 // Under Yaegi, every call from Traefik's proxy into an interpreted method
 // goes through reflect, and every field set and every expression of a
 // function costs each request: the writers embed a compiled writer (whose
-// Header, and WriteHeader or Write, need no interpreted call), override
-// only what they must see (Write of a held answer, WriteHeader and Hijack
-// of a watched one), and the reading of an answer lives out of the
-// functions the common answer goes through.
+// Header, and Write of a watched answer, need no interpreted call),
+// override only what they must see (WriteHeader and Write of a held
+// answer, WriteHeader and Hijack of a watched one), and the reading of an
+// answer lives out of the functions the common answer goes through.
 
 // forwardCaptured forwards a poll or a polling handshake and sends the
-// answer on. The answer is captured by a compiled recorder (httptest's,
-// within a heldAnswer that overrides only Write) rather than watched through
-// an interpreted writer, which costs a poll about 5 % more throughput inside
-// Traefik (measured): an Engine.IO polling answer is one complete payload,
-// so holding it until it is complete delays nothing. An answer that grows
-// past maxHeldAnswer is sent on from there as it comes (heldAnswer.Write).
-// A request with Expect (100-continue) is watched instead: the server's 100
-// Continue must reach the client at once, and a recorder would take it for
-// the answer's status.
+// answer on. The answer is captured (a heldAnswer, in httptest's compiled
+// recorder for the headers, which are rw's own) rather than passed on as it
+// comes: an Engine.IO polling answer is one complete payload, so holding it
+// until it is complete delays nothing. An answer that grows past
+// maxHeldAnswer is sent on from there as it comes (heldAnswer.Write); an
+// informational one goes to the client at once (heldAnswer.WriteHeader).
 func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	if !g.settings.diagnoseResponses || req.Header["Expect"] != nil {
-		forwardPoll(g, rw, req)
+	if !g.settings.diagnoseResponses {
+		g.next.ServeHTTP(rw, req)
 		return
 	}
 	header := rw.Header()
@@ -67,22 +66,6 @@ func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	sendHeldAnswer(answer)
-}
-
-// forwardPoll forwards a poll or a polling handshake through the watcher.
-func forwardPoll(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	if !g.settings.diagnoseResponses {
-		g.next.ServeHTTP(rw, req)
-		return
-	}
-	w := &answerWatcher{ResponseWriter: rw, guard: g, req: req, passing200: g.settings.engineIOContentTypes, anyPasses200: req.Method == http.MethodPost}
-	if header := rw.Header(); len(header) > 0 {
-		w.headersBefore = header.Clone() // set by the repair or an earlier middleware
-	}
-	g.next.ServeHTTP(w, req)
-	if w.answer != nil && !w.answer.sent {
-		sendHeldAnswer(w.answer)
-	}
 }
 
 // watchWebsocket builds the watcher a websocket handshake is forwarded
@@ -120,30 +103,6 @@ func finishRefusedWebsocket(g *Guard, w *websocketWatcher) {
 	}
 }
 
-// answerWatcher watches the answer to a poll or a polling handshake: a 200
-// passes at once when its Content-Type is one of passing200 (Engine.IO's
-// polling answers), or whatever it is when anyPasses200 (a POST's "ok").
-type answerWatcher struct {
-	// ResponseWriter is the client's writer; once an answer is held, the
-	// heldAnswer that holds it.
-	http.ResponseWriter
-	guard         *Guard
-	req           *http.Request
-	headersBefore http.Header // set before forwarding (by the repair, or an earlier middleware)
-	passing200    map[string]bool
-	anyPasses200  bool
-	answer        *heldAnswer
-}
-
-// WriteHeader passes the common answer on; holdAnswer decides on the rest.
-func (w *answerWatcher) WriteHeader(status int) {
-	if status == 200 && (w.anyPasses200 || w.passing200[w.ResponseWriter.Header().Get("Content-Type")]) {
-		w.ResponseWriter.WriteHeader(status)
-		return
-	}
-	w.ResponseWriter = holdAnswer(&w.answer, w.guard, w.req, w.ResponseWriter, w.headersBefore, nil, status)
-}
-
 // websocketWatcher watches the answer to a websocket handshake: Traefik's
 // proxy hijacks the connection for a 101 (Hijack); any other answer is held.
 type websocketWatcher struct {
@@ -178,11 +137,6 @@ func (w *websocketWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, brw, err
 }
 
-// Unwrap lets http.ResponseController reach the client's writer (Flush,
-// in compiled Go; under Yaegi an interpreted writer offers compiled code
-// only ResponseWriter and Hijacker, which Engine.IO answers do not miss).
-func (w *answerWatcher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // maxHeldAnswer bounds what the guard holds of an answer's body: an answer
 // that grows past it is sent on then, read by its beginning as every held
 // answer is (maxReadAnswer), and the rest passes to the client as it comes.
@@ -192,9 +146,10 @@ func (w *answerWatcher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 const maxHeldAnswer = 64 << 10
 
 // heldAnswer is an answer the guard holds to read it before it is sent on:
-// its status (in a compiled recorder whose header map is the client's, so
-// the headers stay where they are set: Header and WriteHeader are the
-// recorder's) and its body up to maxHeldAnswer (Write is the guard's).
+// its headers (in a compiled recorder whose header map is the client's, so
+// the headers stay where they are set: Header is the recorder's), its status
+// (WriteHeader is the guard's, which records it in the recorder) and its
+// body up to maxHeldAnswer (Write is the guard's).
 type heldAnswer struct {
 	// ResponseWriter is the recorder. (An embedded interface: Yaegi v0.15
 	// refuses an embedded *httptest.ResponseRecorder beside other fields.)
@@ -225,6 +180,21 @@ func (a *heldAnswer) Write(p []byte) (int, error) {
 
 // WriteString is Write's (the recorder's own would hold the string whole).
 func (a *heldAnswer) WriteString(s string) (int, error) { return a.Write([]byte(s)) }
+
+// WriteHeader records the answer's status, but for an informational one,
+// which goes to the client at once: Traefik's proxy relays a 100 Continue
+// (to a request with Expect) and a 103 Early Hints (which a hop may send
+// unasked) as they come, and the recorder would keep the first status it is
+// given and drop the answer's own — a 404 or a refusal would reach the
+// client as a 200. (One interpreted call per answer: the price of the
+// answer's own status; measured, bench/report.md.)
+func (a *heldAnswer) WriteHeader(status int) {
+	if status < 200 && status != http.StatusSwitchingProtocols {
+		a.client.WriteHeader(status)
+		return
+	}
+	a.recorder.WriteHeader(status)
+}
 
 // writePastHold sends a held answer on when it grows past maxHeldAnswer —
 // unread if it is a 200 of Engine.IO's on the short way, through the same

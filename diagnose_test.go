@@ -134,8 +134,8 @@ func TestPollAnswersAreSentAsWritten(t *testing.T) {
 // it comes — every byte the backend wrote has reached the client when its
 // next Write begins —, judged by its beginning (a 4 MiB answer is never one
 // of Engine.IO's refusals), or is replaced by the guard's own answer and
-// the rest dropped. Whatever the way: the short way's capture, the watcher
-// of a request with Expect, the websocket handshake's.
+// the rest dropped. Whatever the way: the short way's capture (with or
+// without Expect), the websocket handshake's watcher.
 func TestAnswersPastTheBoundStreamOn(t *testing.T) {
 	const (
 		poll      = "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC"
@@ -159,7 +159,7 @@ func TestAnswersPastTheBoundStreamOn(t *testing.T) {
 	}{
 		{"a 4 MiB poll answer (the short way's capture)", "GET", poll, nil, 200, "text/plain; charset=UTF-8", "", 200, "", false},
 		{"a 4 MiB answer to a POST", "POST", poll, nil, 200, "text/html", "", 200, "", false},
-		{"a 4 MiB poll answer to a request with Expect (watched)", "GET", poll, expect, 200, "text/plain; charset=UTF-8", "", 200, "", false},
+		{"a 4 MiB poll answer to a request with Expect", "GET", poll, expect, 200, "text/plain; charset=UTF-8", "", 200, "", false},
 		{"a 4 MiB 400 page to a poll", "GET", poll, nil, 400, "text/html", "<html>", 400, "", false},
 		{"a 4 MiB 400 page to a poll with Expect", "GET", poll, expect, 400, "text/html", "<html>", 400, "", false},
 		{"a 400 that begins as Engine.IO's Session ID unknown, then 4 MiB", "GET", poll, nil, 400, "application/json", `{"code":1,"message":"Session ID unknown"}`, 400, "", false},
@@ -217,23 +217,27 @@ func TestAnswersPastTheBoundStreamOn(t *testing.T) {
 	}
 }
 
-// TestInformationalAnswersPassAtOnce: to a request that asked for 100
-// Continue (Expect: 100-continue) the guard lets informational answers pass
-// as they come, and the final answer keeps its own status — read and marked
-// like any other.
+// TestInformationalAnswersPassAtOnce: the guard lets informational answers
+// pass as they come — to a request that asked for 100 Continue (Expect:
+// 100-continue), and a 103 Early Hints a hop sends unasked — and the final
+// answer keeps its own status, read and marked like any other.
 func TestInformationalAnswersPassAtOnce(t *testing.T) {
 	const target = "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC"
 	for _, c := range []struct {
 		name       string
+		expect     bool // the request asks for 100 Continue
 		informal   int
 		answer     backendAnswer
 		wantStatus int
 		diagnosis  string
 	}{
-		{"100 then the answer", http.StatusContinue, socketIOPostOK, 200, ""},
-		{"103 then the answer", http.StatusEarlyHints, socketIOPostOK, 200, ""},
-		{"100 then a refusal, still read", http.StatusContinue, sessionUnknown, 400, "session-unknown"},
-		{"100 then the web app's 404, still replaced", http.StatusContinue, webApp404, 502, ""},
+		{"100 then the answer", true, http.StatusContinue, socketIOPostOK, 200, ""},
+		{"103 then the answer", true, http.StatusEarlyHints, socketIOPostOK, 200, ""},
+		{"100 then a refusal, still read", true, http.StatusContinue, sessionUnknown, 400, "session-unknown"},
+		{"100 then the web app's 404, still replaced", true, http.StatusContinue, webApp404, 502, ""},
+		{"103 unasked then the answer", false, http.StatusEarlyHints, socketIOPostOK, 200, ""},
+		{"103 unasked then a refusal, still read", false, http.StatusEarlyHints, sessionUnknown, 400, "session-unknown"},
+		{"103 unasked then the web app's 404, still replaced", false, http.StatusEarlyHints, webApp404, 502, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			backend := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
@@ -248,7 +252,9 @@ func TestInformationalAnswersPassAtOnce(t *testing.T) {
 				Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { informal = append(informal, code); return nil },
 			})
 			req, _ := http.NewRequestWithContext(ctx, "POST", front.URL+target, strings.NewReader("2"))
-			req.Header.Set("Expect", "100-continue")
+			if c.expect {
+				req.Header.Set("Expect", "100-continue")
+			}
 			resp, err := (&http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}).Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -304,6 +310,58 @@ func TestExpectContinueThroughAProxy(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != c.want.status || string(body) != c.want.body || resp.Header.Get(headerDiagnosis) != c.diagnosis {
 			t.Errorf("%s with Expect: %d %q, diagnosis %q", c.method, resp.StatusCode, body, resp.Header.Get(headerDiagnosis))
+		}
+	}
+}
+
+// TestEarlyHintsThroughAProxy: a 103 Early Hints a hop sends unasked before
+// the answer, through the guard and Go's reverse proxy (Traefik's, which
+// relays it as it comes): the client gets the 103, then the answer with its
+// own status, read as any other — not the 103's place taken by a 200.
+func TestEarlyHintsThroughAProxy(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		rw.Header().Set("Link", "</assets/app.css>; rel=preload")
+		rw.WriteHeader(http.StatusEarlyHints)
+		switch {
+		case req.URL.Query().Get("sid") == "":
+			writeBackendAnswer(rw, socketIOHandshake)
+		case strings.HasPrefix(req.URL.Query().Get("sid"), "web"):
+			writeBackendAnswer(rw, webApp404)
+		default:
+			writeBackendAnswer(rw, sessionUnknown)
+		}
+	}))
+	defer backend.Close()
+	target, _ := url.Parse(backend.URL)
+	guard := newTestGuard(t, CreateConfig(), httputil.NewSingleHostReverseProxy(target), nil)
+	front := httptest.NewServer(guard)
+	defer front.Close()
+	for _, c := range []struct {
+		name, query          string
+		wantStatus           int
+		wantError, diagnosis string
+	}{
+		{"a polling handshake", "EIO=4&transport=polling&t=x", 200, "", ""},
+		{"a poll of an unknown session", "EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC", 400, "", "session-unknown"},
+		{"a poll the web app answers 404", "EIO=4&transport=polling&sid=web_VI97HAXpY6yYWAAAC", 502, "backend-not-socketio", ""},
+	} {
+		var informal []int
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { informal = append(informal, code); return nil },
+		})
+		req, _ := http.NewRequestWithContext(ctx, "GET", front.URL+"/socket.io/?"+c.query, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.wantStatus || resp.Header.Get(headerError) != c.wantError || resp.Header.Get(headerDiagnosis) != c.diagnosis {
+			t.Errorf("%s after a 103: %d, error %q, diagnosis %q; want %d %q %q", c.name, resp.StatusCode,
+				resp.Header.Get(headerError), resp.Header.Get(headerDiagnosis), c.wantStatus, c.wantError, c.diagnosis)
+		}
+		if len(informal) != 1 || informal[0] != http.StatusEarlyHints {
+			t.Errorf("%s: the client saw informational answers %v, want [103]", c.name, informal)
 		}
 	}
 }
