@@ -211,14 +211,6 @@ func BenchmarkProxyCaptureOnlyPollGET(b *testing.B) {
 }
 func BenchmarkProxyGuardPollGET(b *testing.B) { proxyLoop(b, guardHandler(b), "GET", pollWithSID, nil) }
 
-// BenchmarkProxyGuardPollGETStreamed is the same poll with its answer
-// watched by the guard's interpreted writer and streamed to the client as
-// it comes (the way a request with Expect takes), instead of captured (the
-// status by the compiled recorder, the body by the guard's Write, up to 64
-// KiB): the cost of the other way to let an answer stream.
-func BenchmarkProxyGuardPollGETStreamed(b *testing.B) {
-	proxyLoop(b, guardHandler(b), "GET", pollWithSID, map[string]string{"Expect": "100-continue"})
-}
 func BenchmarkProxyGuardPollGETAppParamsFirst(b *testing.B) {
 	proxyLoop(b, guardHandler(b), "GET", pollAppFirst, nil)
 }
