@@ -93,8 +93,7 @@ http:
     api: {rule: "PathPrefix(%[7]s)", entryPoints: [dashboard], middlewares: [api-auth], service: api@internal}
 `, frappeSiteMiddleware, realtimeURL(rt), web.URL(), htpasswd, "`127.0.0.1`", "`/socket.io`", "`/api`")
 
-	lines := []struct{ name, line string }{{stack.MainTraefik, ""}, {"v3.6.12", "v3.6"}, {"v2.11.54", "v2"}}
-	for _, l := range lines {
+	for _, l := range everyTraefikLine {
 		t.Run("Traefik "+l.name, func(t *testing.T) {
 			plugins := map[string]string{"nohijack": filepath.Join(e.st.Tools.Repo, "e2e", "plugins", "nohijack")}
 			bad, err := e.st.StartTraefik(stack.TraefikOptions{Name: "broken-" + l.name, Line: l.line, EntryPoints: []string{"site", "other", "dashboard"},

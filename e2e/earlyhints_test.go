@@ -9,8 +9,6 @@ import (
 	"net/textproto"
 	"testing"
 	"time"
-
-	"github.com/sysmayal/socketioguard/e2e/stack"
 )
 
 // TestEarlyHintsThroughTraefik: a server (or a hop in front of it) that
@@ -22,13 +20,7 @@ import (
 // The server here is a stand-in on loopback: what matters is the 103, which
 // Engine.IO servers do not send themselves.
 func TestEarlyHintsThroughTraefik(t *testing.T) {
-	for _, line := range []struct{ name, line string }{{stack.MainTraefik, ""}, {"v3.6.12", "v3.6"}, {"v2.11.54", "v2"}} {
-		line := line
-		t.Run(line.name, func(t *testing.T) {
-			t.Parallel()
-			earlyHintsThrough(t, line.line)
-		})
-	}
+	onTraefikLines(t, everyTraefikLine, earlyHintsThrough)
 }
 
 func earlyHintsThrough(t *testing.T, line string) {
@@ -51,12 +43,7 @@ func earlyHintsThrough(t *testing.T, line string) {
 		_, _ = io.WriteString(rw, a.body)
 	}))
 	defer server.Close()
-	e := newEnv(t)
-	tr, err := e.st.StartTraefik(stack.TraefikOptions{Line: line, Name: "traefik-hints" + line,
-		EntryPoints: []string{"guarded", "plain"}, Routers: []string{"sio-guarded@file", "sio-plain@file"},
-		Dynamic: guardedAndPlainRoutes(server.URL, `{setMissingOrigin: true, eioVersions: "4"}`),
-	})
-	e.must(err)
+	tr := startGuardedAndPlain(newEnv(t), line, "traefik-hints", server.URL)
 	for _, c := range []struct {
 		name, query          string
 		wantStatus           int // with the guard

@@ -26,13 +26,7 @@ import (
 // attack puts an error-level line into Traefik's log, the guard's lines stay
 // short, and a real client still connects and ends on websocket.
 func TestAttacksThroughTraefik(t *testing.T) {
-	for _, line := range []struct{ name, line string }{{stack.MainTraefik, ""}, {"v3.6.12", "v3.6"}, {"v2.11.54", "v2"}} {
-		line := line
-		t.Run(line.name, func(t *testing.T) {
-			t.Parallel()
-			runAttacks(t, line.line)
-		})
-	}
+	onTraefikLines(t, everyTraefikLine, runAttacks)
 }
 
 // attack is one request, sent raw (every byte as written), and what it must get.

@@ -501,3 +501,34 @@ http:
           - url: %s
 `, frappeSiteMiddleware, pluginYAML, upstream)
 }
+
+// traefikLine is a Traefik the suite builds: its name in test output and
+// the stack's Line for it ("" is the main one).
+type traefikLine struct{ name, line string }
+
+// everyTraefikLine: the main Traefik, v3.6 and v2.11 (v3 embeds Yaegi
+// v0.16, v2 v0.15).
+var everyTraefikLine = []traefikLine{{stack.MainTraefik, ""}, {"v3.6.12", "v3.6"}, {"v2.11.54", "v2"}}
+
+// onTraefikLines runs run on each line, the lines in parallel.
+func onTraefikLines(t *testing.T, lines []traefikLine, run func(t *testing.T, line string)) {
+	for _, l := range lines {
+		l := l
+		t.Run(l.name, func(t *testing.T) {
+			t.Parallel()
+			run(t, l.line)
+		})
+	}
+}
+
+// startGuardedAndPlain starts a Traefik of line with guardedAndPlainRoutes
+// to upstream: the Frappe recipe's guard on entrypoint "guarded", none on
+// "plain".
+func startGuardedAndPlain(e *env, line, name, upstream string) *stack.Traefik {
+	tr, err := e.st.StartTraefik(stack.TraefikOptions{Line: line, Name: name + line,
+		EntryPoints: []string{"guarded", "plain"}, Routers: []string{"sio-guarded@file", "sio-plain@file"},
+		Dynamic: guardedAndPlainRoutes(upstream, `{setMissingOrigin: true, eioVersions: "4"}`),
+	})
+	e.must(err)
+	return tr
+}

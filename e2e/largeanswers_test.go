@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/sysmayal/socketioguard/e2e/stack"
 )
 
 // TestLargeAnswersStreamThroughTraefik: a poll answered with 8 MiB reaches
@@ -20,13 +18,7 @@ import (
 // a poll is replaced by the guard's own answer before the backend is done.
 // On each Yaegi a Traefik line embeds (v3: v0.16, v2: v0.15).
 func TestLargeAnswersStreamThroughTraefik(t *testing.T) {
-	for _, line := range []struct{ name, line string }{{stack.MainTraefik, ""}, {"v2.11.54", "v2"}} {
-		line := line
-		t.Run(line.name, func(t *testing.T) {
-			t.Parallel()
-			runLargeAnswers(t, line.line)
-		})
-	}
+	onTraefikLines(t, []traefikLine{everyTraefikLine[0], everyTraefikLine[2]}, runLargeAnswers)
 }
 
 func runLargeAnswers(t *testing.T, line string) {
@@ -67,12 +59,7 @@ func runLargeAnswers(t *testing.T, line string) {
 	}))
 	defer backend.Close()
 
-	e := newEnv(t)
-	tr, err := e.st.StartTraefik(stack.TraefikOptions{Line: line, Name: "traefik-large" + line,
-		EntryPoints: []string{"guarded", "plain"}, Routers: []string{"sio-guarded@file", "sio-plain@file"},
-		Dynamic: guardedAndPlainRoutes(backend.URL, `{setMissingOrigin: true, eioVersions: "4"}`),
-	})
-	e.must(err)
+	tr := startGuardedAndPlain(newEnv(t), line, "traefik-large", backend.URL)
 
 	get := func(t *testing.T, answer string) *http.Response {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
