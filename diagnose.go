@@ -19,9 +19,9 @@ import (
 // handshake is captured (heldAnswer: headers by a compiled recorder, the
 // status and the body, up to maxHeldAnswer, by the guard's WriteHeader and
 // Write) and sent on (the short way's cost), the answer to a websocket
-// handshake is watched by an interpreted writer that lets it pass as it
-// comes and holds it the same way only where its status says it may tell
-// what broke. An informational answer (100 Continue, 103 Early Hints),
+// handshake is watched by an interpreted writer that hands a 101's
+// connection over at once and holds any other answer the same way. An
+// informational answer (100 Continue, 103 Early Hints),
 // which Traefik's proxy relays as it comes, goes to the client at once
 // either way. An answer held past maxHeldAnswer is sent on then, read by
 // its beginning, and the rest streams.
@@ -116,6 +116,9 @@ type websocketWatcher struct {
 	// guard for the connection (it got a 101), and whether the writer below
 	// handed it over.
 	hijackAttempted, hijacked, hijackFailed bool
+	// informational: an informational answer went to the client before
+	// the answer (see heldAnswer.informational).
+	informational bool
 }
 
 func (w *websocketWatcher) WriteHeader(status int) {
@@ -161,6 +164,10 @@ type heldAnswer struct {
 	client        http.ResponseWriter // the client's writer
 	headersBefore http.Header         // set before forwarding, kept when the guard's own answer replaces this one
 	ws            *websocketWatcher   // the websocket's watcher, or nil
+	// informational: an informational answer went to the client ahead of
+	// this one, and the proxy emptied the header map then — what was set
+	// before forwarding (a sticky cookie the load balancer set, too) is gone.
+	informational bool
 	// sent: the answer grew past maxHeldAnswer and was sent on; the rest of
 	// its body goes to rest (the client's writer, or nil when the guard's
 	// own answer replaced it).
@@ -191,6 +198,7 @@ func (a *heldAnswer) WriteString(s string) (int, error) { return a.Write([]byte(
 func (a *heldAnswer) WriteHeader(status int) {
 	if status < 200 && status != http.StatusSwitchingProtocols {
 		a.client.WriteHeader(status)
+		a.informational = true
 		return
 	}
 	a.recorder.WriteHeader(status)
@@ -222,7 +230,7 @@ func writePastHold(a *heldAnswer, p []byte) (int, error) {
 
 // passesUnread: a 200 of Engine.IO's to a poll or a polling handshake (its
 // polling Content-Type, or any to a POST: "ok"), which the guard sends on
-// without reading. (A watcher holds no such answer: it lets it pass.)
+// without reading. (Not a websocket handshake's: a 200 to one is read.)
 func passesUnread(a *heldAnswer) bool {
 	return a.ws == nil && a.recorder.Code == http.StatusOK &&
 		(a.req.Method == http.MethodPost || a.g.settings.engineIOContentTypes[a.client.Header().Get("Content-Type")])
@@ -243,18 +251,23 @@ func replaceWhileServerSends(a *heldAnswer) {
 	_ = http.NewResponseController(client).Flush()
 }
 
-// holdAnswer returns the writer the rest of the answer goes to: the
-// client's for an informational 1xx (the proxy relays 100 Continue and 103
-// Early Hints as they come) or a superfluous call, otherwise a heldAnswer
-// (set in *held) that holds it, its headers staying where they were set.
+// holdAnswer returns the writer the rest of the answer goes to: the current
+// one for an informational 1xx (the proxy relays 100 Continue and 103 Early
+// Hints as they come: the client's, or the heldAnswer's WriteHeader, which
+// sends it on) or a superfluous call (the heldAnswer's), otherwise a
+// heldAnswer (set in *held) that holds it, its headers staying where they
+// were set.
 func holdAnswer(held **heldAnswer, g *Guard, req *http.Request, current http.ResponseWriter, headersBefore http.Header, ws *websocketWatcher, status int) http.ResponseWriter {
 	if status < 200 || *held != nil {
+		if *held == nil {
+			ws.informational = true // to the client directly (a later one goes through the heldAnswer's WriteHeader)
+		}
 		current.WriteHeader(status)
 		return current
 	}
 	recorder := &httptest.ResponseRecorder{HeaderMap: current.Header()}
 	recorder.WriteHeader(status)
-	a := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: current, headersBefore: headersBefore, ws: ws}
+	a := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: current, headersBefore: headersBefore, ws: ws, informational: ws.informational}
 	*held = a
 	return a
 }
@@ -301,6 +314,9 @@ func readHeldAnswer(a *heldAnswer, body []byte) (*problem, string) {
 	case status == http.StatusBadRequest || status == http.StatusForbidden || ws != nil && status == http.StatusInternalServerError:
 		p := diagnose(status, body, ws)
 		if p == &problemSessionUnknown {
+			if a.informational {
+				return p, "an informational answer went ahead of this one, and the proxy dropped the headers set before it: whether the load balancer set its sticky cookie is not known"
+			}
 			return diagnoseSessionUnknown(a.g, a.req, a.client.Header(), a.headersBefore)
 		}
 		if p == &problemWebSocketRefused {

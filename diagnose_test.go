@@ -365,3 +365,65 @@ func TestEarlyHintsThroughAProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyHintsHideTheStickyCookie: behind a load balancer that sets its
+// sticky cookie before it proxies (Traefik's), a "Session ID unknown" to a
+// request that carried the cookie is named by what the load balancer did
+// with it — but after an informational answer the proxy has emptied the
+// header map, the load balancer's Set-Cookie with it: the guard then says
+// session-unknown and why, not "the load balancer kept it". For a poll and
+// for a websocket handshake, with the cookie's name configured (stickyCookie)
+// or learned from the Set-Cookie.
+func TestEarlyHintsHideTheStickyCookie(t *testing.T) {
+	for _, run := range []struct {
+		hints      bool
+		configured string
+	}{{false, ""}, {true, ""}, {false, "_abcde"}, {true, "_abcde"}} {
+		hints := run.hints
+		backend := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+			if hints {
+				rw.Header().Set("Link", "</assets/app.css>; rel=preload")
+				rw.WriteHeader(http.StatusEarlyHints)
+			}
+			writeBackendAnswer(rw, sessionUnknown)
+		}))
+		target, _ := url.Parse(backend.URL)
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		loadBalancer := http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+			http.SetCookie(rw, &http.Cookie{Name: "_abcde", Value: "replica-2", Path: "/"}) // the old replica is gone: a new one chosen
+			proxy.ServeHTTP(rw, req)
+		})
+		cfg := CreateConfig()
+		cfg.StickyCookie = run.configured
+		guard := newTestGuard(t, cfg, loadBalancer, nil)
+		front := httptest.NewServer(guard) // a server: a recorder would keep the 103 (and Yaegi wants the guard in a variable here)
+		for _, c := range []struct {
+			name, target string
+			headers      map[string]string
+		}{
+			{"a poll", "/socket.io/?EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC", nil},
+			{"a websocket handshake", "/socket.io/?EIO=4&transport=websocket&sid=lv_VI97HAXpY6yYWAAAC", websocketHeaders(nil)},
+		} {
+			req, _ := http.NewRequest("GET", front.URL+c.target, nil)
+			for k, v := range c.headers {
+				req.Header.Set(k, v)
+			}
+			req.Header.Set("Cookie", "_abcde=replica-1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			_, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := "session-unknown-sticky-cookie"
+			if hints {
+				want = "session-unknown"
+			}
+			if resp.StatusCode != 400 || resp.Header.Get(headerDiagnosis) != want {
+				t.Errorf("%s (103 first: %v, stickyCookie %q): %d, diagnosis %q; want 400 %q", c.name, hints, run.configured, resp.StatusCode, resp.Header.Get(headerDiagnosis), want)
+			}
+		}
+		front.Close()
+		backend.Close()
+	}
+}
