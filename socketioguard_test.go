@@ -1079,7 +1079,7 @@ func TestInspectOffByDefault(t *testing.T) {
 
 // TestUpgradeCompletesThroughTheGuard runs a real 101 handshake through the
 // guard and Go's reverse proxy (what Traefik uses): the proxy must be able to
-// hijack the client connection through the guard's answer watcher, also
+// hijack the client connection through the guard's websocket watcher, also
 // after the guard restored stripped upgrade headers.
 func TestUpgradeCompletesThroughTheGuard(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {

@@ -14,8 +14,8 @@ const HandshakeFloorModule = "example.com/hsfloor/socketioguard"
 // variant: the path lookup and the polling handshake's expression, the
 // guard's own Origin repair, and the guard's own capture (heldAnswer, at
 // most 64 KiB held) sent on as the reference plugin sends it — no
-// counters, method routing, short-way dispatch, Expect check, copy of the
-// headers set before, or diagnosis.
+// counters, method routing, short-way dispatch, copy of the headers set
+// before, or diagnosis.
 const handshakeFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if !g.settings.shortWayPaths[req.URL.Path] || !g.settings.handshakeQuery.MatchString(req.URL.RawQuery) {
 		g.next.ServeHTTP(rw, req)
