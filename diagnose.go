@@ -122,7 +122,7 @@ type websocketWatcher struct {
 }
 
 func (w *websocketWatcher) WriteHeader(status int) {
-	w.ResponseWriter = holdAnswer(&w.answer, w.guard, w.req, w.ResponseWriter, w.headersBefore, w, status)
+	w.ResponseWriter = holdAnswer(w, status)
 }
 
 // Hijack hands the client connection to Traefik's proxy for a 101 upgrade.
@@ -251,25 +251,26 @@ func replaceWhileServerSends(a *heldAnswer) {
 	_ = http.NewResponseController(client).Flush()
 }
 
-// holdAnswer returns the writer the rest of the answer goes to: the current
-// one for an informational 1xx (the proxy relays 100 Continue and 103 Early
-// Hints as they come: the client's, or the heldAnswer's WriteHeader, which
-// sends it on) or a superfluous call (the heldAnswer's), otherwise a
-// heldAnswer (set in *held) that holds it, its headers staying where they
-// were set.
-func holdAnswer(held **heldAnswer, g *Guard, req *http.Request, current http.ResponseWriter, headersBefore http.Header, ws *websocketWatcher, status int) http.ResponseWriter {
-	if status < 200 || *held != nil {
-		if *held == nil {
-			ws.informational = true // to the client directly (a later one goes through the heldAnswer's WriteHeader)
-		}
-		current.WriteHeader(status)
-		return current
+// holdAnswer returns the writer the rest of a watched websocket handshake's
+// answer goes to: once an answer is held, the heldAnswer (whose WriteHeader
+// sends an informational 1xx on and drops a superfluous call); before, the
+// client's for an informational 1xx (the proxy relays 100 Continue and 103
+// Early Hints as they come); otherwise a new heldAnswer (w.answer) that
+// holds it, its headers staying where they were set.
+func holdAnswer(w *websocketWatcher, status int) http.ResponseWriter {
+	if w.answer != nil {
+		w.answer.WriteHeader(status)
+		return w.answer
 	}
-	recorder := &httptest.ResponseRecorder{HeaderMap: current.Header()}
+	if status < 200 {
+		w.informational = true
+		w.ResponseWriter.WriteHeader(status)
+		return w.ResponseWriter
+	}
+	recorder := &httptest.ResponseRecorder{HeaderMap: w.ResponseWriter.Header()}
 	recorder.WriteHeader(status)
-	a := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: current, headersBefore: headersBefore, ws: ws, informational: ws.informational}
-	*held = a
-	return a
+	w.answer = &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: w.guard, req: w.req, client: w.ResponseWriter, headersBefore: w.headersBefore, ws: w, informational: w.informational}
+	return w.answer
 }
 
 // sendHeldAnswer sends a held answer on. Engine.IO never answers 404 on its
