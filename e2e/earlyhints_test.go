@@ -1,14 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httptrace"
-	"net/textproto"
 	"testing"
-	"time"
 )
 
 // TestEarlyHintsThroughTraefik: a server (or a hop in front of it) that
@@ -53,8 +49,8 @@ func earlyHintsThrough(t *testing.T, line string) {
 		{"a poll of an unknown session", "EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC&answer=unknown", 400, "", "session-unknown"},
 		{"a poll the web app answers", "EIO=4&transport=polling&sid=lv_VI97HAXpY6yYWAAAC&answer=webapp", 502, "backend-not-socketio", ""},
 	} {
-		plain := getWithInformational(t, tr.URL("plain")+"/socket.io/?"+c.query)
-		guarded := getWithInformational(t, tr.URL("guarded")+"/socket.io/?"+c.query)
+		plain := exchangeInformed(t, "GET", tr.URL("plain")+"/socket.io/?"+c.query, "", nil)
+		guarded := exchangeInformed(t, "GET", tr.URL("guarded")+"/socket.io/?"+c.query, "", nil)
 		t.Logf("%s after a 103: without the guard %d %v, with it %d %v", c.name, plain.status, plain.informal, guarded.status, guarded.informal)
 		if guarded.status != c.wantStatus || guarded.header.Get("X-Socketio-Guard-Error") != c.wantError || guarded.header.Get("X-Socketio-Guard-Diagnosis") != c.diagnosis {
 			t.Errorf("%s with the guard: %d, error %q, diagnosis %q; want %d %q %q (body %.200q)", c.name, guarded.status,
@@ -67,35 +63,4 @@ func earlyHintsThrough(t *testing.T, line string) {
 			t.Errorf("%s: the client saw informational answers %v with the guard, want [103] (without it: %v)", c.name, guarded.informal, plain.informal)
 		}
 	}
-}
-
-// informedAnswer is an answer with the informational answers before it.
-type informedAnswer struct {
-	status   int
-	header   http.Header
-	body     string
-	informal []int
-}
-
-func getWithInformational(t *testing.T, url string) informedAnswer {
-	t.Helper()
-	var got informedAnswer
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { got.informal = append(got.informal, code); return nil },
-	})
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = "127.0.0.1"
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	got.status, got.header, got.body = resp.StatusCode, resp.Header, string(body)
-	return got
 }

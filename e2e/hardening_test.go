@@ -171,11 +171,11 @@ func runAttacks(t *testing.T, line string) {
 			{"a poll POST of an unknown session", "POST", "EIO=4&transport=polling&sid=unknown-session", "2", 400, `"code":1`, "session-unknown"},
 			{"a polling handshake", "GET", "EIO=4&transport=polling&t=expect", "", 200, `^0\{"sid"`, ""},
 		} {
-			status, header, body, informal := expectContinue(t, c.method, base+"/socket.io/?"+c.query, c.body)
-			if status != c.wantStatus || !regexp.MustCompile(c.wantBody).MatchString(body) || header.Get("X-Socketio-Guard-Diagnosis") != c.diagnosis {
-				t.Errorf("%s with Expect: %d %q diagnosis %q, want %d %s %q", c.name, status, body, header.Get("X-Socketio-Guard-Diagnosis"), c.wantStatus, c.wantBody, c.diagnosis)
+			got := expectContinue(t, c.method, base+"/socket.io/?"+c.query, c.body)
+			if got.status != c.wantStatus || !regexp.MustCompile(c.wantBody).MatchString(got.body) || got.header.Get("X-Socketio-Guard-Diagnosis") != c.diagnosis {
+				t.Errorf("%s with Expect: %d %q diagnosis %q, want %d %s %q", c.name, got.status, got.body, got.header.Get("X-Socketio-Guard-Diagnosis"), c.wantStatus, c.wantBody, c.diagnosis)
 			}
-			t.Logf("%s with Expect: %d, informational answers %v", c.name, status, informal)
+			t.Logf("%s with Expect: %d, informational answers %v", c.name, got.status, got.informal)
 		}
 	})
 
@@ -266,13 +266,29 @@ func rawExchange(t *testing.T, base, request string) answer {
 
 // expectContinue sends a request with Expect: 100-continue as a client that
 // waits for 100 Continue before its body does (curl, .NET).
-func expectContinue(t *testing.T, method, url, body string) (int, http.Header, string, []int) {
+func expectContinue(t *testing.T, method, url, body string) informedAnswer {
 	t.Helper()
-	var informal []int
+	return exchangeInformed(t, method, url, body, map[string]string{"Expect": "100-continue", "Origin": strings.SplitN(url, "/socket.io", 2)[0]})
+}
+
+// informedAnswer is an answer with the informational answers before it.
+type informedAnswer struct {
+	status   int
+	header   http.Header
+	body     string
+	informal []int
+}
+
+// exchangeInformed sends a request (with these headers) as a client that
+// waits up to 10 s for 100 Continue before its body when it asks for one,
+// and returns the answer with the informational answers before it.
+func exchangeInformed(t *testing.T, method, url, body string, header map[string]string) informedAnswer {
+	t.Helper()
+	var got informedAnswer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { informal = append(informal, code); return nil },
+		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { got.informal = append(got.informal, code); return nil },
 	})
 	var reader io.Reader
 	if body != "" {
@@ -282,16 +298,19 @@ func expectContinue(t *testing.T, method, url, body string) (int, http.Header, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Expect", "100-continue")
-	req.Header.Set("Origin", strings.SplitN(url, "/socket.io", 2)[0])
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second}}
+	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s with Expect: %v", method, url, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b), informal
+	got.status, got.header, got.body = resp.StatusCode, resp.Header, string(b)
+	return got
 }
 
 // guardLines are the guard's lines in a piece of Traefik's log, their total
