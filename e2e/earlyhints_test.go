@@ -51,13 +51,13 @@ func earlyHintsThrough(t *testing.T, line string) {
 	} {
 		plain := exchangeInformed(t, "GET", tr.URL("plain")+"/socket.io/?"+c.query, "", nil)
 		guarded := exchangeInformed(t, "GET", tr.URL("guarded")+"/socket.io/?"+c.query, "", nil)
-		t.Logf("%s after a 103: without the guard %d %v, with it %d %v", c.name, plain.status, plain.informal, guarded.status, guarded.informal)
-		if guarded.status != c.wantStatus || guarded.header.Get("X-Socketio-Guard-Error") != c.wantError || guarded.header.Get("X-Socketio-Guard-Diagnosis") != c.diagnosis {
-			t.Errorf("%s with the guard: %d, error %q, diagnosis %q; want %d %q %q (body %.200q)", c.name, guarded.status,
-				guarded.header.Get("X-Socketio-Guard-Error"), guarded.header.Get("X-Socketio-Guard-Diagnosis"), c.wantStatus, c.wantError, c.diagnosis, guarded.body)
+		t.Logf("%s after a 103: without the guard %d %v, with it %d %v", c.name, plain.Status, plain.informal, guarded.Status, guarded.informal)
+		if guarded.Status != c.wantStatus || guarded.Header.Get("X-Socketio-Guard-Error") != c.wantError || guarded.Header.Get("X-Socketio-Guard-Diagnosis") != c.diagnosis {
+			t.Errorf("%s with the guard: %d, error %q, diagnosis %q; want %d %q %q (body %.200q)", c.name, guarded.Status,
+				guarded.Header.Get("X-Socketio-Guard-Error"), guarded.Header.Get("X-Socketio-Guard-Diagnosis"), c.wantStatus, c.wantError, c.diagnosis, guarded.Body)
 		}
-		if c.wantError == "" && (guarded.status != plain.status || guarded.body != plain.body) {
-			t.Errorf("%s: with the guard %d %q, without it %d %q", c.name, guarded.status, guarded.body, plain.status, plain.body)
+		if c.wantError == "" && (guarded.Status != plain.Status || guarded.Body != plain.Body) {
+			t.Errorf("%s: with the guard %d %q, without it %d %q", c.name, guarded.Status, guarded.Body, plain.Status, plain.Body)
 		}
 		if len(guarded.informal) != 1 || guarded.informal[0] != http.StatusEarlyHints {
 			t.Errorf("%s: the client saw informational answers %v with the guard, want [103] (without it: %v)", c.name, guarded.informal, plain.informal)

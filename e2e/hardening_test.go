@@ -172,10 +172,10 @@ func runAttacks(t *testing.T, line string) {
 			{"a polling handshake", "GET", "EIO=4&transport=polling&t=expect", "", 200, `^0\{"sid"`, ""},
 		} {
 			got := expectContinue(t, c.method, base+"/socket.io/?"+c.query, c.body)
-			if got.status != c.wantStatus || !regexp.MustCompile(c.wantBody).MatchString(got.body) || got.header.Get("X-Socketio-Guard-Diagnosis") != c.diagnosis {
-				t.Errorf("%s with Expect: %d %q diagnosis %q, want %d %s %q", c.name, got.status, got.body, got.header.Get("X-Socketio-Guard-Diagnosis"), c.wantStatus, c.wantBody, c.diagnosis)
+			if got.Status != c.wantStatus || !regexp.MustCompile(c.wantBody).MatchString(got.Body) || got.Header.Get("X-Socketio-Guard-Diagnosis") != c.diagnosis {
+				t.Errorf("%s with Expect: %d %q diagnosis %q, want %d %s %q", c.name, got.Status, got.Body, got.Header.Get("X-Socketio-Guard-Diagnosis"), c.wantStatus, c.wantBody, c.diagnosis)
 			}
-			t.Logf("%s with Expect: %d, informational answers %v", c.name, got.status, got.informal)
+			t.Logf("%s with Expect: %d, informational answers %v", c.name, got.Status, got.informal)
 		}
 	})
 
@@ -273,9 +273,7 @@ func expectContinue(t *testing.T, method, url, body string) informedAnswer {
 
 // informedAnswer is an answer with the informational answers before it.
 type informedAnswer struct {
-	status   int
-	header   http.Header
-	body     string
+	answer
 	informal []int
 }
 
@@ -309,7 +307,7 @@ func exchangeInformed(t *testing.T, method, url, body string, header map[string]
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	got.status, got.header, got.body = resp.StatusCode, resp.Header, string(b)
+	got.answer = answer{resp.StatusCode, resp.Header, string(b)}
 	return got
 }
 
