@@ -82,6 +82,7 @@ type soakOptions struct {
 	compareTrivial                          bool // the same phase again with the trivial plugin
 	portRange                               string
 	maxFails                                int              // nginx's max_fails per Traefik (-1: nginx's default, 1 in 10 s)
+	traefikLogLevel                         string           // the Traefiks' log level (WARN; DEBUG says why their proxy answered a 502)
 	reconnectDelay                          [2]time.Duration // socket.io-client's reconnectionDelay, reconnectionDelayMax
 }
 
@@ -154,6 +155,7 @@ func runSoak(args []string) int {
 	fs.StringVar(&o.portRange, "port-range", "auto", `local port range for the run, e.g. "1024 65000", restored after ("": leave it; auto: that one from 5,000 clients)`)
 	fs.IntVar(&o.maxFails, "nginx-max-fails", -1, "the front nginx's max_fails for each Traefik (0: never take one out; -1: nginx's default, 1 failure takes it out for 10 s)")
 	reconnect := fs.String("reconnect-delay", "auto", "the clients' reconnectionDelay,reconnectionDelayMax (auto: 500ms,2s below 5,000 clients; from 5,000 socket.io's defaults 1s,5s, which Frappe's desk keeps)")
+	fs.StringVar(&o.traefikLogLevel, "traefik-log-level", "WARN", "the Traefiks' log level (DEBUG: their proxy logs why it answered a 502, e.g. an EOF from a replica; the report counts the lines)")
 	out := fs.String("out", "", "directory for soak.md (default: <repo>/bench)")
 	_ = fs.Parse(args)
 	large := o.clients >= 5000
@@ -432,7 +434,7 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 	for _, name := range names {
 		// Its answers of 400 and above go to an access log (JSON), counted at the end.
 		accessLog := fmt.Sprintf("accessLog:\n  filePath: %s\n  format: json\n  filters:\n    statusCodes: [\"400-599\"]\n", filepath.Join(st.Dir, name+"-errors.json"))
-		tr, err := st.StartTraefik(stack.TraefikOptions{Name: name, EntryPoints: []string{"web"}, LogLevel: "WARN", Metrics: true,
+		tr, err := st.StartTraefik(stack.TraefikOptions{Name: name, EntryPoints: []string{"web"}, LogLevel: o.traefikLogLevel, Metrics: true,
 			Routers: []string{"frappe-socketio@file"}, Dynamic: env.soakDynamic(kind), LocalPlugins: localPlugins, ExtraStatic: accessLog})
 		if err != nil {
 			return p, err
@@ -781,7 +783,7 @@ func logCounts(logs string) map[string]int {
 			continue
 		}
 		msg := line
-		for _, lvl := range []string{" ERR ", " WRN ", " FTL ", " INF "} {
+		for _, lvl := range []string{" ERR ", " WRN ", " FTL ", " INF ", " DBG "} {
 			if i := strings.Index(msg, lvl); i >= 0 {
 				msg = strings.TrimSpace(msg[i:])
 				break

@@ -186,7 +186,7 @@ func writePhase(b *strings.Builder, r *soakReport, p *soakPhase, titled, isGuard
 	writeCounts(b, "front nginx's answers (access log), by stage (when logged), status, method, transport", p.nginxAccess, 16)
 	writeCounts(b, "the Traefiks' answers of 400 and above (access log), by stage (when the request began), status, method, transport, replica", p.traefikAccess, 16)
 	writeCounts(b, "front nginx's error log (info and above), by message", p.nginxErrors, 12)
-	writeCounts(b, "the Traefiks' output (log level WARN: a failed health check is one), by line, numbers blurred", p.traefikLog, 10)
+	writeCounts(b, "the Traefiks' output (log level "+r.traefikLogLevel+": a failed health check is one), by line, numbers blurred", p.traefikLog, 10)
 	b.WriteString("\n")
 }
 
