@@ -76,10 +76,14 @@ type soakEvent struct {
 type soakOptions struct {
 	clients, channels                       int
 	interval, healthInterval, healthTimeout time.Duration
-	procs                                   int  // soak.js processes
-	sourceAddrs                             bool // each with its own loopback source address
-	rate                                    int  // clients started per second, in all (0: at once)
-	compareTrivial                          bool // the same phase again with the trivial plugin
+	procs                                   int           // soak.js processes
+	sourceAddrs                             bool          // each with its own loopback source address
+	rate                                    int           // clients started per second, in all (0: at once)
+	compareTrivial                          bool          // the same phase again with the trivial plugin
+	trivialFirst                            bool          // the trivial plugin's phase before the guard's
+	guardFront                              string        // the guard's front nginx: "stripping" (the report's) or "recipe" (Frappe's, as the trivial plugin's)
+	idleConnTimeout                         time.Duration // the replicas' serversTransport idleConnTimeout (0: Traefik's default, 90 s)
+	logsDir                                 string        // where the Traefiks' access logs (every answer) and output, and nginx's access log, are kept ("": not kept)
 	portRange                               string
 	maxFails                                int              // nginx's max_fails per Traefik (-1: nginx's default, 1 in 10 s)
 	traefikLogLevel                         string           // the Traefiks' log level (WARN; DEBUG says why their proxy answered a 502)
@@ -156,8 +160,16 @@ func runSoak(args []string) int {
 	fs.IntVar(&o.maxFails, "nginx-max-fails", -1, "the front nginx's max_fails for each Traefik (0: never take one out; -1: nginx's default, 1 failure takes it out for 10 s)")
 	reconnect := fs.String("reconnect-delay", "auto", "the clients' reconnectionDelay,reconnectionDelayMax (auto: 500ms,2s below 5,000 clients; from 5,000 socket.io's defaults 1s,5s, which Frappe's desk keeps)")
 	fs.StringVar(&o.traefikLogLevel, "traefik-log-level", "WARN", "the Traefiks' log level (DEBUG: their proxy logs why it answered a 502, e.g. an EOF from a replica; the report counts the lines)")
+	fs.BoolVar(&o.trivialFirst, "trivial-first", false, "run the trivial plugin's phase before the guard's (to tell the plugin from the order)")
+	fs.StringVar(&o.guardFront, "guard-front", "stripping", `the guard's front nginx: "stripping" (proxy_pass alone, the report's: every upgrade repaired) or "recipe" (Frappe's own, as in the trivial plugin's phase: nothing to repair, so the phases differ by the plugin alone)`)
+	fs.DurationVar(&o.idleConnTimeout, "idle-conn-timeout", 0, "Traefik's idleConnTimeout towards the replicas (forwardingTimeouts of a serversTransport; 0: Traefik's default, 90 s). Node's servers close an idle connection after 5 s (keepAliveTimeout): below that, Traefik never sends a request on a connection a replica is closing")
+	fs.StringVar(&o.logsDir, "keep-logs", "", "keep every answer the Traefiks logged (their access logs, then of every status), their output and the front nginx's access log in this directory, a file per phase, to follow one request")
 	out := fs.String("out", "", "directory for soak.md (default: <repo>/bench)")
 	_ = fs.Parse(args)
+	if o.guardFront != "stripping" && o.guardFront != "recipe" {
+		fmt.Fprintf(os.Stderr, "soak: -guard-front %q: want stripping or recipe\n", o.guardFront)
+		return 2
+	}
 	large := o.clients >= 5000
 	o.procs = *procs
 	if o.procs <= 0 {
@@ -286,7 +298,12 @@ func scaleFor(st *stack.Stack, clients int) (uint64, error) {
 // reordered, and every client back (on websocket, subscribed) at the end.
 // (The trivial plugin's phase is the reference, not the verdict.)
 func soakPassed(r *soakReport) bool {
-	return len(r.phases) > 0 && phasePassed(r.phases[0], r.clients)
+	for _, p := range r.phases {
+		if p.name == "guard" {
+			return phasePassed(p, r.clients)
+		}
+	}
+	return false
 }
 
 func phasePassed(p *soakPhase, clients int) bool {
@@ -344,6 +361,9 @@ func soak(st *stack.Stack, o soakOptions) (*soakReport, error) {
 	kinds := []string{"guard"}
 	if o.compareTrivial {
 		kinds = append(kinds, "trivial")
+		if o.trivialFirst {
+			kinds = []string{"trivial", "guard"}
+		}
 	}
 	for _, kind := range kinds {
 		p, err := env.phase(kind)
@@ -379,6 +399,10 @@ func (env *soakEnv) soakDynamic(kind string) string {
             X-Demo: bench
 `
 	}
+	transport := ""
+	if env.o.idleConnTimeout > 0 {
+		transport = fmt.Sprintf("        serversTransport: replicas\n  serversTransports:\n    replicas:\n      forwardingTimeouts: {idleConnTimeout: %s}\n", env.o.idleConnTimeout)
+	}
 	return fmt.Sprintf(`
 http:
   middlewares:
@@ -398,7 +422,7 @@ http:
         sticky: {cookie: {name: sio_sticky, httpOnly: true}}
         healthCheck: {path: "/socket.io/?EIO=4&transport=polling", interval: %[3]s, timeout: %[5]s}
         servers: [%[2]s]
-`, stack.Site, strings.Join(servers, ", "), env.o.healthInterval, middleware, env.o.healthTimeout)
+%[6]s`, stack.Site, strings.Join(servers, ", "), env.o.healthInterval, middleware, env.o.healthTimeout, transport)
 }
 
 // phase runs the clients once through two Traefiks of this kind ("guard":
@@ -422,6 +446,9 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 		p.label = "two Traefiks with the trivial plugin (passthrough), behind an nginx that passes Upgrade/Connection on"
 	} else {
 		p.label = "two Traefiks with socketioguard, behind the header-stripping nginx"
+		if o.guardFront == "recipe" {
+			p.label = "two Traefiks with socketioguard, behind an nginx that passes Upgrade/Connection on (Frappe's recipe)"
+		}
 	}
 	defer func() {
 		for i, tr := range edges {
@@ -432,8 +459,12 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 		p.elapsed = time.Since(p.started)
 	}()
 	for _, name := range names {
-		// Its answers of 400 and above go to an access log (JSON), counted at the end.
+		// Its answers of 400 and above go to an access log (JSON), counted at
+		// the end (with -keep-logs every answer, kept).
 		accessLog := fmt.Sprintf("accessLog:\n  filePath: %s\n  format: json\n  filters:\n    statusCodes: [\"400-599\"]\n", filepath.Join(st.Dir, name+"-errors.json"))
+		if o.logsDir != "" {
+			accessLog = fmt.Sprintf("accessLog:\n  filePath: %s\n  format: json\n", filepath.Join(st.Dir, name+"-errors.json"))
+		}
 		tr, err := st.StartTraefik(stack.TraefikOptions{Name: name, EntryPoints: []string{"web"}, LogLevel: o.traefikLogLevel, Metrics: true,
 			Routers: []string{"frappe-socketio@file"}, Dynamic: env.soakDynamic(kind), LocalPlugins: localPlugins, ExtraStatic: accessLog})
 		if err != nil {
@@ -465,11 +496,14 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
       proxy_set_header Host $http_host;
     }
   }`, strings.Join(upstreams, " "), backlog)
-	if kind == "trivial" {
+	if kind == "trivial" || o.guardFront == "recipe" {
 		// Frappe's own nginx recipe for /socket.io (bench's nginx.conf:
 		// Upgrade, Connection, Origin $scheme://$http_host): the trivial
 		// plugin repairs nothing, and Node's clients send no Origin.
 		frontName = "front-nginx-upgrade"
+		if kind == "guard" {
+			frontName = "front-nginx-recipe" // its own logs: the trivial phase's nginx writes the other
+		}
 		frontConf = fmt.Sprintf(`
   map $http_upgrade $connection_upgrade { default upgrade; '' close; }
   upstream traefiks { %s }
@@ -507,6 +541,9 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 			}
 		}
 		p.nginxAccess = nginxAccessCounts(filepath.Join(st.Dir, frontName, "logs", "access.log"), p.firstEvent)
+		if o.logsDir != "" {
+			keepLogs(o.logsDir, kind, st.Dir, frontName, p.edges, edges)
+		}
 	}()
 	sample := func() {
 		for i, tr := range edges {
@@ -861,7 +898,7 @@ func traefikAccessCounts(path string, firstEvent time.Time) map[string]int {
 			Server json.RawMessage `json:"ServiceURL"`
 			Start  time.Time       `json:"StartUTC"`
 		}
-		if json.Unmarshal([]byte(line), &e) != nil || e.Status == 0 {
+		if json.Unmarshal([]byte(line), &e) != nil || e.Status < 400 {
 			return ""
 		}
 		return fmt.Sprintf("%s: %d %s %s → %s", soakWhen(e.Start, firstEvent), e.Status, e.Method, transportOf(e.Path), strings.Trim(string(e.Server), `"`))
@@ -903,4 +940,25 @@ func soakWhen(t, firstEvent time.Time) string {
 		return "connecting"
 	}
 	return "events, faults"
+}
+
+// keepLogs copies a phase's logs into dir (-keep-logs): each Traefik's
+// access log and output, and the front nginx's access log, named by phase.
+func keepLogs(dir, kind, stackDir, frontName string, names []string, edges []*stack.Traefik) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "soak: keep logs: %v\n", err)
+		return
+	}
+	copyFile := func(from, to string) {
+		if raw, err := os.ReadFile(from); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, to), raw, 0o644)
+		}
+	}
+	for i, name := range names {
+		copyFile(filepath.Join(stackDir, name+"-errors.json"), kind+"-"+name+"-access.json")
+		if i < len(edges) {
+			_ = os.WriteFile(filepath.Join(dir, kind+"-"+name+".log"), []byte(edges[i].Logs()), 0o644)
+		}
+	}
+	copyFile(filepath.Join(stackDir, frontName, "logs", "access.log"), kind+"-"+frontName+"-access.log")
 }

@@ -35,9 +35,16 @@ func writeSoakReport(r *soakReport, out string) error {
 		clientsAre += fmt.Sprintf(", started at %d a second", r.rate)
 	}
 	clientsAre += fmt.Sprintf(", reconnectionDelay %s, reconnectionDelayMax %s", r.reconnectDelay[0], r.reconnectDelay[1])
-	fmt.Fprintf(&b, "%d socket.io-client 4.8 sessions (%s, cookies kept like a browser) → nginx with `proxy_pass` only (drops Upgrade/Connection), spreading requests over two Traefik %s with socketioguard (`setMissingOrigin`, `eioVersions: 4`, `stickyCookie` the service's) and the same dynamic configuration → %d Frappe-like Socket.IO 4.8 replicas, Frappe's way (each subscribes to Redis `events`), behind `loadBalancer.sticky.cookie` and `healthCheck` (a polling handshake every %s, timeout %s) → Debian's Redis. Each client joins one of %d channels (`doc:Raven Channel/soak-N`); the web app publishes one `message_created` per channel every %s (`PUBLISH events`, as `frappe.publish_realtime`) for the whole run.\n\n", r.clients, clientsAre, stack.MainTraefik, r.replicas, r.healthInterval, r.healthTimeout, r.channels, r.interval)
+	guardFront := "nginx with `proxy_pass` only (drops Upgrade/Connection)"
+	if r.guardFront == "recipe" {
+		guardFront = "nginx with Frappe's own recipe for `/socket.io` (passes Upgrade/Connection on, sets the Origin: `--guard-front recipe`, so that the guard has nothing to repair and the phases differ by the plugin alone)"
+	}
+	fmt.Fprintf(&b, "%d socket.io-client 4.8 sessions (%s, cookies kept like a browser) → %s, spreading requests over two Traefik %s with socketioguard (`setMissingOrigin`, `eioVersions: 4`, `stickyCookie` the service's) and the same dynamic configuration → %d Frappe-like Socket.IO 4.8 replicas, Frappe's way (each subscribes to Redis `events`), behind `loadBalancer.sticky.cookie` and `healthCheck` (a polling handshake every %s, timeout %s) → Debian's Redis. Each client joins one of %d channels (`doc:Raven Channel/soak-N`); the web app publishes one `message_created` per channel every %s (`PUBLISH events`, as `frappe.publish_realtime`) for the whole run.\n\n", r.clients, clientsAre, guardFront, stack.MainTraefik, r.replicas, r.healthInterval, r.healthTimeout, r.channels, r.interval)
 	if len(r.phases) > 1 {
 		fmt.Fprintf(&b, "Then the same clients, events and faults a second time in the same run, through two Traefiks running the trivial plugin (the bench's `passthrough`: sets one header) instead of the guard, same replicas and Redis. A plugin that repairs nothing cannot upgrade through the header-stripping nginx, so that phase's front nginx is Frappe's own recipe for `/socket.io` (`proxy_http_version 1.1`, `proxy_set_header Upgrade $http_upgrade`, `Connection upgrade`, `Origin $scheme://$http_host`): it passes the upgrade on and sets the Origin the guard would otherwise add. The verdict is the guard's phase; the trivial phase is the reference.\n\n")
+	}
+	if len(r.phases) > 1 && r.trivialFirst {
+		b.WriteString("The trivial plugin's phase ran first this time (`--trivial-first`), the guard's second.\n\n")
 	}
 	var raised []string
 	if r.portRange != "" {
@@ -60,8 +67,8 @@ func writeSoakReport(r *soakReport, out string) error {
 	if len(r.phases) > 1 {
 		writePhaseComparison(&b, r)
 	}
-	for i, p := range r.phases {
-		writePhase(&b, r, p, len(r.phases) > 1, i == 0)
+	for _, p := range r.phases {
+		writePhase(&b, r, p, len(r.phases) > 1, p.name == "guard")
 	}
 	writeCPUTimeline(&b, r)
 	fmt.Fprintf(&b, "\nLimits: %s.\n", r.limits)
