@@ -19,7 +19,7 @@ type counters struct {
 	// The signal no proxy gives: how many clients get past long-polling.
 	pollingHandshakes   int64 // polling handshakes (GET, no sid) forwarded
 	websocketHandshakes int64 // websocket handshakes forwarded
-	websocketUpgrades   int64 // … that ended in a 101 handed over (needs diagnoseResponses)
+	websocketUpgrades   int64 // … that ended in a 101 handed over
 	websocketFailed     int64 // … answered without a 101 (refused, or the upgrade lost)
 	// Repairs made, and the Origin repairs withheld (by reason).
 	originRepairs, pathRepairs, upgradeRepairs     int64

@@ -300,7 +300,7 @@ func serveMetrics(g *Guard, rw http.ResponseWriter) {
 	single("engineio_requests_total", "Engine.IO requests the guard saw.", c.EngineIORequests)
 	single("polling_handshakes_total", "Polling handshakes (GET without sid) forwarded to the Socket.IO server.", c.PollingHandshakes)
 	single("websocket_handshakes_total", "Websocket handshakes forwarded to the Socket.IO server.", c.WebsocketHandshakes)
-	single("websocket_upgrades_total", "Websocket handshakes that ended in a 101 handed over (counted with diagnoseResponses on).", c.WebsocketUpgrades)
+	single("websocket_upgrades_total", "Websocket handshakes that ended in a 101 handed over.", c.WebsocketUpgrades)
 	single("websocket_failed_total", "Websocket handshakes forwarded and answered without a 101 (refused, or the upgrade lost).", c.WebsocketFailed)
 	byKey("repairs_total", "Requests repaired, by repair.", "repair", c.Repairs)
 	byKey("withheld_total", "Repairs not made, by repair and reason.", "withheld", c.Withheld)

@@ -1082,22 +1082,7 @@ func TestInspectOffByDefault(t *testing.T) {
 // hijack the client connection through the guard's websocket watcher, also
 // after the guard restored stripped upgrade headers.
 func TestUpgradeCompletesThroughTheGuard(t *testing.T) {
-	backend := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
-		if !headerHasToken(req.Header, "Upgrade", "websocket") || !headerHasToken(req.Header, "Connection", "upgrade") {
-			http.Error(rw, `{"code":3,"message":"Bad request"}`, http.StatusBadRequest)
-			return
-		}
-		conn, brw, err := http.NewResponseController(rw).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
-		line, _ := brw.ReadString('\n') // echo one line
-		_, _ = brw.WriteString("echo " + line)
-		_ = brw.Flush()
-	}))
+	backend := echoUpgradeBackend()
 	defer backend.Close()
 
 	target, _ := url.Parse(backend.URL)
@@ -1144,6 +1129,77 @@ func TestUpgradeCompletesThroughTheGuard(t *testing.T) {
 	}
 	if c := guard.counters.snapshot(); c.WebsocketHandshakes != 2 || c.WebsocketUpgrades != 2 || c.WebsocketFailed != 0 {
 		t.Errorf("counters after two 101s: %+v", c)
+	}
+}
+
+// echoUpgradeBackend answers a websocket handshake (Upgrade and Connection
+// as a server reads them) with a 101 and echoes one line, and anything else
+// as Engine.IO refuses a plain GET on its websocket transport (400, code 3)
+// — also a handshake whose query asks for it (refuse=1).
+func echoUpgradeBackend() *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		if !headerHasToken(req.Header, "Upgrade", "websocket") || !headerHasToken(req.Header, "Connection", "upgrade") || req.URL.Query().Get("refuse") != "" {
+			http.Error(rw, `{"code":3,"message":"Bad request"}`, http.StatusBadRequest)
+			return
+		}
+		conn, brw, err := http.NewResponseController(rw).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		line, _ := brw.ReadString('\n') // echo one line
+		_, _ = brw.WriteString("echo " + line)
+		_ = brw.Flush()
+	}))
+}
+
+// TestWebsocketWithDiagnoseResponsesOff: with diagnoseResponses off a
+// websocket handshake still goes through the guard's watcher (forwarded
+// from ServeHTTP, so that no deeper frame stays allocated while it is
+// open): a 101 is handed over and counted, a refusal reaches the client as
+// the server wrote it — unread, unmarked — and is counted as failed.
+func TestWebsocketWithDiagnoseResponsesOff(t *testing.T) {
+	backend := echoUpgradeBackend()
+	defer backend.Close()
+	target, _ := url.Parse(backend.URL)
+	config := CreateConfig()
+	config.DiagnoseResponses = false
+	guard := newTestGuard(t, config, httputil.NewSingleHostReverseProxy(target), nil)
+	front := httptest.NewServer(guard)
+	defer front.Close()
+	for _, c := range []struct {
+		name, query string
+		wantStatus  int
+	}{
+		{"a handshake the server takes", "EIO=4&transport=websocket", http.StatusSwitchingProtocols},
+		{"a handshake the server refuses", "EIO=4&transport=websocket&refuse=1", http.StatusBadRequest},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", front.Listener.Addr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(conn, "GET /socket.io/?"+c.query+" HTTP/1.1\r\nHost: v2.sysmayal.cloud\r\n"+
+				"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			if resp.StatusCode != c.wantStatus || resp.Header.Get(headerDiagnosis) != "" {
+				t.Errorf("status %d, diagnosis %q, want %d unmarked (body %q)", resp.StatusCode, resp.Header.Get(headerDiagnosis), c.wantStatus, body)
+			}
+			if c.wantStatus == http.StatusBadRequest && string(body) != "{\"code\":3,\"message\":\"Bad request\"}\n" {
+				t.Errorf("the refusal reached the client as %q, not as the server wrote it", body)
+			}
+		})
+	}
+	if c := guard.counters.snapshot(); c.WebsocketHandshakes != 2 || c.WebsocketUpgrades != 1 || c.WebsocketFailed != 1 {
+		t.Errorf("counters after a 101 and a refusal: %+v", c)
 	}
 }
 

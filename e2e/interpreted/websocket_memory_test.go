@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/sysmayal/socketioguard/e2e/stack"
 )
 
 // BenchmarkHeapPerOpenWebsocket: the heap an open websocket keeps allocated
@@ -38,6 +40,7 @@ func BenchmarkHeapPerOpenWebsocket(b *testing.B) {
 		{"guard, handshake as Traefik forwards it", guardHandlerWith, wsUpgradeOfSID, wsHeaders},
 		{"guard, direct websocket (Origin repair)", guardHandlerWith, "/socket.io/?EIO=4&transport=websocket", wsHeaders},
 		{"guard, stripped upgrade repaired", guardHandlerWith, wsUpgradeOfSID, stripped},
+		{"guard, diagnoseResponses off", noDiagnosisGuardWith, wsUpgradeOfSID, wsHeaders},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			const open = 1000
@@ -121,4 +124,14 @@ func heapInUse() (inUse, live uint64) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse, m.HeapAlloc
+}
+
+// noDiagnosisGuardWith is the guard with the Frappe recipe and
+// diagnoseResponses off: nothing watches the answer.
+func noDiagnosisGuardWith(b *testing.B, next http.Handler) http.Handler {
+	config := map[string]any{"diagnoseResponses": "false"}
+	for k, v := range frappeRecipe {
+		config[k] = v
+	}
+	return interpretedHandlerWith(b, stack.PluginModule, repo(b), config, next)
 }
