@@ -127,7 +127,8 @@ func heapInUse() (inUse, live uint64) {
 }
 
 // noDiagnosisGuardWith is the guard with the Frappe recipe and
-// diagnoseResponses off: nothing watches the answer.
+// diagnoseResponses off: its watcher reads no answer, but still counts the
+// 101 (or the refusal).
 func noDiagnosisGuardWith(b *testing.B, next http.Handler) http.Handler {
 	config := map[string]any{"diagnoseResponses": "false"}
 	for k, v := range frappeRecipe {

@@ -1,7 +1,8 @@
 // Node's own HTTP server with its defaults — what Socket.IO's server (and
 // Frappe's realtime process) listens with: an idle keep-alive connection is
-// closed about 6 s after its last answer (keepAliveTimeout 5 s, which it
-// announces as "Keep-Alive: timeout=5", and a second of grace). POST answers
+// closed 5 s after its last answer (keepAliveTimeout, which it announces as
+// "Keep-Alive: timeout=5"), 6 s in releases that add a second of grace
+// (HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER: Node 20.20 among them). POST answers
 // "ok" once its body is read, as Engine.IO answers a poll's data.
 // GET /stall?ms=N answers "stalling" and then keeps the event loop busy for
 // N ms, as a replica busy with every client reconnecting at once is.
