@@ -67,8 +67,10 @@ func matchEngineIOPath(prefixes []string, path string) (prefix string, missingSl
 // proves whole (its path took the full way: a repaired or longer one) is
 // taken as proven, its query not read again: nothing in it to refuse.
 func readEngineIORequest(g *Guard, req *http.Request, missingSlash bool) *engineIORequest {
-	if query := req.URL.RawQuery; len(query) <= maxShortWayQuery && g.settings.pollQuery.MatchString(query) {
-		return &engineIORequest{missingSlash: missingSlash, proven: true, transport: transportPolling, hasSID: true}
+	if query := req.URL.RawQuery; len(query) <= maxShortWayQuery {
+		if polling := g.settings.pollingQuery.FindStringSubmatchIndex(query); polling != nil && polling[2] >= 0 {
+			return &engineIORequest{missingSlash: missingSlash, proven: true, transport: transportPolling, hasSID: true}
+		}
 	}
 	eio := &engineIORequest{missingSlash: missingSlash}
 	eio.queryProblem = readEngineIOQuery(req.URL.RawQuery, eio)

@@ -97,10 +97,12 @@ type settings struct {
 	paths         []string
 	shortWayPaths map[string]bool // guard mode: the paths a request may take the short way on
 	clientBundles map[string]bool // the client bundles' names (socketIOClientBundles)
-	// The queries the short way serves (see shortWayQuery) when it is on
-	// (shortWayPaths), noQuery otherwise; websocketQuery is also noQuery when
-	// websocket is not an accepted transport.
-	pollQuery, handshakeQuery, websocketQuery *regexp.Regexp
+	// The queries the short way serves (see shortWayQuery), by transport,
+	// when it is on (shortWayPaths), noQuery otherwise; websocketQuery is
+	// also noQuery when websocket is not an accepted transport. Each
+	// expression's first group is the sid pair: a polling query with it is
+	// a poll, without it a polling handshake.
+	pollingQuery, websocketQuery *regexp.Regexp
 	// engineIOContentTypes: the Content-Types of Engine.IO's polling answers,
 	// which the short way sends on without a second look.
 	engineIOContentTypes map[string]bool
@@ -183,15 +185,14 @@ func validate(cfg *Config) (settings, error) {
 	// only in a map of at most eight entries (Go compares a long key's length
 	// before hashing it there); with more paths, every request takes the full way.
 	// Without the short way its expressions match nothing (the full way
-	// tries pollQuery too: readEngineIORequest).
-	s.pollQuery, s.handshakeQuery, s.websocketQuery = noQuery, noQuery, noQuery
+	// tries pollingQuery too: readEngineIORequest).
+	s.pollingQuery, s.websocketQuery = noQuery, noQuery
 	if !s.fallback && s.transportAccepted[transportPolling] && len(s.paths) <= 8 {
 		s.shortWayPaths = setOf(s.paths)
-		s.pollQuery = shortWayQuery(s.eioVersions, transportPolling, true)
-		s.handshakeQuery = shortWayQuery(s.eioVersions, transportPolling, false)
+		s.pollingQuery = shortWayQuery(s.eioVersions, transportPolling)
 		s.websocketQuery = noQuery // websocket not accepted: the full way refuses it
 		if s.transportAccepted[transportWebsocket] {
-			s.websocketQuery = shortWayQuery(s.eioVersions, transportWebsocket, true)
+			s.websocketQuery = shortWayQuery(s.eioVersions, transportWebsocket)
 		}
 		s.engineIOContentTypes = setOf([]string{"text/plain; charset=UTF-8", "application/octet-stream"})
 	}
@@ -340,24 +341,30 @@ const maxShortWayQuery = 2 * maxQueryPairs
 // shortWayQuery builds the regular expression of the queries the short way
 // serves without reading them: EIO (an accepted version) and then transport
 // (this one) as consecutive pairs, as socket.io-client sends them; a sid of
-// Engine.IO's own alphabet after them (required for a poll, optional for a
-// websocket, absent for a polling handshake); any other parameters around
-// them whose keys are none of Engine.IO's (EIO, transport, sid, j), written
-// without escapes or "+" so that they decode to themselves, and whose values
-// hold no malformed escape (the full way refuses those). No ";" (Traefik
-// forwards it as "&") and no empty pair. Every query it accepts carries each
-// Engine.IO key at most once, exactly as the full way would read it
-// (TestShortWayQueries, FuzzShortWayQuery); anything else takes the
-// full way.
+// Engine.IO's own alphabet after them, or none (the expression's first
+// group: a poll of an open session, or the websocket upgrade of one, has
+// it, a polling handshake or a direct websocket has not); any other
+// parameters around them whose keys are none of Engine.IO's (EIO,
+// transport, sid, j), written without escapes or "+" so that they decode to
+// themselves, and whose values hold no malformed escape (the full way
+// refuses those). No ";" (Traefik forwards it as "&") and no empty pair.
+// Every query it accepts carries each Engine.IO key at most once, exactly
+// as the full way would read it (TestShortWayQueries, FuzzShortWayQuery);
+// anything else takes the full way.
+//
+// One expression per transport, its sid pair a group, so that a polling
+// handshake is recognised by one match as a poll is: with an expression
+// for each, the one tried first failing cost the other kind a compiled
+// call under Yaegi (measured: bench/lean-short-way.md).
 //
 // New runs on every configuration reload, once per router: the expressions
-// are compiled once per interpreter and kept (there are at most six).
-func shortWayQuery(eioVersions []string, transport string, sid bool) *regexp.Regexp {
+// are compiled once per interpreter and kept (there are at most four).
+func shortWayQuery(eioVersions []string, transport string) *regexp.Regexp {
 	versions := make([]string, len(eioVersions))
 	for i, v := range eioVersions {
 		versions[i] = regexp.QuoteMeta(v)
 	}
-	key := fmt.Sprint(versions, transport, sid)
+	key := fmt.Sprint(versions, transport)
 	shortWayQueries.Lock()
 	defer shortWayQueries.Unlock()
 	if compiled := shortWayQueries.compiled[key]; compiled != nil {
@@ -366,15 +373,7 @@ func shortWayQuery(eioVersions []string, transport string, sid bool) *regexp.Reg
 	other := `(?:` + keyOtherThan([]string{keyEIO, keyTransport, keySID, keyJSONP}, false) + `)(?:=(?:[^&;#%]|%[0-9A-Fa-f]{2})*)?`
 	protocol := `EIO=(?:` + strings.Join(versions, "|") + `)&transport=` + regexp.QuoteMeta(transport)
 	rest := `(?:&` + other + `)*`
-	sidPair := `&sid=[A-Za-z0-9_-]+` + rest
-	pattern := `^(?:` + other + `&)*` + protocol + rest
-	switch {
-	case sid && transport == transportPolling:
-		pattern += sidPair
-	case sid:
-		pattern += `(?:` + sidPair + `)?`
-	}
-	compiled := regexp.MustCompile(pattern + `$`)
+	compiled := regexp.MustCompile(`^(?:` + other + `&)*` + protocol + rest + `(&sid=[A-Za-z0-9_-]+` + rest + `)?$`)
 	shortWayQueries.compiled[key] = compiled
 	return compiled
 }

@@ -35,7 +35,8 @@ import (
 // answer lives out of the functions the common answer goes through.
 
 // forwardCaptured forwards a poll or a polling handshake and sends the
-// answer on. The answer is captured (a heldAnswer, in httptest's compiled
+// answer on (the short way's polling handshake has it written out, for a
+// GET: serveShortHandshake; each change here goes there too). The answer is captured (a heldAnswer, in httptest's compiled
 // recorder for the headers, which are rw's own) rather than passed on as it
 // comes: an Engine.IO polling answer is one complete payload, so holding it
 // until it is complete delays nothing. An answer that grows past

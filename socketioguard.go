@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -126,20 +127,21 @@ func serveOther(g *Guard, rw http.ResponseWriter, req *http.Request) *websocketW
 // Under Yaegi every expression costs a frame slot on every call, executed or
 // not, and every call into the standard library goes through reflect (see
 // bench/report.md): a request is recognised by one compiled regular
-// expression per kind instead of reading its query, and each kind goes on
-// to a function of its own, which holds only its own work: a poll pays 3
-// allocations for its call, each handshake 14 fewer than when the poll's
-// work was here (measured, e2e/interpreted). The expressions' work grows
-// with the query: maxShortWayQuery bounds it.
+// expression per transport instead of reading its query (whose sid group
+// tells a poll from a polling handshake: one match for either), and each
+// kind goes on to a function of its own, which holds only its own work: a
+// poll pays 3 allocations for its call, each handshake 14 fewer than when
+// the poll's work was here (measured, e2e/interpreted). The expressions'
+// work grows with the query: maxShortWayQuery bounds it.
 func serveShortWay(g *Guard, rw http.ResponseWriter, req *http.Request) *websocketWatcher {
 	query := req.URL.RawQuery
 	if len(query) > maxShortWayQuery || req.URL.RawPath != "" {
 		return serveFullWay(g, rw, req) // it reads (or refuses) it
 	}
-	if g.settings.pollQuery.MatchString(query) {
-		return serveShortPoll(g, rw, req)
-	}
-	if g.settings.handshakeQuery.MatchString(query) {
+	if polling := g.settings.pollingQuery.FindStringSubmatchIndex(query); polling != nil {
+		if polling[2] >= 0 { // its sid pair
+			return serveShortPoll(g, rw, req)
+		}
 		return serveShortHandshake(g, rw, req)
 	}
 	return serveShortWebsocket(g, rw, req, query)
@@ -162,14 +164,34 @@ func serveShortPoll(g *Guard, rw http.ResponseWriter, req *http.Request) *websoc
 // handshake's with another method than GET is refused at once (an OPTIONS
 // preflight excepted). (The polling handshake is what every client and
 // every reconnect sends: its function holds nothing else, as under Yaegi a
-// call costs every expression of the called function.)
+// call costs every expression of the called function; and forwardCaptured
+// is written out here, for a GET, one interpreted call fewer: 0.9–2.1 µs
+// of a handshake's time in process, bench/lean-short-way.md.)
 func serveShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request) *websocketWatcher {
 	if req.Method != http.MethodGet {
 		return refuseHandshakeMethod(g, rw, req)
 	}
 	repairMissingOrigin(g, rw, req)
 	atomic.AddInt64(&g.counters.pollingHandshakes, 1)
-	forwardCaptured(g, rw, req)
+	if !g.settings.diagnoseResponses {
+		g.next.ServeHTTP(rw, req)
+		return nil
+	}
+	header := rw.Header()
+	recorder := &httptest.ResponseRecorder{HeaderMap: header, Code: http.StatusOK}
+	answer := &heldAnswer{ResponseWriter: recorder, recorder: recorder, g: g, req: req, client: rw}
+	if len(header) > 0 {
+		answer.headersBefore = header.Clone() // the repair's marker, or an earlier middleware's
+	}
+	g.next.ServeHTTP(answer, req)
+	if answer.sent {
+		return nil // grown past maxHeldAnswer: sent on as it came
+	}
+	if recorder.Code == http.StatusOK && g.settings.engineIOContentTypes[header.Get("Content-Type")] {
+		_, _ = rw.Write(answer.body) // passesUnread(answer), for a GET
+		return nil
+	}
+	sendHeldAnswer(answer)
 	return nil
 }
 
@@ -193,13 +215,17 @@ func refuseHandshakeMethod(g *Guard, rw http.ResponseWriter, req *http.Request) 
 // from ServeHTTP, watched; one whose upgrade headers are not as Traefik
 // forwards them goes straight to their judgement (judgeShortWebsocket).
 func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) *websocketWatcher {
-	if req.Method != http.MethodGet || !g.settings.websocketQuery.MatchString(query) {
+	if req.Method != http.MethodGet {
+		return serveFullWay(g, rw, req)
+	}
+	websocket := g.settings.websocketQuery.FindStringSubmatchIndex(query)
+	if websocket == nil {
 		return serveFullWay(g, rw, req)
 	}
 	if !upgradeAsTraefikForwards(req) {
-		return judgeShortWebsocket(g, rw, req, query)
+		return judgeShortWebsocket(g, rw, req, websocket[2] >= 0)
 	}
-	if !strings.Contains(query, "&"+keySID+"=") { // exact: the expression puts sid after EIO and transport, never empty
+	if websocket[2] < 0 { // no sid pair: a direct websocket
 		repairMissingOrigin(g, rw, req)
 	}
 	atomic.AddInt64(&g.counters.websocketHandshakes, 1)
@@ -224,8 +250,7 @@ func upgradeAsTraefikForwards(req *http.Request) bool {
 // an accepted EIO, no JSONP, the path as configured. Only the upgrade is
 // left to judge, so the query is not read again (a request an attacker
 // fills with upgrade headers costs the guard the judgement alone).
-func judgeShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, query string) *websocketWatcher {
-	hasSID := strings.Contains(query, "&"+keySID+"=")
+func judgeShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, hasSID bool) *websocketWatcher {
 	eio := &engineIORequest{transport: transportWebsocket, hasSID: hasSID} // what the judgement and the repair read
 	if p := judgeUpgrade(g, req, eio); p != nil {
 		atomic.AddInt64(&g.counters.otherRequests, 1)

@@ -11,13 +11,15 @@ import (
 const HandshakeFloorModule = "example.com/hsfloor/socketioguard"
 
 // handshakeFloorServeHTTP replaces the guard's ServeHTTP in the floor
-// variant: the path lookup and the polling handshake's expression, the
+// variant: the path lookup and the guard's recognition of a polling
+// handshake (its polling expression, matched without the sid group), the
 // guard's own Origin repair, and the guard's own capture (heldAnswer, at
 // most 64 KiB held) sent on as the reference plugin sends it — no
 // counters, method routing, short-way dispatch, copy of the headers set
 // before, or diagnosis.
 const handshakeFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	if !g.settings.shortWayPaths[req.URL.Path] || !g.settings.handshakeQuery.MatchString(req.URL.RawQuery) {
+	polling := g.settings.pollingQuery.FindStringSubmatchIndex(req.URL.RawQuery)
+	if !g.settings.shortWayPaths[req.URL.Path] || polling == nil || polling[2] >= 0 {
 		g.next.ServeHTTP(rw, req)
 		return
 	}
@@ -59,7 +61,9 @@ func WriteHandshakeFloor(repo, dir string) error {
 		if start := strings.Index(text, "func (g *Guard) ServeHTTP("); start >= 0 {
 			end := start + strings.Index(text[start:], "\n}\n") + 3
 			text = text[:start] + handshakeFloorServeHTTP + text[end:]
-			text = strings.Replace(text, "\t\"net/http\"\n", "\t\"net/http\"\n\t\"net/http/httptest\"\n", 1)
+			if !strings.Contains(text, "\t\"net/http/httptest\"\n") {
+				text = strings.Replace(text, "\t\"net/http\"\n", "\t\"net/http\"\n\t\"net/http/httptest\"\n", 1)
+			}
 		}
 		if err := os.WriteFile(filepath.Join(dir, filepath.Base(file)), []byte(text), 0o644); err != nil {
 			return err

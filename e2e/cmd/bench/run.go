@@ -68,7 +68,7 @@ var (
 	// handshake cannot do without: the handshake's expression, the Origin
 	// repair and the capture of the answer (useHandshakeFloor): the floor
 	// the guard's polling handshake is measured against, in the same run.
-	handshakeFloor = variant{"hsfloor", "experiment: the guard cut down to the handshake's expression, the Origin repair and the capture"}
+	handshakeFloor = variant{"hsfloor", "experiment: the guard cut down to its recognition of the handshake, the Origin repair and the capture"}
 )
 
 // httpCase is a kind of request and the variants it is measured on.
