@@ -19,7 +19,8 @@ type engineIORequest struct {
 	// "/socket.io/" (Engine.IO servers only answer the form with the slash).
 	missingSlash bool
 
-	// proven: the short way's poll expression proved the query whole (a
+	// proven: the short way's polling expression, its sid group matched,
+	// proved the query whole (a
 	// poll of an open session: EIO accepted, polling, a sid, no JSONP, each
 	// key once); the fields below it are then only transport and hasSID.
 	proven bool

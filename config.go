@@ -358,7 +358,8 @@ const maxShortWayQuery = 2 * maxQueryPairs
 // call under Yaegi (measured: bench/lean-short-way.md).
 //
 // New runs on every configuration reload, once per router: the expressions
-// are compiled once per interpreter and kept (there are at most four).
+// are compiled once per interpreter and kept (one per list of EIO versions
+// as configured, and transport).
 func shortWayQuery(eioVersions []string, transport string) *regexp.Regexp {
 	versions := make([]string, len(eioVersions))
 	for i, v := range eioVersions {
@@ -383,8 +384,8 @@ func shortWayQuery(eioVersions []string, transport string) *regexp.Regexp {
 // short way needs no nil check.
 var noQuery = regexp.MustCompile(`[^\x00-\x{10FFFF}]`)
 
-// shortWayQueries are the compiled expressions, by EIO versions, transport
-// and sid.
+// shortWayQueries are the compiled expressions, by EIO versions and
+// transport.
 var shortWayQueries = struct {
 	sync.Mutex
 	compiled map[string]*regexp.Regexp

@@ -49,18 +49,18 @@ func TestShortWayQueries(t *testing.T) {
 		{"no EIO", "transport=polling&sid=x", false, false, false},
 	}
 	for _, c := range cases {
-		polling, pollingSID := shortWayRecognises(polling, c.query)
-		if got := polling && pollingSID; got != c.poll {
+		isPolling, pollingSID := shortWayRecognises(polling, c.query)
+		if got := isPolling && pollingSID; got != c.poll {
 			t.Errorf("%s: poll %v, want %v (%q)", c.name, got, c.poll, c.query)
 		}
-		if got := polling && !pollingSID; got != c.handshake {
+		if got := isPolling && !pollingSID; got != c.handshake {
 			t.Errorf("%s: polling handshake %v, want %v (%q)", c.name, got, c.handshake, c.query)
 		}
-		websocket, websocketSID := shortWayRecognises(websocket, c.query)
-		if websocket != c.websocket {
-			t.Errorf("%s: websocket %v, want %v (%q)", c.name, websocket, c.websocket, c.query)
+		isWebsocket, websocketSID := shortWayRecognises(websocket, c.query)
+		if isWebsocket != c.websocket {
+			t.Errorf("%s: websocket %v, want %v (%q)", c.name, isWebsocket, c.websocket, c.query)
 		}
-		if websocket && websocketSID != strings.Contains(c.query, "&sid=") {
+		if isWebsocket && websocketSID != strings.Contains(c.query, "&sid=") {
 			t.Errorf("%s: websocket's sid %v (%q)", c.name, websocketSID, c.query)
 		}
 		if c.poll || c.handshake || c.websocket {

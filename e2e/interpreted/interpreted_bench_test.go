@@ -229,8 +229,8 @@ func BenchmarkProxyGuardHandshake(b *testing.B) {
 
 // BenchmarkProxyHandshakeFloor is the polling handshake through the floor
 // make bench measures the guard's against (stack.WriteHandshakeFloor): the
-// guard cut down to the handshake's expression, the Origin repair and the
-// capture.
+// guard cut down to its recognition of the handshake (the polling
+// expression, its sid group unmatched), the Origin repair and the capture.
 func BenchmarkProxyHandshakeFloor(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "floor")
 	if err := stack.WriteHandshakeFloor(repo(b), dir); err != nil {

@@ -65,7 +65,7 @@ var (
 	// configuration: the same Traefik and rounds give a paired before/after.
 	baseline = variant{"baseline", "socketioguard at the baseline revision"}
 	// handshakeFloor is the working tree's guard cut down to what a polling
-	// handshake cannot do without: the handshake's expression, the Origin
+	// handshake cannot do without: the guard's recognition of it, the Origin
 	// repair and the capture of the answer (useHandshakeFloor): the floor
 	// the guard's polling handshake is measured against, in the same run.
 	handshakeFloor = variant{"hsfloor", "experiment: the guard cut down to its recognition of the handshake, the Origin repair and the capture"}
