@@ -1101,19 +1101,7 @@ func TestUpgradeCompletesThroughTheGuard(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			conn, err := net.DialTimeout("tcp", front.Listener.Addr().String(), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-			_, _ = io.WriteString(conn, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: v2.sysmayal.cloud\r\n"+
-				c.headers+"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-			br := bufio.NewReader(conn)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			conn, br, resp := rawWebsocketHandshake(t, front, "EIO=4&transport=websocket", c.headers)
 			if resp.StatusCode != http.StatusSwitchingProtocols {
 				t.Fatalf("status %d, want 101", resp.StatusCode)
 			}
@@ -1155,6 +1143,28 @@ func echoUpgradeBackend() *httptest.Server {
 	}))
 }
 
+// rawWebsocketHandshake sends a websocket handshake for /socket.io/?query
+// with upgradeHeaders (CRLF-terminated lines, or none) to front over a raw
+// connection, closed when the test ends, and reads the answer's head: the
+// connection and its reader stay usable for the tunnel after a 101.
+func rawWebsocketHandshake(t *testing.T, front *httptest.Server, query, upgradeHeaders string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", front.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(conn, "GET /socket.io/?"+query+" HTTP/1.1\r\nHost: v2.sysmayal.cloud\r\n"+
+		upgradeHeaders+"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, br, resp
+}
+
 // TestWebsocketWithDiagnoseResponsesOff: with diagnoseResponses off a
 // websocket handshake still goes through the guard's watcher (forwarded
 // from ServeHTTP, so that no deeper frame stays allocated while it is
@@ -1177,18 +1187,7 @@ func TestWebsocketWithDiagnoseResponsesOff(t *testing.T) {
 		{"a handshake the server refuses", "EIO=4&transport=websocket&refuse=1", http.StatusBadRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conn, err := net.DialTimeout("tcp", front.Listener.Addr().String(), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-			_, _ = io.WriteString(conn, "GET /socket.io/?"+c.query+" HTTP/1.1\r\nHost: v2.sysmayal.cloud\r\n"+
-				"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, _, resp := rawWebsocketHandshake(t, front, c.query, "Upgrade: websocket\r\nConnection: Upgrade\r\n")
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			if resp.StatusCode != c.wantStatus || resp.Header.Get(headerDiagnosis) != "" {
 				t.Errorf("status %d, diagnosis %q, want %d unmarked (body %q)", resp.StatusCode, resp.Header.Get(headerDiagnosis), c.wantStatus, body)
