@@ -20,9 +20,9 @@ type engineIORequest struct {
 	missingSlash bool
 
 	// proven: the short way's polling expression, its sid group matched,
-	// proved the query whole (a
-	// poll of an open session: EIO accepted, polling, a sid, no JSONP, each
-	// key once); the fields below it are then only transport and hasSID.
+	// proved the query whole (a poll of an open session: EIO accepted,
+	// polling, a sid, no JSONP, each key once); the fields below it are then
+	// only transport and hasSID.
 	proven bool
 	// queryProblem: the query could not be read as the server will read it
 	// (too long, too many parameters, a malformed escape); nil when read.

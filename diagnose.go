@@ -38,8 +38,9 @@ import (
 // answer on (the short way's polling handshake has it written out, for a
 // GET: serveShortHandshake; each change here goes there too). The answer
 // is captured (a heldAnswer, in httptest's compiled recorder for the
-// headers, which are rw's own) rather than passed on as it comes: an Engine.IO polling answer is one complete payload, so holding it
-// until it is complete delays nothing. An answer that grows past
+// headers, which are rw's own) rather than passed on as it comes: an
+// Engine.IO polling answer is one complete payload, so holding it until it
+// is complete delays nothing. An answer that grows past
 // maxHeldAnswer is sent on from there as it comes (heldAnswer.Write); an
 // informational one goes to the client at once (heldAnswer.WriteHeader).
 func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
