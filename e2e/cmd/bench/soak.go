@@ -461,9 +461,9 @@ func (env *soakEnv) phase(kind string) (*soakPhase, error) {
 	for _, name := range names {
 		// Its answers of 400 and above go to an access log (JSON), counted at
 		// the end (with -keep-logs every answer, kept).
-		accessLog := fmt.Sprintf("accessLog:\n  filePath: %s\n  format: json\n  filters:\n    statusCodes: [\"400-599\"]\n", filepath.Join(st.Dir, name+"-errors.json"))
-		if o.logsDir != "" {
-			accessLog = fmt.Sprintf("accessLog:\n  filePath: %s\n  format: json\n", filepath.Join(st.Dir, name+"-errors.json"))
+		accessLog := fmt.Sprintf("accessLog:\n  filePath: %s\n  format: json\n", filepath.Join(st.Dir, name+"-errors.json"))
+		if o.logsDir == "" {
+			accessLog += "  filters:\n    statusCodes: [\"400-599\"]\n"
 		}
 		tr, err := st.StartTraefik(stack.TraefikOptions{Name: name, EntryPoints: []string{"web"}, LogLevel: o.traefikLogLevel, Metrics: true,
 			Routers: []string{"frappe-socketio@file"}, Dynamic: env.soakDynamic(kind), LocalPlugins: localPlugins, ExtraStatic: accessLog})
