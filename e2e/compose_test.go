@@ -191,8 +191,8 @@ func composeDemo(t *testing.T, e *env, docker *stack.Docker, ctx context.Context
 	}
 }
 
-// waitHandshake polls a public URL's Engine.IO handshake until it answers
-// (bounded in time).
+// waitHandshake polls a public URL's Engine.IO handshake and the web app's
+// ping until both answer (bounded in time).
 func waitHandshake(t *testing.T, base string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -202,7 +202,14 @@ func waitHandshake(t *testing.T, base string, within time.Duration) {
 		resp, body, err := stack.Get(ctx, base+"/socket.io/?EIO=4&transport=polling", nil)
 		cancel()
 		if err == nil && resp.StatusCode == 200 && strings.HasPrefix(body, "0{") {
-			return
+			// The realtime server calls the web app back to authenticate
+			// a client: wait for the web app too (its ping).
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			resp, body, err = stack.Get(ctx, base+"/api/method/ping", nil)
+			cancel()
+			if err == nil && resp.StatusCode == 200 && strings.Contains(body, "pong") {
+				return
+			}
 		}
 		if err != nil {
 			last = err.Error()
@@ -211,7 +218,7 @@ func waitHandshake(t *testing.T, base string, within time.Duration) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("no Engine.IO handshake at %s within %s: last %s", base, within, last)
+	t.Fatalf("no Engine.IO handshake and web app ping at %s within %s: last %s", base, within, last)
 }
 
 type inspectAnswer struct {
@@ -448,8 +455,8 @@ func readArrivals(logs string) (polling, websocket, user string) {
 	return polling, websocket, user
 }
 
-// waitFrappe waits until the site answers an Engine.IO handshake through
-// Traefik and nginx and, with the recipe, the guard's router is the one
+// waitFrappe waits until the site answers an Engine.IO handshake and
+// Frappe's ping through Traefik and nginx and, with the recipe, the guard's router is the one
 // serving /socket.io (an EIO=3 handshake gets the guard's refusal), without
 // it, not.
 func waitFrappe(t *testing.T, client *http.Client, public string, recipe bool) {
@@ -472,6 +479,20 @@ func waitFrappe(t *testing.T, client *http.Client, public string, recipe bool) {
 				return false, false, err.Error()
 			}
 			probe.Body.Close()
+			// The realtime server answering is not enough: its
+			// authentication calls the web app back (get_user_info), and a
+			// client that connects before the web app listens is refused
+			// ("Unauthorized: Error: Bad Gateway"), so wait for Frappe's
+			// ping through the site too.
+			ping, err := client.Get(public + "/api/method/ping")
+			if err != nil {
+				return false, false, err.Error()
+			}
+			pong, _ := io.ReadAll(io.LimitReader(ping.Body, 4096))
+			ping.Body.Close()
+			if ping.StatusCode != 200 || !strings.Contains(string(pong), "pong") {
+				return false, false, fmt.Sprintf("/api/method/ping: %d %q", ping.StatusCode, stack.Trim(string(pong), 100))
+			}
 			return true, probe.Header.Get("X-Socketio-Guard-Error") != "", "guard " + probe.Header.Get("X-Socketio-Guard-Error")
 		}()
 		if ok && guarded == recipe {
