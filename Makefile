@@ -18,7 +18,7 @@ CACHE    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/socketioguard
 YAEGI_VERSIONS := v0.16.1 v0.15.1
 GOPATH_LAYOUT := $(CACHE)/yaegi-gopath
 
-.PHONY: test vet unit yaegi_test doctor e2e setup demo demo-broken bench soak fuzz bench-go tools clean
+.PHONY: test vet unit yaegi_test doctor e2e setup demo demo-broken bench instructions soak fuzz bench-go tools clean
 
 test: vet unit yaegi_test doctor e2e
 
@@ -104,6 +104,15 @@ BASELINE ?=
 bench:
 	set -a; eval "$$(bash scripts/setup-e2e.sh --bench)"; set +a; \
 	cd e2e && go run ./cmd/bench run $(if $(BASELINE),--baseline $(BASELINE))
+
+# The instructions Traefik's own process executes per request, for the
+# trivial plugin, the handshake floor and the guard side by side in one
+# Traefik under valgrind's callgrind: repeatable where bench's throughput
+# rounds are not (a minute or two; prints, writes nothing). BASELINE as
+# for bench.
+instructions:
+	set -a; eval "$$(bash scripts/setup-e2e.sh --bench)"; set +a; \
+	cd e2e && go run ./cmd/bench instructions $(if $(BASELINE),--baseline $(BASELINE))
 
 # 1,000 socket.io clients through a header-stripping nginx → two Traefiks →
 # three replicas → Redis; a replica killed and started again, Redis restarted

@@ -5,7 +5,7 @@
 # from the Go module proxy. Everything is cached: a second run takes seconds.
 #
 # usage: scripts/setup-e2e.sh [--browser] [--bench] [--suite] [--docker] [--kube]
-#        (--browser also installs Chromium, --bench wrk; --suite also builds
+#        (--browser also installs Chromium, --bench wrk and valgrind; --suite also builds
 #        the Traefik lines the suite runs besides the main one: v3.6.12 and
 #        v2.11.54. The demo and the bench need only the main one, v3.7.13.
 #        --docker: a Docker engine for the compose test — Debian's docker.io
@@ -67,7 +67,7 @@ command -v node >/dev/null && command -v npm >/dev/null || { say "Node.js 18+ wi
 
 timed "nginx and Redis from Debian" apt_install nginx redis-server
 $want_browser && timed "Chromium from Debian" apt_install chromium
-$want_bench && timed "wrk from Debian" apt_install wrk
+$want_bench && timed "wrk and valgrind from Debian" apt_install wrk valgrind
 
 # Node peers (socket.io, socket.io-client, the Redis client, adapter and
 # emitter, playwright-core) from the lockfile.

@@ -60,6 +60,11 @@ type TraefikOptions struct {
 	// (Tools.TraefikV36) or "v2" (Tools.TraefikV2, the v2.11 line).
 	Line string
 	Tee  io.Writer
+	// Wrapper runs Traefik under another program (its command line, to
+	// which Traefik's own is appended): valgrind for the bench's counts.
+	Wrapper []string
+	// ReadyWithin bounds the wait for Routers (default 30 s).
+	ReadyWithin time.Duration
 }
 
 // StartTraefik mounts the working tree's plugin source as a local plugin
@@ -178,12 +183,20 @@ providers:
 		return nil, err
 	}
 
-	p, err := s.Run(Command{Dir: dir, Name: o.Name, Tee: o.Tee, Env: o.Env, Program: binary, Args: []string{"--configFile=" + staticPath}})
+	program, args := binary, []string{"--configFile=" + staticPath}
+	if len(o.Wrapper) > 0 {
+		program, args = o.Wrapper[0], append(append(append([]string{}, o.Wrapper[1:]...), binary), args...)
+	}
+	p, err := s.Run(Command{Dir: dir, Name: o.Name, Tee: o.Tee, Env: o.Env, Program: program, Args: args})
 	if err != nil {
 		return nil, err
 	}
 	t.Process = p
-	if err := t.waitRouters(o.Routers, 30*time.Second); err != nil {
+	ready := o.ReadyWithin
+	if ready == 0 {
+		ready = 30 * time.Second
+	}
+	if err := t.waitRouters(o.Routers, ready); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -14,6 +14,7 @@
 //
 //	bench run [--rounds 5] [--duration 3s] [--connections 32] [--out DIR]
 //	bench soak [--clients 1000] [--channels 50] [--interval 250ms] [--out DIR]
+//	bench instructions [--requests 300] [--rounds 5] [--baseline REV]
 //	bench backend --port N        (the fast backend; run by bench run)
 //
 // bench soak: 1,000 socket.io clients through a header-stripping nginx → two
@@ -29,7 +30,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench run [flags] | bench soak [flags] | bench backend --port N")
+		fmt.Fprintln(os.Stderr, "usage: bench run [flags] | bench soak [flags] | bench instructions [flags] | bench backend --port N")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -39,6 +40,8 @@ func main() {
 		os.Exit(runBench(os.Args[2:]))
 	case "soak":
 		os.Exit(runSoak(os.Args[2:]))
+	case "instructions":
+		os.Exit(runInstructions(os.Args[2:]))
 	default:
 		fmt.Fprintf(os.Stderr, "bench: unknown command %q\n", os.Args[1])
 		os.Exit(2)
