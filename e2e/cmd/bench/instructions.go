@@ -91,72 +91,12 @@ func runInstructions(args []string) int {
 }
 
 func countInstructions(st *stack.Stack, requests, rounds int, profiles string) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	port, err := stack.FreePort()
-	if err != nil {
-		return err
-	}
-	backend, err := st.Start("backend", nil, self, "backend", "--port", strconv.Itoa(port))
-	if err != nil {
-		return err
-	}
-	if err := stack.WaitTCP(backend, stack.Addr(port), 10*time.Second); err != nil {
-		return err
-	}
-	floorDir, err := useHandshakeFloor(st)
-	if err != nil {
-		return err
-	}
-	entryPoints := []string{none.name, trivial.name, guard.name, handshakeFloor.name}
-	routers := []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-hsfloor@file"}
-	localPlugins := map[string]string{
-		"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough"),
-		"hsfloor":     floorDir,
-	}
-	extra := ""
-	if baselineDir != "" {
-		entryPoints = append(entryPoints, baseline.name)
-		routers = append(routers, "r-baseline@file")
-		localPlugins["guardbaseline"] = baselineDir
-		extra = `    baseline:
-      plugin:
-        guardbaseline: {setMissingOrigin: true, eioVersions: ["4"]}
-`
-	}
 	out := filepath.Join(st.Dir, "callgrind.out")
-	dynamic := fmt.Sprintf(`
-http:
-  middlewares:
-%s%s    hsfloor:
-      plugin:
-        hsfloor: {setMissingOrigin: true, eioVersions: ["4"]}
-  services:
-    backend:
-      loadBalancer:
-        servers: [{url: "http://127.0.0.1:%d"}]
-  routers:
-    r-none:     {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [none], service: backend}
-    r-trivial:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [trivial], middlewares: [trivial], service: backend}
-    r-guard:    {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [guard], middlewares: [guard], service: backend}
-    r-hsfloor:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [hsfloor], middlewares: [hsfloor], service: backend}
-`, benchMiddlewares, extra, port)
-	if baselineDir != "" {
-		dynamic += "    r-baseline: {rule: \"PathPrefix(`/`)\", entryPoints: [baseline], middlewares: [baseline], service: backend}\n"
-	}
 	began := time.Now()
-	tr, err := st.StartTraefik(stack.TraefikOptions{
-		EntryPoints:  entryPoints,
-		LocalPlugins: localPlugins,
-		Metrics:      true,
-		LogLevel:     "ERROR",
-		Routers:      routers,
-		Dynamic:      dynamic,
-		Env:          []string{"GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1", "GOGC=off", "GOMAXPROCS=1"},
-		Wrapper:      []string{"valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + out},
-		ReadyWithin:  10 * time.Minute,
+	tr, err := startBenchTraefik(st, stack.TraefikOptions{
+		Env:         []string{"GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1", "GOGC=off", "GOMAXPROCS=1"},
+		Wrapper:     []string{"valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + out},
+		ReadyWithin: 10 * time.Minute,
 	})
 	if err != nil {
 		return err

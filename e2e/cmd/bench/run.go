@@ -163,80 +163,7 @@ type results struct {
 func measure(st *stack.Stack, wrk string, o benchOptions) (*results, error) {
 	r := &results{started: time.Now(), opts: o, http: map[string]map[string][]wrkResult{}, ws: map[string][]float64{},
 		wsHandshakes: map[string][]float64{}, storm: map[string][]float64{}, attacks: map[string]map[string][]float64{}}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	port, err := stack.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	backend, err := st.Start("backend", nil, self, "backend", "--port", strconv.Itoa(port))
-	if err != nil {
-		return nil, err
-	}
-	if err := stack.WaitTCP(backend, stack.Addr(port), 10*time.Second); err != nil {
-		return nil, err
-	}
-	floorDir, err := useHandshakeFloor(st)
-	if err != nil {
-		return nil, err
-	}
-	entryPoints := []string{none.name, trivial.name, guard.name, nodiag.name, fallback.name, capture.name, handshakeFloor.name}
-	routers := []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-nodiag@file", "r-fallback@file", "r-capture@file", "r-hsfloor@file"}
-	localPlugins := map[string]string{
-		"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough"),
-		"capture":     filepath.Join(st.Tools.Repo, "e2e", "bench", "capture"),
-		"hsfloor":     floorDir,
-	}
-	baselineMiddleware, baselineRouter := "", ""
-	if baselineDir != "" {
-		entryPoints = append(entryPoints, baseline.name)
-		routers = append(routers, "r-baseline@file")
-		localPlugins["guardbaseline"] = baselineDir
-		baselineMiddleware = `    baseline:
-      plugin:
-        guardbaseline: {setMissingOrigin: true, eioVersions: ["4"], inspectPath: /socket.io/.guard}
-`
-		baselineRouter = `    r-baseline: {rule: "PathPrefix(` + "`/`" + `)", entryPoints: [baseline], middlewares: [baseline], service: backend}
-`
-	}
-	tr, err := st.StartTraefik(stack.TraefikOptions{
-		EntryPoints:  entryPoints,
-		LocalPlugins: localPlugins,
-		Metrics:      true,
-		LogLevel:     "ERROR",
-		Routers:      routers,
-		Dynamic: fmt.Sprintf(`
-http:
-  middlewares:
-%s%s    nodiag:
-      plugin:
-        socketioguard: {setMissingOrigin: true, eioVersions: ["4"], diagnoseResponses: false}
-    fallback:
-      plugin:
-        socketioguard:
-          mode: fallback
-    capture:
-      plugin:
-        capture: {}
-    hsfloor:
-      plugin:
-        hsfloor: {setMissingOrigin: true, eioVersions: ["4"]}
-  services:
-    backend:
-      loadBalancer:
-        servers: [{url: "http://127.0.0.1:%d"}]
-  routers:
-    r-none:     {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [none], service: backend}
-    r-trivial:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [trivial], middlewares: [trivial], service: backend}
-    r-guard:    {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [guard], middlewares: [guard], service: backend}
-    r-nodiag:   {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [nodiag], middlewares: [nodiag], service: backend}
-    r-fallback: {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [fallback], middlewares: [fallback], service: backend}
-    r-capture:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [capture], middlewares: [capture], service: backend}
-    r-hsfloor:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [hsfloor], middlewares: [hsfloor], service: backend}
-`, benchMiddlewares, baselineMiddleware, port) + baselineRouter,
-	})
+	tr, err := startBenchTraefik(st, stack.TraefikOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +212,82 @@ http:
 	r.machine = machine()
 	r.versions = versions(st.Tools)
 	return r, nil
+}
+
+// startBenchTraefik starts the fast backend and one Traefik with an
+// entrypoint per variant (and the baseline's, after useBaseline), each
+// routed to the backend through its middleware. more holds what a caller
+// adds to Traefik's options (bench instructions: valgrind around it).
+func startBenchTraefik(st *stack.Stack, more stack.TraefikOptions) (*stack.Traefik, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port, err := stack.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	backend, err := st.Start("backend", nil, self, "backend", "--port", strconv.Itoa(port))
+	if err != nil {
+		return nil, err
+	}
+	if err := stack.WaitTCP(backend, stack.Addr(port), 10*time.Second); err != nil {
+		return nil, err
+	}
+	floorDir, err := useHandshakeFloor(st)
+	if err != nil {
+		return nil, err
+	}
+	entryPoints := []string{none.name, trivial.name, guard.name, nodiag.name, fallback.name, capture.name, handshakeFloor.name}
+	routers := []string{"r-none@file", "r-trivial@file", "r-guard@file", "r-nodiag@file", "r-fallback@file", "r-capture@file", "r-hsfloor@file"}
+	localPlugins := map[string]string{
+		"passthrough": filepath.Join(st.Tools.Repo, "e2e", "bench", "passthrough"),
+		"capture":     filepath.Join(st.Tools.Repo, "e2e", "bench", "capture"),
+		"hsfloor":     floorDir,
+	}
+	baselineMiddleware, baselineRouter := "", ""
+	if baselineDir != "" {
+		entryPoints = append(entryPoints, baseline.name)
+		routers = append(routers, "r-baseline@file")
+		localPlugins["guardbaseline"] = baselineDir
+		baselineMiddleware = `    baseline:
+      plugin:
+        guardbaseline: {setMissingOrigin: true, eioVersions: ["4"], inspectPath: /socket.io/.guard}
+`
+		baselineRouter = `    r-baseline: {rule: "PathPrefix(` + "`/`" + `)", entryPoints: [baseline], middlewares: [baseline], service: backend}
+`
+	}
+	more.EntryPoints, more.LocalPlugins, more.Metrics, more.LogLevel, more.Routers = entryPoints, localPlugins, true, "ERROR", routers
+	more.Dynamic = fmt.Sprintf(`
+http:
+  middlewares:
+%s%s    nodiag:
+      plugin:
+        socketioguard: {setMissingOrigin: true, eioVersions: ["4"], diagnoseResponses: false}
+    fallback:
+      plugin:
+        socketioguard:
+          mode: fallback
+    capture:
+      plugin:
+        capture: {}
+    hsfloor:
+      plugin:
+        hsfloor: {setMissingOrigin: true, eioVersions: ["4"]}
+  services:
+    backend:
+      loadBalancer:
+        servers: [{url: "http://127.0.0.1:%d"}]
+  routers:
+    r-none:     {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [none], service: backend}
+    r-trivial:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [trivial], middlewares: [trivial], service: backend}
+    r-guard:    {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [guard], middlewares: [guard], service: backend}
+    r-nodiag:   {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [nodiag], middlewares: [nodiag], service: backend}
+    r-fallback: {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [fallback], middlewares: [fallback], service: backend}
+    r-capture:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [capture], middlewares: [capture], service: backend}
+    r-hsfloor:  {rule: "PathPrefix(`+"`/`"+`)", entryPoints: [hsfloor], middlewares: [hsfloor], service: backend}
+`, benchMiddlewares, baselineMiddleware, port) + baselineRouter
+	return st.StartTraefik(more)
 }
 
 type combo struct {
