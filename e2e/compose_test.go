@@ -456,42 +456,46 @@ func readArrivals(logs string) (polling, websocket, user string) {
 }
 
 // waitFrappe waits until the site answers an Engine.IO handshake and
-// Frappe's ping through Traefik and nginx and, with the recipe, the guard's router is the one
-// serving /socket.io (an EIO=3 handshake gets the guard's refusal), without
-// it, not.
+// Frappe's ping through Traefik and nginx and, with the recipe, the guard's
+// router is the one serving /socket.io (an EIO=3 handshake gets the guard's
+// refusal), without it, not.
 func waitFrappe(t *testing.T, client *http.Client, public string, recipe bool) {
 	t.Helper()
+	get := func(path string) (*http.Response, string, error) {
+		resp, err := client.Get(public + path)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return resp, string(body), nil
+	}
 	deadline := time.Now().Add(3 * time.Minute)
 	var last string
 	for time.Now().Before(deadline) {
 		ok, guarded, what := func() (bool, bool, string) {
-			resp, err := client.Get(public + "/socket.io/?EIO=4&transport=polling")
+			resp, body, err := get("/socket.io/?EIO=4&transport=polling")
 			if err != nil {
 				return false, false, err.Error()
 			}
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "0{") {
-				return false, false, fmt.Sprintf("%d %q", resp.StatusCode, stack.Trim(string(body), 100))
+			if resp.StatusCode != 200 || !strings.HasPrefix(body, "0{") {
+				return false, false, fmt.Sprintf("%d %q", resp.StatusCode, stack.Trim(body, 100))
 			}
-			probe, err := client.Get(public + "/socket.io/?EIO=3&transport=polling")
+			probe, _, err := get("/socket.io/?EIO=3&transport=polling")
 			if err != nil {
 				return false, false, err.Error()
 			}
-			probe.Body.Close()
 			// The realtime server answering is not enough: its
 			// authentication calls the web app back (get_user_info), and a
 			// client that connects before the web app listens is refused
 			// ("Unauthorized: Error: Bad Gateway"), so wait for Frappe's
 			// ping through the site too.
-			ping, err := client.Get(public + "/api/method/ping")
+			ping, pong, err := get("/api/method/ping")
 			if err != nil {
 				return false, false, err.Error()
 			}
-			pong, _ := io.ReadAll(io.LimitReader(ping.Body, 4096))
-			ping.Body.Close()
-			if ping.StatusCode != 200 || !strings.Contains(string(pong), "pong") {
-				return false, false, fmt.Sprintf("/api/method/ping: %d %q", ping.StatusCode, stack.Trim(string(pong), 100))
+			if ping.StatusCode != 200 || !strings.Contains(pong, "pong") {
+				return false, false, fmt.Sprintf("/api/method/ping: %d %q", ping.StatusCode, stack.Trim(pong, 100))
 			}
 			return true, probe.Header.Get("X-Socketio-Guard-Error") != "", "guard " + probe.Header.Get("X-Socketio-Guard-Error")
 		}()
