@@ -72,7 +72,15 @@ func (s *Stack) StartDocker(t DockerTools) (*Docker, error) {
 	d := &Docker{st: s, cli: t.CLI, config: t.Config, cache: t.Cache, execRoot: execRoot}
 	d.Socket = filepath.Join(execRoot, "docker.sock")
 	d.Host = "unix://" + d.Socket
-	d.Daemon, err = s.Start("dockerd", nil, t.Dockerd,
+	// dockerd runs as the first process of a PID and mount namespace of its
+	// own (util-linux's unshare): when the test dies before Stop (a
+	// timeout's panic, SIGKILL), unshare dies with it (Pdeathsig) and takes
+	// dockerd along (--kill-child), and the kernel then ends every other
+	// process of the namespace — containerd's shims, made to outlive
+	// dockerd, and the containers — while the overlays and network
+	// namespaces dockerd mounted go with the mount namespace's last process.
+	// unshare waits through a SIGTERM for dockerd, which stops as usual.
+	d.Daemon, err = s.Start("dockerd", nil, "unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc", t.Dockerd,
 		"--data-root", filepath.Join(t.Cache, "data"),
 		"--exec-root", execRoot,
 		"--pidfile", filepath.Join(execRoot, "dockerd.pid"),
@@ -117,9 +125,11 @@ func (d *Docker) Stop() error {
 }
 
 // reapKilledDockerRuns ends what an earlier run of this engine left when
-// its test was killed (a timeout's panic, SIGKILL) before Stop: dockerd dies
-// with the test (Pdeathsig), but containerd's shims are made to outlive it,
-// so its containers kept running, their overlays mounted. An exec root
+// its test was killed (a timeout's panic, SIGKILL) before Stop and its
+// dockerd ran without a namespace of its own (before StartDocker gave it
+// one): dockerd died with the test (Pdeathsig), but containerd's shims are
+// made to outlive it, so its containers kept running, their overlays
+// mounted. (Since, such a run leaves only its exec root, removed here.) An exec root
 // (sgd-* in the temporary directory) whose dockerd is not running is such a
 // run's: the shims serving it (their -address is in it) and each shim's
 // container (its children: the container's init, whose death ends its PID
@@ -210,19 +220,10 @@ func isMountPoint(dir string) bool {
 	return false
 }
 
-// dockerdRunning: the dockerd whose PID the exec root holds is alive and
-// is that exec root's.
+// dockerdRunning: a dockerd of that exec root is alive. (Not by its
+// pidfile: dockerd writes the PID its own namespace gives it.)
 func dockerdRunning(execRoot string) bool {
-	b, err := os.ReadFile(filepath.Join(execRoot, "dockerd.pid"))
-	if err != nil {
-		return false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(cmdline, []byte(execRoot))
+	return len(processesWithArgs("--exec-root", execRoot)) > 0
 }
 
 // processesWithArgs lists the processes whose command line holds flag and
