@@ -16,7 +16,7 @@ import (
 // problem's own. One function, and the answer's constant parts built once
 // (answerParts): under Yaegi every call and expression costs each refusal.
 func reject(g *Guard, rw http.ResponseWriter, req *http.Request, p *problem, status int, detail, hint string) {
-	atomic.AddInt64(&g.counters.byProblem[p.index], 1)
+	atomic.AddInt64(&g.byProblem[p.index], 1)
 	if p.level <= g.log.level {
 		logRejection(g, req, p, hint)
 	}

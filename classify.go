@@ -69,7 +69,7 @@ func matchEngineIOPath(prefixes []string, path string) (prefix string, missingSl
 // taken as proven, its query not read again: nothing in it to refuse.
 func readEngineIORequest(g *Guard, req *http.Request, missingSlash bool) *engineIORequest {
 	if query := req.URL.RawQuery; len(query) <= maxShortWayQuery {
-		if polling := g.settings.pollingQuery.FindStringSubmatchIndex(query); polling != nil && polling[2] >= 0 {
+		if polling := g.pollingQuery.FindStringSubmatchIndex(query); polling != nil && polling[2] >= 0 {
 			return &engineIORequest{missingSlash: missingSlash, proven: true, transport: transportPolling, hasSID: true}
 		}
 	}

@@ -81,11 +81,16 @@ var (
 
 // Guard is the middleware handler built by New.
 type Guard struct {
-	next     http.Handler
-	name     string
-	settings settings
-	log      *logger
-	counters *counters
+	next http.Handler
+	name string
+	// settings and counters are embedded: their fields are read one
+	// selector deep (g.pollingQuery, &g.otherRequests). Under Yaegi every
+	// selector is a frame slot, allocated on every call of the function that
+	// holds it (g.settings one of 208 bytes): 4 allocations fewer per poll
+	// and 7 per polling handshake (measured, e2e/interpreted).
+	settings
+	*counters
+	log *logger
 	// inspections: the inspection's answers in the current second
 	// (inspectionsPerSecond), under inspectionsMu.
 	inspectionsMu sync.Mutex

@@ -44,7 +44,7 @@ import (
 // maxHeldAnswer is sent on from there as it comes (heldAnswer.Write); an
 // informational one goes to the client at once (heldAnswer.WriteHeader).
 func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	if !g.settings.diagnoseResponses {
+	if !g.diagnoseResponses {
 		g.next.ServeHTTP(rw, req)
 		return
 	}
@@ -63,7 +63,7 @@ func forwardCaptured(g *Guard, rw http.ResponseWriter, req *http.Request) {
 	}
 	// passesUnread(answer), written out: the call costs a poll 14
 	// allocations more under Yaegi (measured).
-	if recorder.Code == http.StatusOK && (req.Method == http.MethodPost || g.settings.engineIOContentTypes[header.Get("Content-Type")]) {
+	if recorder.Code == http.StatusOK && (req.Method == http.MethodPost || g.engineIOContentTypes[header.Get("Content-Type")]) {
 		_, _ = rw.Write(answer.body) // the 200 goes out with the first byte
 		return
 	}
@@ -100,7 +100,7 @@ func finishRefusedWebsocket(g *Guard, w *websocketWatcher) {
 	if w.hijacked {
 		return // the websocket was open, and is now closed
 	}
-	atomic.AddInt64(&g.counters.websocketFailed, 1)
+	atomic.AddInt64(&g.websocketFailed, 1)
 	if w.answer != nil && !w.answer.sent {
 		sendHeldAnswer(w.answer)
 	}
@@ -139,7 +139,7 @@ func (w *websocketWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.hijacked = true
 	// headersBefore is read only for a refusal: not kept for the websocket's life.
 	w.headersBefore = nil
-	atomic.AddInt64(&w.guard.counters.websocketUpgrades, 1) // now, not when the websocket closes
+	atomic.AddInt64(&w.guard.websocketUpgrades, 1) // now, not when the websocket closes
 	return conn, brw, err
 }
 
@@ -236,7 +236,7 @@ func writePastHold(a *heldAnswer, p []byte) (int, error) {
 // without reading. (Not a websocket handshake's: a 200 to one is read.)
 func passesUnread(a *heldAnswer) bool {
 	return a.ws == nil && a.recorder.Code == http.StatusOK &&
-		(a.req.Method == http.MethodPost || a.g.settings.engineIOContentTypes[a.client.Header().Get("Content-Type")])
+		(a.req.Method == http.MethodPost || a.g.engineIOContentTypes[a.client.Header().Get("Content-Type")])
 }
 
 // replaceWhileServerSends writes the guard's own answer in place of one the
@@ -262,7 +262,7 @@ func replaceWhileServerSends(a *heldAnswer) {
 // Early Hints as they come); otherwise a new heldAnswer (w.answer) that
 // holds it, its headers staying where they were set.
 func holdAnswer(w *websocketWatcher, status int) http.ResponseWriter {
-	if !w.guard.settings.diagnoseResponses {
+	if !w.guard.diagnoseResponses {
 		w.ResponseWriter.WriteHeader(status) // nothing is read: it goes on as it comes
 		return w.ResponseWriter
 	}
@@ -343,7 +343,7 @@ func readHeldAnswer(a *heldAnswer, body []byte) (*problem, string) {
 // markDiagnosis marks an answer with what it proves, counts and logs it.
 func markDiagnosis(a *heldAnswer, p *problem, message string) {
 	a.client.Header().Set(headerDiagnosis, p.id)
-	atomic.AddInt64(&a.g.counters.byProblem[p.index], 1)
+	atomic.AddInt64(&a.g.byProblem[p.index], 1)
 	if p.level <= a.g.log.level {
 		a.g.log.event(p.level, p.id, a.req, p.hint, message)
 	}

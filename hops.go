@@ -146,7 +146,7 @@ const (
 // Set-Cookie when Traefik's load balancer set one under its default name
 // (see stickyCookieSet). Without either, the two causes stay one diagnosis.
 func diagnoseSessionUnknown(g *Guard, req *http.Request, answer, before http.Header) (*problem, string) {
-	name, set := stickyCookieSet(g.settings.stickyCookie, answer, before)
+	name, set := stickyCookieSet(g.stickyCookie, answer, before)
 	if name == "" {
 		return &problemSessionUnknown, ""
 	}

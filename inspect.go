@@ -185,7 +185,7 @@ func writeInspection(g *Guard, rw http.ResponseWriter, req *http.Request) {
 		Verdict:  verdictFor(g, req),
 	}
 	answer.Query, answer.OtherQueryKeys = inspectedQuery(req.URL.RawQuery)
-	if g.settings.fallback {
+	if g.fallback {
 		answer.Mode = modeFallback
 	}
 
@@ -204,9 +204,9 @@ func writeInspection(g *Guard, rw http.ResponseWriter, req *http.Request) {
 // verdictFor runs the guard's decisions (without their effects) on the
 // inspection request as if its path were the first Engine.IO path.
 func verdictFor(g *Guard, req *http.Request) inspectionVerdict {
-	if g.settings.fallback {
+	if g.fallback {
 		return inspectionVerdict{
-			Action: "reject", Repairs: []string{}, Status: g.settings.fallbackStatus,
+			Action: "reject", Repairs: []string{}, Status: g.fallbackStatus,
 			Error: problemNoSocketIORoute.id, Detail: "fallback mode answers every Engine.IO request",
 		}
 	}

@@ -15,13 +15,13 @@ import (
 // X-Socketio-Guard-Repaired, and why a missing Origin is left missing ("" when
 // it is not). It changes nothing, so inspection can show it.
 func plannedRepairs(g *Guard, req *http.Request, eio *engineIORequest) (repairs []string, originWithheld string) {
-	if g.settings.normalizePath && eio.missingSlash {
+	if g.normalizePath && eio.missingSlash {
 		repairs = append(repairs, repairPath)
 	}
 	if eio.transport == transportWebsocket && !eio.usableUpgrade { // judgeUpgrade found it repairable
 		repairs = append(repairs, repairUpgrade)
 	}
-	if g.settings.setMissingOrigin && !eio.hasSID && req.Header.Get("Origin") == "" {
+	if g.setMissingOrigin && !eio.hasSID && req.Header.Get("Origin") == "" {
 		if originWithheld = originWithheldBecause(req, eio.hasJSONP); originWithheld == "" {
 			repairs = append(repairs, repairOrigin)
 		}
@@ -37,7 +37,7 @@ func plannedRepairs(g *Guard, req *http.Request, eio *engineIORequest) (repairs 
 // both ways. An Origin counts as missing when it is absent or empty (the
 // server has trimmed spaces and tabs around it).
 func repairMissingOrigin(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	if !g.settings.setMissingOrigin || req.Header.Get("Origin") != "" {
+	if !g.setMissingOrigin || req.Header.Get("Origin") != "" {
 		return
 	}
 	origin := originFor(req) // "" when Host is not a plain host
@@ -46,7 +46,7 @@ func repairMissingOrigin(g *Guard, rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	req.Header.Set("Origin", origin)
-	atomic.AddInt64(&g.counters.originRepairs, 1) // countNamed's own way for it, without the call
+	atomic.AddInt64(&g.originRepairs, 1) // countNamed's own way for it, without the call
 	if levelInfo <= g.log.level {
 		g.log.event(levelInfo, "repaired-"+repairOrigin, req, repairHints[repairOrigin], "")
 	}

@@ -46,8 +46,8 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 // handler is what New hands to Traefik: the guard, or in fallback mode the
 // lighter fallbackGuard (at the end of this file).
 func (g *Guard) handler() http.Handler {
-	if g.settings.fallback {
-		return &fallbackGuard{next: g.next, commonPrefix: g.settings.commonPrefix, guard: g}
+	if g.fallback {
+		return &fallbackGuard{next: g.next, commonPrefix: g.commonPrefix, guard: g}
 	}
 	return g
 }
@@ -87,7 +87,7 @@ func (g *Guard) handler() http.Handler {
 // bench/websocket-memory.md).
 func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	var w *websocketWatcher
-	if g.settings.shortWayPaths[req.URL.Path] {
+	if g.shortWayPaths[req.URL.Path] {
 		w = serveShortWay(g, rw, req)
 	} else {
 		w = serveOther(g, rw, req)
@@ -103,7 +103,7 @@ func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 // ServeHTTP, it returns the watcher of a websocket handshake to forward,
 // nil when the request was answered or forwarded.
 func serveOther(g *Guard, rw http.ResponseWriter, req *http.Request) *websocketWatcher {
-	if !strings.HasPrefix(req.URL.Path, g.settings.commonPrefix) {
+	if !strings.HasPrefix(req.URL.Path, g.commonPrefix) {
 		g.next.ServeHTTP(rw, req)
 		return nil
 	}
@@ -138,7 +138,7 @@ func serveShortWay(g *Guard, rw http.ResponseWriter, req *http.Request) *websock
 	if len(query) > maxShortWayQuery || req.URL.RawPath != "" {
 		return serveFullWay(g, rw, req) // it reads (or refuses) it
 	}
-	if polling := g.settings.pollingQuery.FindStringSubmatchIndex(query); polling != nil {
+	if polling := g.pollingQuery.FindStringSubmatchIndex(query); polling != nil {
 		if polling[2] >= 0 { // its sid pair
 			return serveShortPoll(g, rw, req)
 		}
@@ -153,7 +153,7 @@ func serveShortPoll(g *Guard, rw http.ResponseWriter, req *http.Request) *websoc
 	if req.Method != http.MethodGet && req.Method != http.MethodPost {
 		return serveFullWay(g, rw, req)
 	}
-	atomic.AddInt64(&g.counters.otherRequests, 1)
+	atomic.AddInt64(&g.otherRequests, 1)
 	forwardCaptured(g, rw, req)
 	return nil
 }
@@ -172,9 +172,9 @@ func serveShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request) *w
 		return refuseHandshakeMethod(g, rw, req)
 	}
 	repairMissingOrigin(g, rw, req)
-	atomic.AddInt64(&g.counters.pollingHandshakes, 1)
-	if !g.settings.diagnoseResponses {
-		g.next.ServeHTTP(rw, req)
+	atomic.AddInt64(&g.pollingHandshakes, 1)
+	if !g.diagnoseResponses {
+		forwardCaptured(g, rw, req) // which passes it on unread (2 slots fewer than g.next.ServeHTTP here)
 		return nil
 	}
 	header := rw.Header()
@@ -187,7 +187,7 @@ func serveShortHandshake(g *Guard, rw http.ResponseWriter, req *http.Request) *w
 	if answer.sent {
 		return nil // grown past maxHeldAnswer: sent on as it came
 	}
-	if recorder.Code == http.StatusOK && g.settings.engineIOContentTypes[header.Get("Content-Type")] {
+	if recorder.Code == http.StatusOK && g.engineIOContentTypes[header.Get("Content-Type")] {
 		_, _ = rw.Write(answer.body) // passesUnread(answer), for a GET
 		return nil
 	}
@@ -203,7 +203,7 @@ func refuseHandshakeMethod(g *Guard, rw http.ResponseWriter, req *http.Request) 
 	if req.Method == http.MethodOptions {
 		return serveFullWay(g, rw, req)
 	}
-	atomic.AddInt64(&g.counters.otherRequests, 1)
+	atomic.AddInt64(&g.otherRequests, 1)
 	reject(g, rw, req, &problemBadHandshakeMethod, problemBadHandshakeMethod.status, describeBadHandshakeMethod(g, req, nil), "")
 	return nil
 }
@@ -218,7 +218,7 @@ func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, qu
 	if req.Method != http.MethodGet {
 		return serveFullWay(g, rw, req)
 	}
-	websocket := g.settings.websocketQuery.FindStringSubmatchIndex(query)
+	websocket := g.websocketQuery.FindStringSubmatchIndex(query)
 	if websocket == nil {
 		return serveFullWay(g, rw, req)
 	}
@@ -228,7 +228,7 @@ func serveShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, qu
 	if websocket[2] < 0 { // no sid pair: a direct websocket
 		repairMissingOrigin(g, rw, req)
 	}
-	atomic.AddInt64(&g.counters.websocketHandshakes, 1)
+	atomic.AddInt64(&g.websocketHandshakes, 1)
 	return watchWebsocket(g, rw, req, true)
 }
 
@@ -253,7 +253,7 @@ func upgradeAsTraefikForwards(req *http.Request) bool {
 func judgeShortWebsocket(g *Guard, rw http.ResponseWriter, req *http.Request, hasSID bool) *websocketWatcher {
 	eio := &engineIORequest{transport: transportWebsocket, hasSID: hasSID} // what the judgement and the repair read
 	if p := judgeUpgrade(g, req, eio); p != nil {
-		atomic.AddInt64(&g.counters.otherRequests, 1)
+		atomic.AddInt64(&g.otherRequests, 1)
 		reject(g, rw, req, p, p.status, describeRejection[p](g, req, eio), "")
 		return nil
 	}
@@ -275,7 +275,7 @@ func serveFullWay(g *Guard, rw http.ResponseWriter, req *http.Request) *websocke
 		return repairAndForward(g, rw, req, eio)
 	}
 	if p := findProblem(g, req, eio); p != nil {
-		atomic.AddInt64(&g.counters.otherRequests, 1)
+		atomic.AddInt64(&g.otherRequests, 1)
 		reject(g, rw, req, p, p.status, describeRejection[p](g, req, eio), "")
 		return nil
 	}
@@ -292,13 +292,13 @@ func classify(g *Guard, rw http.ResponseWriter, req *http.Request) *engineIORequ
 	if req.URL.RawPath != "" {
 		path = req.URL.RawPath // Traefik forwards the path as it came, escapes and all
 	}
-	prefix, missingSlash, isEngineIO := matchEngineIOPath(g.settings.paths, path)
+	prefix, missingSlash, isEngineIO := matchEngineIOPath(g.paths, path)
 	// The client bundle the Socket.IO server serves is a plain download,
 	// unless its query carries Engine.IO's keys (a server with serveClient
 	// off hands it to Engine.IO).
-	plainBundle := len(path) > len(prefix) && g.settings.clientBundles[path[len(prefix):]] && !carriesEngineIOKeys(req)
-	if !isEngineIO || plainBundle || path == g.settings.inspectPath && req.Method == http.MethodGet ||
-		g.settings.fallback || req.Method == http.MethodOptions {
+	plainBundle := len(path) > len(prefix) && g.clientBundles[path[len(prefix):]] && !carriesEngineIOKeys(req)
+	if !isEngineIO || plainBundle || path == g.inspectPath && req.Method == http.MethodGet ||
+		g.fallback || req.Method == http.MethodOptions {
 		classifyOther(g, rw, req, path, isEngineIO, plainBundle)
 		return nil
 	}
@@ -312,20 +312,20 @@ func classify(g *Guard, rw http.ResponseWriter, req *http.Request) *engineIORequ
 func classifyOther(g *Guard, rw http.ResponseWriter, req *http.Request, path string, isEngineIO, plainBundle bool) {
 	switch {
 	case !isEngineIO:
-		if _, _, decodedIsEngineIO := matchEngineIOPath(g.settings.paths, req.URL.Path); decodedIsEngineIO {
+		if _, _, decodedIsEngineIO := matchEngineIOPath(g.paths, req.URL.Path); decodedIsEngineIO {
 			refuseEscapedPath(g, rw, req) // the server may read it as its path, or not: the guard cannot check it as either
 			return
 		}
 		g.next.ServeHTTP(rw, req)
 	case plainBundle:
 		g.next.ServeHTTP(rw, req)
-	case path == g.settings.inspectPath && req.Method == http.MethodGet:
+	case path == g.inspectPath && req.Method == http.MethodGet:
 		serveInspect(g, rw, req)
-	case g.settings.fallback:
-		atomic.AddInt64(&g.counters.otherRequests, 1)
+	case g.fallback:
+		atomic.AddInt64(&g.otherRequests, 1)
 		rejectMisrouted(g, rw, req)
 	default: // OPTIONS
-		atomic.AddInt64(&g.counters.otherRequests, 1)
+		atomic.AddInt64(&g.otherRequests, 1)
 		g.next.ServeHTTP(rw, req)
 	}
 }
@@ -336,7 +336,7 @@ func classifyOther(g *Guard, rw http.ResponseWriter, req *http.Request, path str
 // can need a repair: a poll of an open session, the most common request
 // here, skips the call; the Origin is a handshake's.)
 func repairAndForward(g *Guard, rw http.ResponseWriter, req *http.Request, eio *engineIORequest) *websocketWatcher {
-	if eio.missingSlash || eio.transport == transportWebsocket || g.settings.setMissingOrigin && !eio.hasSID {
+	if eio.missingSlash || eio.transport == transportWebsocket || g.setMissingOrigin && !eio.hasSID {
 		repairs, originWithheld := plannedRepairs(g, req, eio)
 		if originWithheld != "" {
 			withholdOrigin(g, req, originWithheld)
@@ -344,7 +344,7 @@ func repairAndForward(g *Guard, rw http.ResponseWriter, req *http.Request, eio *
 		applyRepairs(g, rw, req, repairs)
 	}
 	if eio.transport == transportWebsocket {
-		atomic.AddInt64(&g.counters.websocketHandshakes, 1)
+		atomic.AddInt64(&g.websocketHandshakes, 1)
 		// It leaves with its upgrade headers (usable, or restored by the
 		// repair); its answer is evidence about the hops behind Traefik
 		// only when it is a handshake every server takes as one.
@@ -354,9 +354,9 @@ func repairAndForward(g *Guard, rw http.ResponseWriter, req *http.Request, eio *
 		return watchWebsocket(g, rw, req, req.Method == http.MethodGet && req.ContentLength == 0 && req.ProtoMajor < 2)
 	}
 	if eio.hasSID {
-		atomic.AddInt64(&g.counters.otherRequests, 1)
+		atomic.AddInt64(&g.otherRequests, 1)
 	} else {
-		atomic.AddInt64(&g.counters.pollingHandshakes, 1)
+		atomic.AddInt64(&g.pollingHandshakes, 1)
 	}
 	forwardCaptured(g, rw, req)
 	return nil

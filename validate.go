@@ -23,11 +23,11 @@ func findProblem(g *Guard, req *http.Request, eio *engineIORequest) *problem {
 		return &problemQueryAmbiguous
 	case !eio.hasEIO && !eio.hasTransport:
 		return &problemQueryMissing
-	case eio.hasJSONP && !g.settings.allowJSONP:
+	case eio.hasJSONP && !g.allowJSONP:
 		return &problemJSONPRefused
-	case !g.settings.eioAccepted[eio.eio]: // missing, or not accepted
+	case !g.eioAccepted[eio.eio]: // missing, or not accepted
 		return &problemEIOUnsupported
-	case !g.settings.transportAccepted[eio.transport]:
+	case !g.transportAccepted[eio.transport]:
 		return &problemTransportUnknown
 	case !eio.hasSID && req.Method != http.MethodGet:
 		return &problemBadHandshakeMethod
@@ -87,7 +87,7 @@ func judgeStrippedUpgrade(g *Guard, req *http.Request, r *engineIORequest) *prob
 	}
 	h := req.Header
 	r.hasWebSocketProof = len(h["Sec-Websocket-Key"]) > 0 || len(h["Sec-Websocket-Version"]) > 0
-	if !g.settings.repairUpgrade || !r.hasWebSocketProof {
+	if !g.repairUpgrade || !r.hasWebSocketProof {
 		return &problemUpgradeMissing
 	}
 	if r.handshakeFlaw = websocketHandshakeFlaw(req); r.handshakeFlaw != noFlaw {
@@ -246,16 +246,16 @@ func describeJSONPRefused(*Guard, *http.Request, *engineIORequest) string {
 
 func describeEIOUnsupported(g *Guard, _ *http.Request, eio *engineIORequest) string {
 	if !eio.hasEIO {
-		return "EIO is missing; accepted: " + strings.Join(g.settings.eioVersions, ", ")
+		return "EIO is missing; accepted: " + strings.Join(g.eioVersions, ", ")
 	}
-	return fmt.Sprintf("EIO %q is not one of %s", shortened(eio.eio), strings.Join(g.settings.eioVersions, ", "))
+	return fmt.Sprintf("EIO %q is not one of %s", shortened(eio.eio), strings.Join(g.eioVersions, ", "))
 }
 
 func describeTransportUnknown(g *Guard, _ *http.Request, eio *engineIORequest) string {
 	if !eio.hasTransport {
-		return "transport is missing; accepted: " + strings.Join(g.settings.transports, ", ")
+		return "transport is missing; accepted: " + strings.Join(g.transports, ", ")
 	}
-	return fmt.Sprintf("transport %q is not one of %s", shortened(eio.transport), strings.Join(g.settings.transports, ", "))
+	return fmt.Sprintf("transport %q is not one of %s", shortened(eio.transport), strings.Join(g.transports, ", "))
 }
 
 func describeBadHandshakeMethod(_ *Guard, req *http.Request, _ *engineIORequest) string {
@@ -294,7 +294,7 @@ func describeUpgradeMissing(_ *Guard, req *http.Request, eio *engineIORequest) s
 // path (an ASGI python-engineio) would — the guard cannot check it as
 // either, and no Socket.IO client escapes its path.
 func refuseEscapedPath(g *Guard, rw http.ResponseWriter, req *http.Request) {
-	atomic.AddInt64(&g.counters.otherRequests, 1)
+	atomic.AddInt64(&g.otherRequests, 1)
 	detail := fmt.Sprintf("the path %q reads %q once decoded, but Traefik forwards it escaped", shortened(req.URL.RawPath), shortened(req.URL.Path))
 	reject(g, rw, req, &problemPathEscaped, problemPathEscaped.status, detail, "")
 }
@@ -330,6 +330,6 @@ func rejectMisrouted(g *Guard, rw http.ResponseWriter, req *http.Request) {
 	}
 	detail := fmt.Sprintf("%s %s for host %q reached a router that does not serve Socket.IO", shortened(req.Method), shortened(req.URL.Path), host)
 	hint := fmt.Sprintf("add a router with rule Host(`%s`) && PathPrefix(`%s`) to the Socket.IO service, with a higher priority than the router that uses the middleware %s",
-		host, strings.TrimSuffix(g.settings.paths[0], "/"), g.name)
-	reject(g, rw, req, &problemNoSocketIORoute, g.settings.fallbackStatus, detail, hint)
+		host, strings.TrimSuffix(g.paths[0], "/"), g.name)
+	reject(g, rw, req, &problemNoSocketIORoute, g.fallbackStatus, detail, hint)
 }

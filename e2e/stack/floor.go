@@ -18,8 +18,8 @@ const HandshakeFloorModule = "example.com/hsfloor/socketioguard"
 // counters, method routing, short-way dispatch, copy of the headers set
 // before, or diagnosis.
 const handshakeFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	polling := g.settings.pollingQuery.FindStringSubmatchIndex(req.URL.RawQuery)
-	if !g.settings.shortWayPaths[req.URL.Path] || polling == nil || polling[2] >= 0 {
+	polling := g.pollingQuery.FindStringSubmatchIndex(req.URL.RawQuery)
+	if !g.shortWayPaths[req.URL.Path] || polling == nil || polling[2] >= 0 {
 		g.next.ServeHTTP(rw, req)
 		return
 	}
