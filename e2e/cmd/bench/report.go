@@ -223,10 +223,23 @@ func writeReport(r *results, o benchOptions) error {
 	hs := httpCases[3].route
 	guardHS, _, _ := stats(vsTrivial(hs, "guard"))
 	floorHS, _, _ := stats(vsTrivial(hs, handshakeFloor.name))
+	guardVsFloor := ratios(rpsOf(r.http[hs]["guard"]), rpsOf(r.http[hs][handshakeFloor.name]))
+	pairedGuardVsFloor, _, _ := stats(guardVsFloor)
+	// Below the floor in units of the trivial plugin, read two ways: the
+	// difference of the medians, and the paired ratio applied to the floor's
+	// median. Their rounds move the floor's median by more than 0.03 between
+	// runs (bench/instructions.md), so the goal is met only when both say so.
+	belowByMedians, belowPaired := floorHS-guardHS, floorHS*(1-pairedGuardVsFloor)
+	handshakeVerdict := fmt.Sprintf("%.3f of the trivial plugin; %.3f below the floor by the medians, %.3f by the paired ratio", guardHS, belowByMedians, belowPaired)
+	if guardHS >= 0.90 || belowByMedians <= 0.03 && belowPaired <= 0.03 {
+		handshakeVerdict = "met (" + handshakeVerdict + ")"
+	} else {
+		handshakeVerdict = "not met (" + handshakeVerdict + "; counted in instructions instead: `make instructions`, bench/instructions.md)"
+	}
 	w("\nThe polling handshake's floor, measured in this run (`stack.WriteHandshakeFloor`, in `e2e/stack/floor.go`; in process `BenchmarkProxyHandshakeFloor`): the working tree's guard with its `ServeHTTP` cut down to the path lookup, the guard's recognition of a polling handshake (its polling expression, the sid group unmatched; before 2026-12-07's sixth session an expression of the handshake's own), the guard's own Origin repair and the guard's own capture (at most 64 KiB held), sent on as the reference plugin sends it — no counters, method routing, short-way dispatch, copy of the headers set before, or diagnosis (nor, before 2026-12-07, the guard's check of `Expect`). Against the trivial plugin, paired by round: the floor %s, the guard %s; the guard against the floor %s. In process the guard pays %d allocations for it, the floor %d: what each thing the floor leaves out costs there is measured in `bench/lean-short-way.md`. The goal (issue 24): the guard at 0.90 of the trivial plugin or more, or within 0.03 of the floor: %s.\n\n",
-		spread(vsTrivial(hs, handshakeFloor.name)), spread(vsTrivial(hs, "guard")), spread(ratios(rpsOf(r.http[hs]["guard"]), rpsOf(r.http[hs][handshakeFloor.name]))),
+		spread(vsTrivial(hs, handshakeFloor.name)), spread(vsTrivial(hs, "guard")), spread(guardVsFloor),
 		allocsOf(r.yaegi, "BenchmarkProxyGuardHandshake-"), allocsOf(r.yaegi, "BenchmarkProxyHandshakeFloor-"),
-		map[bool]string{true: fmt.Sprintf("met (%.3f of the trivial plugin, %.3f below the floor)", guardHS, floorHS-guardHS), false: fmt.Sprintf("not met (%.3f of the trivial plugin, %.3f below the floor)", guardHS, floorHS-guardHS)}[guardHS >= 0.90 || floorHS-guardHS <= 0.03])
+		handshakeVerdict)
 
 	writeAttackRows(w, r)
 
