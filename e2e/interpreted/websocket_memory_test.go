@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -41,6 +42,7 @@ func BenchmarkHeapPerOpenWebsocket(b *testing.B) {
 		{"guard, direct websocket (Origin repair)", guardHandlerWith, "/socket.io/?EIO=4&transport=websocket", wsHeaders},
 		{"guard, stripped upgrade repaired", guardHandlerWith, wsUpgradeOfSID, stripped},
 		{"guard, diagnoseResponses off", noDiagnosisGuardWith, wsUpgradeOfSID, wsHeaders},
+		{"memory floor: the guard forwarding from ServeHTTP, unwatched", websocketMemoryFloorWith, wsUpgradeOfSID, wsHeaders},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			const open = 1000
@@ -135,4 +137,16 @@ func noDiagnosisGuardWith(b *testing.B, next http.Handler) http.Handler {
 		config[k] = v
 	}
 	return interpretedHandlerWith(b, stack.PluginModule, repo(b), config, next)
+}
+
+// websocketMemoryFloorWith is the guard with the Frappe recipe whose
+// ServeHTTP forwards a websocket handshake with the client's own writer
+// instead of its watcher (stack.WriteWebsocketMemoryFloor): issue 24's
+// memory floor, the guard calling next.ServeHTTP from its shallowest frame.
+func websocketMemoryFloorWith(b *testing.B, next http.Handler) http.Handler {
+	dir := filepath.Join(b.TempDir(), "wsfloor")
+	if err := stack.WriteWebsocketMemoryFloor(repo(b), dir); err != nil {
+		b.Fatal(err)
+	}
+	return interpretedHandlerWith(b, stack.WebsocketMemoryFloorModule, dir, frappeRecipe, next)
 }

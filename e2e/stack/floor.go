@@ -42,6 +42,44 @@ const handshakeFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWrite
 // plugin of HandshakeFloorModule: the floor the polling handshake is
 // measured against (make bench, and e2e/interpreted in process).
 func WriteHandshakeFloor(repo, dir string) error {
+	return writeServeHTTPVariant(repo, dir, handshakeFloorServeHTTP, HandshakeFloorModule, "socketioguard, handshake floor")
+}
+
+// WebsocketMemoryFloorModule is the module the websocket memory floor is
+// loaded under.
+const WebsocketMemoryFloorModule = "example.com/wsfloor/socketioguard"
+
+// websocketMemoryFloorServeHTTP replaces the guard's ServeHTTP in the
+// websocket memory floor (issue 24: "the guard calling next.ServeHTTP from
+// its shallowest frame"): the guard's whole way to forwarding a websocket
+// handshake, which then goes to next with the client's own writer, not
+// through the watcher — nothing of the answer seen, the upgrade not
+// counted, no refusal held.
+const websocketMemoryFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	var w *websocketWatcher
+	if g.shortWayPaths[req.URL.Path] {
+		w = serveShortWay(g, rw, req)
+	} else {
+		w = serveOther(g, rw, req)
+	}
+	if w != nil {
+		g.next.ServeHTTP(rw, req)
+	}
+}
+`
+
+// WriteWebsocketMemoryFloor writes the plugin of the repository at repo
+// into dir, its ServeHTTP replaced by websocketMemoryFloorServeHTTP, as a
+// local plugin of WebsocketMemoryFloorModule: what an open websocket keeps
+// measured against it (e2e/interpreted, BenchmarkHeapPerOpenWebsocket).
+func WriteWebsocketMemoryFloor(repo, dir string) error {
+	return writeServeHTTPVariant(repo, dir, websocketMemoryFloorServeHTTP, WebsocketMemoryFloorModule, "socketioguard, websocket memory floor")
+}
+
+// writeServeHTTPVariant writes the plugin's source files (not its tests)
+// into dir with the guard's ServeHTTP replaced by serveHTTP, as a local
+// plugin of its own module.
+func writeServeHTTPVariant(repo, dir, serveHTTP, module, displayName string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -60,7 +98,7 @@ func WriteHandshakeFloor(repo, dir string) error {
 		text := string(src)
 		if start := strings.Index(text, "func (g *Guard) ServeHTTP("); start >= 0 {
 			end := start + strings.Index(text[start:], "\n}\n") + 3
-			text = text[:start] + handshakeFloorServeHTTP + text[end:]
+			text = text[:start] + serveHTTP + text[end:]
 			if !strings.Contains(text, "\t\"net/http/httptest\"\n") {
 				text = strings.Replace(text, "\t\"net/http\"\n", "\t\"net/http\"\n\t\"net/http/httptest\"\n", 1)
 			}
@@ -69,7 +107,7 @@ func WriteHandshakeFloor(repo, dir string) error {
 			return err
 		}
 	}
-	return WritePluginModule(dir, HandshakeFloorModule, "socketioguard, handshake floor", "experiment")
+	return WritePluginModule(dir, module, displayName, "experiment")
 }
 
 // WritePluginModule makes a folder of plugin source a local plugin of its
