@@ -16,6 +16,16 @@ func TestLoadsThePluginsTheBenchmarksUse(t *testing.T) {
 	if err != nil && tools.Repo == "" {
 		t.Fatal(err)
 	}
+	// The experiments' variants of the guard (make bench, make instructions,
+	// BenchmarkHeapPerOpenWebsocket): the working tree's source with its
+	// ServeHTTP replaced, which must still load and serve.
+	handshakeFloor, websocketFloor := filepath.Join(t.TempDir(), "hsfloor"), filepath.Join(t.TempDir(), "wsfloor")
+	if err := stack.WriteHandshakeFloor(tools.Repo, handshakeFloor); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.WriteWebsocketMemoryFloor(tools.Repo, websocketFloor); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		module, src string
 		config      map[string]any
@@ -26,6 +36,8 @@ func TestLoadsThePluginsTheBenchmarksUse(t *testing.T) {
 		{stack.PluginModule, tools.Repo, map[string]any{"mode": "fallback"}, "/socket.io/?EIO=4&transport=polling", 421},
 		{"example.com/passthrough", filepath.Join(tools.Repo, "e2e", "bench", "passthrough"), map[string]any{"headers": map[string]any{"X-Demo": "x"}}, "/", http.StatusOK},
 		{"example.com/capture", filepath.Join(tools.Repo, "e2e", "bench", "capture"), nil, "/socket.io/?EIO=4&transport=polling", http.StatusOK},
+		{stack.HandshakeFloorModule, handshakeFloor, nil, "/socket.io/?EIO=4&transport=polling", http.StatusOK},
+		{stack.WebsocketMemoryFloorModule, websocketFloor, nil, "/socket.io/", http.StatusBadRequest},
 	}
 	for _, c := range cases {
 		dir := t.TempDir()
