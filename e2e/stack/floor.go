@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,44 +43,38 @@ const handshakeFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWrite
 // plugin of HandshakeFloorModule: the floor the polling handshake is
 // measured against (make bench, and e2e/interpreted in process).
 func WriteHandshakeFloor(repo, dir string) error {
-	return writeServeHTTPVariant(repo, dir, handshakeFloorServeHTTP, HandshakeFloorModule, "socketioguard, handshake floor")
+	return writeServeHTTPVariant(repo, dir, HandshakeFloorModule, "socketioguard, handshake floor", func(string) (string, error) {
+		return handshakeFloorServeHTTP, nil
+	})
 }
 
 // WebsocketMemoryFloorModule is the module the websocket memory floor is
 // loaded under.
 const WebsocketMemoryFloorModule = "example.com/wsfloor/socketioguard"
 
-// websocketMemoryFloorServeHTTP replaces the guard's ServeHTTP in the
-// websocket memory floor (issue 24: "the guard calling next.ServeHTTP from
-// its shallowest frame"): the guard's whole way to forwarding a websocket
-// handshake, which then goes to next with the client's own writer, not
-// through the watcher — nothing of the answer seen, the upgrade not
-// counted, no refusal held.
-const websocketMemoryFloorServeHTTP = `func (g *Guard) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	var w *websocketWatcher
-	if g.shortWayPaths[req.URL.Path] {
-		w = serveShortWay(g, rw, req)
-	} else {
-		w = serveOther(g, rw, req)
-	}
-	if w != nil {
-		g.next.ServeHTTP(rw, req)
-	}
-}
-`
-
 // WriteWebsocketMemoryFloor writes the plugin of the repository at repo
-// into dir, its ServeHTTP replaced by websocketMemoryFloorServeHTTP, as a
-// local plugin of WebsocketMemoryFloorModule: what an open websocket keeps
-// measured against it (e2e/interpreted, BenchmarkHeapPerOpenWebsocket).
+// into dir as a local plugin of WebsocketMemoryFloorModule, its ServeHTTP
+// the guard's own but for the forwarding of a websocket handshake: with the
+// client's own writer instead of the watcher (issue 24: "the guard calling
+// next.ServeHTTP from its shallowest frame") — the guard's whole way to
+// forwarding it, nothing of the answer seen, the upgrade not counted, no
+// refusal held. What an open websocket keeps is measured against it
+// (e2e/interpreted, BenchmarkHeapPerOpenWebsocket).
 func WriteWebsocketMemoryFloor(repo, dir string) error {
-	return writeServeHTTPVariant(repo, dir, websocketMemoryFloorServeHTTP, WebsocketMemoryFloorModule, "socketioguard, websocket memory floor")
+	return writeServeHTTPVariant(repo, dir, WebsocketMemoryFloorModule, "socketioguard, websocket memory floor", func(serveHTTP string) (string, error) {
+		const watched, finish, unwatched = "g.next.ServeHTTP(w, req)", "finishRefusedWebsocket(g, w)", "g.next.ServeHTTP(rw, req)"
+		start, end := strings.Index(serveHTTP, watched), strings.Index(serveHTTP, finish)
+		if start < 0 || end < start {
+			return "", fmt.Errorf("the guard's ServeHTTP no longer forwards a websocket handshake by %s and %s: WriteWebsocketMemoryFloor needs to follow it", watched, finish)
+		}
+		return serveHTTP[:start] + unwatched + serveHTTP[end+len(finish):], nil
+	})
 }
 
 // writeServeHTTPVariant writes the plugin's source files (not its tests)
-// into dir with the guard's ServeHTTP replaced by serveHTTP, as a local
-// plugin of its own module.
-func writeServeHTTPVariant(repo, dir, serveHTTP, module, displayName string) error {
+// into dir with the guard's ServeHTTP rewritten by rewrite (which gets the
+// function's source), as a local plugin of its own module.
+func writeServeHTTPVariant(repo, dir, module, displayName string, rewrite func(serveHTTP string) (string, error)) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -87,6 +82,7 @@ func writeServeHTTPVariant(repo, dir, serveHTTP, module, displayName string) err
 	if err != nil {
 		return err
 	}
+	rewritten := false
 	for _, file := range files {
 		if strings.HasSuffix(file, "_test.go") {
 			continue
@@ -98,7 +94,11 @@ func writeServeHTTPVariant(repo, dir, serveHTTP, module, displayName string) err
 		text := string(src)
 		if start := strings.Index(text, "func (g *Guard) ServeHTTP("); start >= 0 {
 			end := start + strings.Index(text[start:], "\n}\n") + 3
-			text = text[:start] + serveHTTP + text[end:]
+			variant, err := rewrite(text[start:end])
+			if err != nil {
+				return err
+			}
+			text, rewritten = text[:start]+variant+text[end:], true
 			if !strings.Contains(text, "\t\"net/http/httptest\"\n") {
 				text = strings.Replace(text, "\t\"net/http\"\n", "\t\"net/http\"\n\t\"net/http/httptest\"\n", 1)
 			}
@@ -106,6 +106,9 @@ func writeServeHTTPVariant(repo, dir, serveHTTP, module, displayName string) err
 		if err := os.WriteFile(filepath.Join(dir, filepath.Base(file)), []byte(text), 0o644); err != nil {
 			return err
 		}
+	}
+	if !rewritten {
+		return fmt.Errorf("no func (g *Guard) ServeHTTP in %s's *.go", repo)
 	}
 	return WritePluginModule(dir, module, displayName, "experiment")
 }
